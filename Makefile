@@ -1,0 +1,38 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each builds .venv from the pins
+# first; a stamp named after the hash of the pin files makes a second run install nothing.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIN_HASH := $(shell cat constraints.txt requirements.lock pyproject.toml | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.installed-$(PIN_HASH)
+
+.PHONY: venv test test-slow lint demo bench-unitary clean
+
+venv: $(STAMP)
+
+$(STAMP):
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -c constraints.txt torch
+	$(PY) -m pip install --quiet -c constraints.txt -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+test: lint
+	$(PY) -m pytest -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+demo: $(STAMP)
+	$(VENV)/bin/qadapters demo
+
+bench-unitary: $(STAMP)
+	$(PY) -m benchmarks.unitary
+
+clean:
+	rm -rf $(VENV) build *.egg-info
