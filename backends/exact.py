@@ -18,8 +18,8 @@ index in the middle (wire 0 most significant) and M state columns. A gate on the
 ``w..w+t-1`` is one batched matmul on the view ``(B, 2^w, 2^t, 2^(n-w-t)·M)`` — no copy. Gates on
 scattered wires permute those axes to the front first. Ops are packed into moments (disjoint wires);
 within a moment, fixed diagonal gates (CZ, Z, …) fold into a single sign/phase vector and runs of
-single-qubit gates on neighbouring wires fold into one Kronecker product, so a two-design layer costs
-a handful of passes over memory instead of one per gate.
+single-qubit gates on neighbouring wires fold into one Kronecker product, so a two-design layer
+costs a handful of passes over memory instead of one per gate.
 """
 
 from __future__ import annotations
@@ -408,7 +408,7 @@ class _SubPass:
 
 
 def _untouched_local(op: Op) -> np.ndarray:
-    """Local basis states the gate leaves alone for every angle (rows and columns of the identity)."""
+    """Local basis states the gate leaves alone at every angle (identity row and column)."""
     gate = get_gate(op.name)
     angles = [None] if gate.num_params == 0 else [0.37, 1.91]
     keep = None
@@ -428,7 +428,9 @@ def _subspace_plan(circuit: Circuit, k: int) -> tuple[_SubPass, ...]:
     pos = {int(v): r for r, v in enumerate(idx)}
     bit = lambda w: (idx >> (n - 1 - w)) & 1  # noqa: E731
 
-    def op_tables(op: Op, table_offset: int) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    def op_tables(
+        op: Op, table_offset: int
+    ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
         gate = get_gate(op.name)
         t = gate.num_wires
         d = 1 << t

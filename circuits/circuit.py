@@ -1,4 +1,4 @@
-"""The circuit IR: :class:`Op` (one gate application) and :class:`Circuit` (an immutable list of them).
+"""The circuit IR: :class:`Op` (one gate application) and :class:`Circuit` (an immutable list).
 
 A circuit is plain data. It names gates from :mod:`circuits.gates`, refers to its parameters by
 index into one flat parameter vector, and says nothing about how it is run; :mod:`backends` compile

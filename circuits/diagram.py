@@ -56,7 +56,7 @@ def _columns(circuit: Circuit) -> list[list[Op]]:
 
 
 def draw(circuit: Circuit, max_width: int = 120) -> str:
-    """Render ``circuit`` as text, one row per wire (plus connector rows), wrapped at ``max_width``."""
+    """Render ``circuit`` as text, one row per wire plus connector rows, wrapped at max_width."""
     n = circuit.n_qubits
     anc = set(circuit.ancillas)
     names = [("a" if w in anc else "q") + str(w) for w in range(n)]
@@ -80,7 +80,8 @@ def draw(circuit: Circuit, max_width: int = 120) -> str:
             wire_rows[w].append("─" + left + text + fill[len(left) :] + "─")
         for g in range(n - 1):
             mid = (width + 2) // 2
-            gap_rows[g].append(" " * mid + ("│" if g in vertical else " ") + " " * (width + 1 - mid))
+            bar = "│" if g in vertical else " "
+            gap_rows[g].append(" " * mid + bar + " " * (width + 1 - mid))
     lines_per_block: list[list[str]] = []
     for w in range(n):
         lines_per_block.append(wire_rows[w])
@@ -102,7 +103,7 @@ def draw(circuit: Circuit, max_width: int = 120) -> str:
             end += 1
         for row in lines_per_block:
             line = row[0] + "".join(row[start:end])
-            out.append(line.rstrip() if not line.strip() == "" else "")
+            out.append(line.rstrip())
         start = end
         if start >= ncols:
             break
