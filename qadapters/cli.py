@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 #: command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "export": ("qadapters.export", "write an adapter circuit as text, OpenQASM 3, a drawing or JSON"),
+    "export": ("qadapters.export", "write an adapter circuit as text, QASM 3, a drawing or JSON"),
     "count": ("qadapters.calculator", "trainable parameters and bytes of each family vs LoRA"),
     "demo": ("qadapters.demo", "the main experiment: adapt an MLP from digits 0-4 to 5-9"),
 }
