@@ -1,0 +1,367 @@
+"""Compile a :class:`circuits.Circuit` to a Qiskit ``QuantumCircuit``; export OpenQASM 3.
+
+- :func:`to_qiskit` — the circuit with a ``ParameterVector`` named ``θ`` (or bound to numbers).
+- :func:`parameter_values` — a parameter vector reordered to ``QuantumCircuit.parameters``, for
+  primitive PUBs that bind many parameter sets at once.
+- :func:`to_qasm3` — OpenQASM 3 text through :func:`qiskit.qasm3.dumps`.
+- :func:`qubit_of` / :func:`wire_of` — the bit-order map below.
+- :class:`RBSGate`, :class:`FBSGate` — the IR's beam splitters as named Qiskit gates with a
+  definition in standard gates, so they transpile to any basis.
+
+Note [Qiskit bit order]
+-----------------------
+The IR (like PennyLane) reads wire 0 as the *most* significant bit of a basis index; Qiskit reads
+qubit 0 as the *least* significant. :func:`to_qiskit` places IR wire ``w`` on Qiskit qubit
+``n-1-w`` (:func:`qubit_of`). Then the basis index ``Σ_q x_q 2^q`` Qiskit uses equals the IR's
+``Σ_w x_w 2^(n-1-w)``, so ``Operator(to_qiskit(c, θ)).data == exact.unitary(c, θ)`` entry for entry,
+with no ``reverse_qargs()``.
+
+Every op's qargs are listed in IR order: controls first, then targets in ``op.wires`` order, each
+mapped by :func:`qubit_of`. A Qiskit gate ``G`` on qargs ``[q_a, q_b]`` has the IR matrix ``M`` on
+wires ``(a, b)`` when ``Operator(G)`` is ``M`` with its qubits reversed — true of ``CXGate`` for the
+IR ``cnot`` and, by construction, of :class:`RBSGate` for ``rbs``.
+
+For a controlled op, ``ctrl_state`` is an integer whose bit ``k`` is the value of the ``k``-th
+control qarg (Qiskit's little-endian reading), i.e. ``Σ_k control_values[k] · 2^k``.
+
+With ``measure=True`` qubit ``q`` is measured into clbit ``q``. Qiskit prints count bitstrings
+with the highest clbit on the left, so a bitstring reads in IR wire order — its first (leftmost)
+character is wire 0 — and ``int(bitstring, 2)`` is the IR basis index. Ancilla wires
+(``circuit.ancillas``) sit at character positions ``ancillas`` of that string.
+
+Note [RBS in Qiskit]
+--------------------
+``RBS(θ)`` on qargs ``[q0, q1]`` (q0 the IR's first wire) is, in Qiskit's matrix convention,
+``[[1,0,0,0],[0,cos θ,−sin θ,0],[0,sin θ,cos θ,0],[0,0,0,1]]`` = ``XXPlusYYGate(2θ, β=π/2)``. Its
+definition here uses standard gates only: ``H⊗H · CZ · (RY(θ) on q0, RY(−θ) on q1) · CZ · H⊗H``
+(both identities checked numerically in ``tests/backends/test_qiskit.py``). ``FBSGate`` acts on
+``[i, between..., j]`` and is ``D · RBS(i, j) · D`` with ``D = Π CZ(i, m)`` (Note [FBS sign] in
+:mod:`circuits.gates`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from circuits import Circuit, Op
+
+try:
+    import qiskit.qasm3
+    from qiskit.circuit import (
+        ClassicalRegister,
+        Gate,
+        ParameterExpression,
+        ParameterVector,
+        QuantumCircuit,
+        QuantumRegister,
+    )
+    from qiskit.circuit.library import (
+        CXGate,
+        CZGate,
+        HGate,
+        IGate,
+        PhaseGate,
+        RXGate,
+        RYGate,
+        RZGate,
+        SGate,
+        SwapGate,
+        TGate,
+        XGate,
+        YGate,
+        ZGate,
+    )
+except ImportError as err:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "backends.qiskit needs qiskit; install it with `pip install qadapters[qiskit]`"
+    ) from err
+
+__all__ = [
+    "PARAMETER_NAME",
+    "FBSGate",
+    "RBSGate",
+    "parameter_values",
+    "qubit_of",
+    "to_qasm3",
+    "to_qiskit",
+    "wire_of",
+]
+
+#: Name of the ``ParameterVector`` of an unbound circuit.
+PARAMETER_NAME = "θ"
+
+Angle = float | ParameterExpression
+
+
+# ---------------------------------------------------------------------------- bit order
+def qubit_of(wire: int, n_qubits: int) -> int:
+    """The Qiskit qubit that holds IR wire ``wire`` (Note [Qiskit bit order]): ``n-1-wire``.
+
+    Raises:
+        ValueError: ``wire`` is not in ``0..n_qubits-1``.
+    """
+    if not 0 <= wire < n_qubits:
+        raise ValueError(f"expected a wire in 0..{n_qubits - 1}; found {wire}")
+    return n_qubits - 1 - wire
+
+
+def wire_of(qubit: int, n_qubits: int) -> int:
+    """The IR wire held by Qiskit qubit ``qubit`` (the inverse of :func:`qubit_of`)."""
+    if not 0 <= qubit < n_qubits:
+        raise ValueError(f"expected a qubit in 0..{n_qubits - 1}; found {qubit}")
+    return n_qubits - 1 - qubit
+
+
+# ---------------------------------------------------------------------------- beam splitters
+class RBSGate(Gate):
+    """The reconfigurable beam splitter on qargs ``[a, b]``, equal to the IR's ``rbs`` on wires
+    ``(a, b)`` under :func:`to_qiskit`'s bit order (Note [RBS in Qiskit]).
+
+    Args:
+        theta: the angle (a float or a Qiskit parameter expression).
+        label: optional display label.
+    """
+
+    def __init__(self, theta: Angle, label: str | None = None) -> None:
+        super().__init__("rbs", 2, [theta], label=label)
+
+    def _define(self) -> None:
+        (theta,) = self.params
+        qc = QuantumCircuit(2, name=self.name)
+        qc.h([0, 1])
+        qc.cz(0, 1)
+        qc.ry(theta, 0)
+        qc.ry(-theta, 1)
+        qc.cz(0, 1)
+        qc.h([0, 1])
+        self.definition = qc
+
+    def inverse(self, annotated: bool = False) -> RBSGate:
+        """``RBS(θ)† = RBS(−θ)``."""
+        return RBSGate(-self.params[0])
+
+
+class FBSGate(Gate):
+    """The fermionic beam splitter on qargs ``[i, between..., j]`` (Note [FBS sign]).
+
+    Args:
+        theta: the angle.
+        num_between: how many wires lie strictly between ``i`` and ``j``; they are the middle
+            qargs, in any order (only their parity matters).
+        label: optional display label.
+    """
+
+    def __init__(self, theta: Angle, num_between: int = 0, label: str | None = None) -> None:
+        if isinstance(num_between, bool) or not isinstance(num_between, int) or num_between < 0:
+            raise ValueError(f"num_between must be an int >= 0; found {num_between!r}")
+        super().__init__("fbs", num_between + 2, [theta], label=label)
+
+    def _define(self) -> None:
+        (theta,) = self.params
+        n = self.num_qubits
+        qc = QuantumCircuit(n, name=self.name)
+        for m in range(1, n - 1):
+            qc.cz(0, m)
+        qc.append(RBSGate(theta), [0, n - 1])
+        for m in range(1, n - 1):
+            qc.cz(0, m)
+        self.definition = qc
+
+    def inverse(self, annotated: bool = False) -> FBSGate:
+        """``FBS(θ)† = FBS(−θ)``."""
+        return FBSGate(-self.params[0], self.num_qubits - 2)
+
+
+_FIXED: dict[str, Any] = {
+    "i": IGate,
+    "x": XGate,
+    "y": YGate,
+    "z": ZGate,
+    "h": HGate,
+    "s": SGate,
+    "t": TGate,
+    "cz": CZGate,
+    "cnot": CXGate,
+    "swap": SwapGate,
+}
+_ROTATIONS: dict[str, Any] = {
+    "rx": RXGate,
+    "ry": RYGate,
+    "rz": RZGate,
+    "phase": PhaseGate,
+    "rbs": RBSGate,
+}
+
+
+def _op_gate(op: Op, angle: Angle | None) -> tuple[Gate, list[int]]:
+    """The Qiskit gate of ``op`` and its IR wires in qarg order (controls, then targets)."""
+    wires = list(op.wires)
+    if op.name == "fbs":
+        i, j = op.wires
+        between = list(range(min(i, j) + 1, max(i, j)))
+        gate: Gate = FBSGate(angle, len(between))
+        wires = [i, *between, j]
+    elif op.name in _FIXED:
+        gate = _FIXED[op.name]()
+    elif op.name in _ROTATIONS:
+        gate = _ROTATIONS[op.name](angle)
+    else:  # pragma: no cover - guarded by the gate-table test
+        raise NotImplementedError(f"no Qiskit gate for {op.name!r}")
+    if op.adjoint:
+        gate = gate.inverse()
+    if op.controls:
+        state = sum(v << k for k, v in enumerate(op.control_values))
+        gate = gate.control(len(op.controls), ctrl_state=state)
+        wires = [*op.controls, *wires]
+    return gate, wires
+
+
+# ---------------------------------------------------------------------------- parameters
+def _as_array(params: Any, what: str = "params") -> np.ndarray:
+    """numpy / torch / sequence -> float64 array (torch is never imported here)."""
+    if hasattr(params, "detach"):  # a torch tensor, possibly requiring grad or on a GPU
+        params = params.detach().cpu().numpy()
+    try:
+        arr = np.asarray(params, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"{what} must be real numbers; found {type(params).__name__}: {err}"
+        ) from None
+    return arr
+
+
+def _check_values(circuit: Circuit, params: Any, *, batched: bool) -> np.ndarray:
+    arr = _as_array(params)
+    shape_ok = arr.ndim >= 1 if batched else arr.ndim == 1
+    if not shape_ok or arr.shape[-1] != circuit.num_params:
+        expected = "(..., {})" if batched else "({},)"
+        raise ValueError(
+            f"expected params of shape {expected.format(circuit.num_params)} for this circuit; "
+            f"found shape {arr.shape}"
+        )
+    if not np.isfinite(arr).all():
+        where = tuple(int(k) for k in np.argwhere(~np.isfinite(arr))[0])
+        raise ValueError(f"params must be finite; found {arr[where]} at index {list(where)}")
+    return arr
+
+
+def _angle(op: Op, values: Sequence[Angle]) -> Angle | None:
+    if op.param is None:
+        return None
+    if isinstance(op.param, int):
+        return values[op.param]
+    return float(op.param)
+
+
+# ---------------------------------------------------------------------------- public API
+def to_qiskit(
+    circuit: Circuit,
+    params: Any = None,
+    *,
+    measure: bool = False,
+) -> QuantumCircuit:
+    """Compile ``circuit`` to a Qiskit ``QuantumCircuit``.
+
+    IR wire ``w`` is placed on qubit ``n-1-w`` so that ``Operator(to_qiskit(c, θ)).data`` equals
+    ``exact.unitary(c, θ)`` (Note [Qiskit bit order]). ``metadata`` records ``num_params``,
+    ``ancillas``, ``postselect`` (IR wires / values) and ``ancilla_qubits`` (their Qiskit qubits).
+
+    Args:
+        circuit: the circuit.
+        params: ``None`` for a symbolic circuit over ``ParameterVector("θ", num_params)``
+            (parameters that no op uses do not appear in ``QuantumCircuit.parameters``; see
+            :func:`parameter_values`), or a vector of ``num_params`` finite reals (list, numpy
+            array or torch tensor) to build a bound circuit.
+        measure: append a classical register ``c`` of ``n`` bits measuring qubit ``q`` into
+            clbit ``q``: count bitstrings then read wire 0 first (leftmost).
+
+    Returns:
+        The ``QuantumCircuit`` (named after the circuit).
+
+    Raises:
+        ValueError: ``params`` has the wrong length or shape, or holds a non-finite value.
+        TypeError: ``circuit`` is not a :class:`circuits.Circuit`.
+
+    Example:
+        >>> from circuits import two_design
+        >>> qc = to_qiskit(two_design(2, 1))
+        >>> qc.num_parameters
+        6
+    """
+    if not isinstance(circuit, Circuit):
+        raise TypeError(f"expected a circuits.Circuit; found {type(circuit).__name__}")
+    n = circuit.n_qubits
+    values: Sequence[Angle]
+    if params is None:
+        values = list(ParameterVector(PARAMETER_NAME, circuit.num_params))
+    else:
+        values = [float(v) for v in _check_values(circuit, params, batched=False)]
+    qc = QuantumCircuit(QuantumRegister(n, "q"), name=circuit.name or "circuit")
+    for op in circuit.ops:
+        gate, wires = _op_gate(op, _angle(op, values))
+        qc.append(gate, [qubit_of(w, n) for w in wires])
+    qc.metadata = {
+        "num_params": circuit.num_params,
+        "ancillas": list(circuit.ancillas),
+        "postselect": list(circuit.postselect),
+        "ancilla_qubits": [qubit_of(a, n) for a in circuit.ancillas],
+    }
+    if measure:
+        qc.add_register(ClassicalRegister(n, "c"))
+        qc.measure(range(n), range(n))
+    return qc
+
+
+def parameter_values(qc: QuantumCircuit, params: Any) -> np.ndarray:
+    """Reorder IR parameter vectors to ``qc.parameters`` (for binding many sets in one PUB).
+
+    Args:
+        qc: a symbolic circuit from :func:`to_qiskit` (its metadata holds ``num_params``).
+        params: shape ``(..., num_params)`` in the IR's parameter order.
+
+    Returns:
+        Shape ``(..., len(qc.parameters))``: column ``k`` holds the value of
+        ``qc.parameters[k]`` (parameters no op uses are dropped, as Qiskit drops them).
+
+    Raises:
+        ValueError: wrong shape, non-finite values, or a circuit not made by :func:`to_qiskit`.
+    """
+    num = (qc.metadata or {}).get("num_params")
+    if num is None:
+        raise ValueError("expected a QuantumCircuit made by to_qiskit (metadata['num_params'])")
+    arr = _as_array(params)
+    if arr.ndim == 0 or arr.shape[-1] != num:
+        raise ValueError(f"expected params of shape (..., {num}); found shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError("params must be finite; found a NaN or infinity")
+    index = []
+    for p in qc.parameters:
+        if getattr(p, "vector", None) is None or p.vector.name != PARAMETER_NAME:
+            raise ValueError(f"expected only parameters {PARAMETER_NAME}[k]; found {p.name!r}")
+        index.append(p.index)
+    return arr[..., index]
+
+
+def to_qasm3(circuit: Circuit, params: Any = None, *, measure: bool = False) -> str:
+    """OpenQASM 3 text of the circuit (via :func:`qiskit.qasm3.dumps`).
+
+    With ``params=None`` the used parameters become ``input float[64]`` declarations; otherwise
+    the angles are numbers. RBS/FBS are emitted as ``gate`` definitions in standard gates. Qubit
+    ``q[k]`` holds IR wire ``n-1-k`` (Note [Qiskit bit order]).
+
+    Args:
+        circuit: the circuit.
+        params: as for :func:`to_qiskit`.
+        measure: as for :func:`to_qiskit`.
+
+    Returns:
+        The program text; :func:`qiskit.qasm3.loads` reads it back.
+
+    Raises:
+        ValueError: bad ``params`` (see :func:`to_qiskit`).
+    """
+    return qiskit.qasm3.dumps(to_qiskit(circuit, params, measure=measure))
+
