@@ -1,0 +1,217 @@
+"""Compile a :class:`circuits.Circuit` to a PennyLane quantum function or a torch QNode.
+
+- :func:`to_pennylane` — ``qfunc(params)`` that queues the circuit's PennyLane ops.
+- :func:`make_qnode` — a QNode (``default.qubit`` by default, ``lightning.qubit`` allowed) with the
+  torch interface; gradients flow back to ``params``.
+
+IR wire ``w`` is PennyLane wire ``w``, and both read wire 0 as the most significant bit, so
+``qml.matrix(to_pennylane(c), wire_order=range(n))(θ)`` equals ``exact.unitary(c, θ)``.
+
+Note [RBS in PennyLane]
+-----------------------
+PennyLane has no RBS gate. ``qml.SingleExcitation(φ)`` acts on ``|01>, |10>`` as
+``[[cos φ/2, −sin φ/2], [sin φ/2, cos φ/2]]`` while ``RBS(θ)`` there is
+``[[cos θ, sin θ], [−sin θ, cos θ]]``; so ``RBS(θ) = SingleExcitation(−2θ)`` on the same wires
+(checked numerically in ``tests/backends/test_pennylane.py``). The FBS is ``D · RBS · D`` with
+``D = Π CZ(i, m)`` over the wires strictly between ``i`` and ``j`` (Note [FBS sign] in
+:mod:`circuits.gates`). A controlled FBS controls the RBS only: ``D² = 1`` and ``D`` does not touch
+the controls, so ``D · C(RBS) · D = C(D · RBS · D)``.
+
+Adjoint rotations (``rx, ry, rz, phase, rbs, fbs``) are the same gate at ``−θ``; adjoint fixed gates
+go through ``qml.adjoint``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+from circuits import Circuit, Op
+
+try:
+    import pennylane as qml
+except ImportError as err:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "backends.pennylane needs pennylane; install it with `pip install qadapters[pennylane]`"
+    ) from err
+
+__all__ = ["MEASUREMENTS", "make_qnode", "to_pennylane"]
+
+Measurement = Literal["state", "probs"]
+#: Named measurements :func:`make_qnode` understands.
+MEASUREMENTS: tuple[str, ...] = ("state", "probs")
+
+_FIXED: dict[str, Any] = {
+    "i": qml.Identity,
+    "x": qml.PauliX,
+    "y": qml.PauliY,
+    "z": qml.PauliZ,
+    "h": qml.Hadamard,
+    "s": qml.S,
+    "t": qml.T,
+    "cz": qml.CZ,
+    "cnot": qml.CNOT,
+    "swap": qml.SWAP,
+}
+_ROTATIONS: dict[str, Any] = {
+    "rx": qml.RX,
+    "ry": qml.RY,
+    "rz": qml.RZ,
+    "phase": qml.PhaseShift,
+}
+
+
+def _maybe_ctrl(op: Op, fn: Callable[..., Any]) -> Callable[..., Any]:
+    if not op.controls:
+        return fn
+    return qml.ctrl(fn, control=list(op.controls), control_values=list(op.control_values))
+
+
+def _apply_op(op: Op, params: Any) -> None:
+    """Queue the PennyLane ops of one IR op."""
+    if op.param is None:
+        theta = None
+    else:
+        theta = params[op.param] if isinstance(op.param, int) else float(op.param)
+        if op.adjoint:
+            theta = -theta
+    wires = list(op.wires)
+    if op.name in _FIXED:
+        gate = _FIXED[op.name]
+        if op.adjoint:
+            gate = qml.adjoint(gate)
+        _maybe_ctrl(op, gate)(wires=wires)
+    elif op.name in _ROTATIONS:
+        _maybe_ctrl(op, _ROTATIONS[op.name])(theta, wires=wires)
+    elif op.name in ("rbs", "fbs"):
+        i, j = op.wires
+        between = range(min(i, j) + 1, max(i, j)) if op.name == "fbs" else range(0)
+        for m in between:
+            qml.CZ(wires=[i, m])
+        _maybe_ctrl(op, qml.SingleExcitation)(-2 * theta, wires=wires)
+        for m in between:
+            qml.CZ(wires=[i, m])
+    else:  # pragma: no cover - guarded by the gate-table test
+        raise NotImplementedError(f"no PennyLane gate for {op.name!r}")
+
+
+def _check_length(circuit: Circuit, params: Any) -> None:
+    shape = getattr(params, "shape", None)
+    found = tuple(shape) if shape is not None else (len(params),)
+    if len(found) != 1 or found[0] != circuit.num_params:
+        raise ValueError(
+            f"expected params of shape ({circuit.num_params},) for this circuit; "
+            f"found shape {found}"
+        )
+
+
+def to_pennylane(circuit: Circuit) -> Callable[[Any], None]:
+    """A quantum function that applies ``circuit`` with PennyLane ops (wire ``w`` = wire ``w``).
+
+    Args:
+        circuit: the circuit.
+
+    Returns:
+        ``qfunc(params)``: queues the ops; ``params`` is a vector of ``circuit.num_params`` angles
+        (torch tensor, numpy array or list), indexed per op, so gradients flow through it.
+        ``qfunc`` raises ``ValueError`` naming the expected and found shape on a wrong length.
+
+    Raises:
+        TypeError: ``circuit`` is not a :class:`circuits.Circuit`.
+
+    Example:
+        >>> import numpy as np, pennylane as qml
+        >>> from circuits import two_design
+        >>> c = two_design(2, 1)
+        >>> qml.matrix(to_pennylane(c), wire_order=range(2))(np.zeros(6)).shape
+        (4, 4)
+    """
+    if not isinstance(circuit, Circuit):
+        raise TypeError(f"expected a circuits.Circuit; found {type(circuit).__name__}")
+
+    def qfunc(params: Any) -> None:
+        _check_length(circuit, params)
+        for op in circuit.ops:
+            _apply_op(op, params)
+
+    qfunc.__name__ = f"qfunc_{circuit.name or 'circuit'}"
+    return qfunc
+
+
+def make_qnode(
+    circuit: Circuit,
+    device: str | Any | None = None,
+    measurement: Measurement | Callable[[], Any] = "state",
+    *,
+    diff_method: str = "best",
+) -> Any:
+    """A torch-interface QNode that runs ``circuit`` from ``|0…0>`` and measures.
+
+    Args:
+        circuit: the circuit.
+        device: ``None`` for ``default.qubit`` (float64 stays float64), a device name such as
+            ``"lightning.qubit"`` (returns float32 results), or a PennyLane device whose wires
+            include ``0..n-1``.
+        measurement: ``"state"`` (the state vector), ``"probs"`` (probabilities of all basis
+            states, wire 0 most significant), or a callable returning PennyLane measurement(s),
+            e.g. ``lambda: qml.expval(qml.PauliZ(0))``.
+        diff_method: passed to :class:`pennylane.QNode` (``"best"``, ``"backprop"``,
+            ``"adjoint"``, ``"parameter-shift"``, …).
+
+    Returns:
+        ``qnode(params)`` returning torch tensors; ``params`` is a torch tensor of length
+        ``num_params`` (``requires_grad=True`` to differentiate).
+
+    Raises:
+        ValueError: an unknown measurement name (the message lists the valid ones), or a device
+            with too few wires.
+
+    Example:
+        >>> import torch
+        >>> from circuits import rbs_pyramid
+        >>> q = make_qnode(rbs_pyramid(3), measurement=lambda: qml.expval(qml.PauliZ(0)))
+        >>> float(q(torch.zeros(3, dtype=torch.float64)))
+        1.0
+    """
+    n = circuit.n_qubits
+    if isinstance(measurement, str):
+        if measurement not in MEASUREMENTS:
+            raise ValueError(
+                f"unknown measurement {measurement!r}; expected one of {list(MEASUREMENTS)} "
+                "or a callable returning PennyLane measurements"
+            )
+        name = measurement
+
+        def measure() -> Any:
+            return qml.state() if name == "state" else qml.probs(wires=range(n))
+
+    elif callable(measurement):
+        measure = measurement
+    else:
+        raise ValueError(
+            f"expected measurement in {list(MEASUREMENTS)} or a callable; found {measurement!r}"
+        )
+    if device is None:
+        device = "default.qubit"
+    if isinstance(device, str):
+        device = qml.device(device, wires=n)
+    _check_device_wires(device, n)
+    qfunc = to_pennylane(circuit)
+
+    def circuit_fn(params: Any) -> Any:
+        qfunc(params)
+        return measure()
+
+    return qml.QNode(circuit_fn, device, interface="torch", diff_method=diff_method)
+
+
+def _check_device_wires(device: Any, n: int) -> None:
+    wires: Sequence[Any] | None = getattr(device, "wires", None)
+    if wires is None:  # a device with dynamic wires takes any wire label
+        return
+    missing = [w for w in range(n) if w not in wires]
+    if missing:
+        raise ValueError(
+            f"expected a device with wires 0..{n - 1} for a {n}-qubit circuit; found wires "
+            f"{list(wires)}"
+        )
