@@ -1,0 +1,206 @@
+"""``QAdapterConfig``: which family adapts which modules, with which options (like ``LoraConfig``).
+
+A config is validated when it is built: an unknown family, an unknown option name, a bad option
+value, a bad ``quant_bits`` or an empty target list raise ``ValueError`` listing the valid values.
+It round-trips through JSON (``adapter_config.json`` beside the adapter tensors).
+
+Targets follow PEFT's rules: a **list** of names matches a module whose full name equals an entry
+or ends with ``"." + entry`` (``"query"`` matches ``encoder.layer.0.attention.self.query``); a
+**string** is a regular expression that must match the whole module name (``re.fullmatch``).
+
+Example:
+    >>> cfg = QAdapterConfig("compound", ["query", "value"], options={"blocks": 3})
+    >>> QAdapterConfig.from_json(cfg.to_json()) == cfg
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+CONFIG_NAME = "adapter_config.json"
+
+QuantBits = Literal[1, 2, 3, 4, 8]
+VALID_QUANT_BITS: tuple[int, ...] = get_args(QuantBits)
+
+
+def target_matches(name: str, targets: list[str] | str) -> bool:
+    """Whether the module name ``name`` is selected by ``targets`` (see the module docstring).
+
+    Args:
+        name: full dotted module name, e.g. ``encoder.layer.0.attention.self.query``.
+        targets: list of exact names / suffixes, or one regular expression.
+
+    Returns:
+        ``True`` when the module is targeted.
+    """
+    if isinstance(targets, str):
+        return re.fullmatch(targets, name) is not None
+    return any(name == t or name.endswith("." + t) for t in targets)
+
+
+def _families() -> Any:
+    from qadapters import families  # late: families import the backends, the config does not
+
+    return families
+
+
+@dataclass
+class QAdapterConfig:
+    """Configuration of a quantum-circuit adapter model.
+
+    Args:
+        family: adapter family, one of ``families.FAMILIES`` (``pauli``, ``taylor``, ``compound``,
+            ``hamming``).
+        target_modules: list of exact module names / suffixes, or one regex (``re.fullmatch``).
+        options: family options (see ``families.family_options(family)``); missing ones take the
+            family defaults.
+        quant_bits: ``None`` (no QAT) or the bits per angle for quantization-aware training,
+            one of 1, 2, 3, 4, 8.
+        quant_group: number of angles sharing one FP16 scale/zero pair.
+        modules_to_save: extra modules (same matching rules as a target list) left trainable and
+            saved with the adapter, e.g. a classifier head.
+        init_seed: seed of the adapters' initialisation (each layer draws from its own stream).
+
+    Raises:
+        ValueError: on an unknown family, option, or an invalid value (the message lists the
+            valid ones).
+    """
+
+    family: str
+    target_modules: list[str] | str
+    options: dict[str, Any] = field(default_factory=dict)
+    quant_bits: int | None = None
+    quant_group: int = 32
+    modules_to_save: list[str] = field(default_factory=list)
+    init_seed: int = 0
+
+    def __post_init__(self) -> None:
+        fam = _families()
+        if self.family not in fam.FAMILIES:
+            raise ValueError(
+                f"unknown family {self.family!r}; valid families: {sorted(fam.FAMILIES)}"
+            )
+        self._check_targets()
+        if not isinstance(self.options, dict):
+            raise ValueError(f"options must be a dict; found {type(self.options).__name__}")
+        valid = fam.family_options(self.family)
+        unknown = sorted(set(self.options) - set(valid))
+        if unknown:
+            raise ValueError(
+                f"unknown option(s) {unknown} for family {self.family!r}; "
+                f"valid options: {sorted(valid)}"
+            )
+        check = getattr(fam, "check_options", None)
+        if check is not None:
+            check(self.family, **self.options)
+        if self.quant_bits is not None and (
+            isinstance(self.quant_bits, bool) or self.quant_bits not in VALID_QUANT_BITS
+        ):
+            raise ValueError(
+                f"quant_bits must be None or one of {list(VALID_QUANT_BITS)}; "
+                f"found {self.quant_bits!r}"
+            )
+        for name in ("quant_group", "init_seed"):
+            v = getattr(self, name)
+            low = 1 if name == "quant_group" else 0
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ValueError(f"{name} must be an int >= {low}; found {v!r}")
+        if not isinstance(self.modules_to_save, list) or not all(
+            isinstance(m, str) and m for m in self.modules_to_save
+        ):
+            raise ValueError(
+                f"modules_to_save must be a list of module names; found {self.modules_to_save!r}"
+            )
+
+    def _check_targets(self) -> None:
+        t = self.target_modules
+        if isinstance(t, str):
+            try:
+                re.compile(t)
+            except re.error as err:
+                raise ValueError(f"target_modules regex {t!r} is invalid: {err}") from None
+            return
+        if isinstance(t, tuple):
+            t = self.target_modules = list(t)
+        if not isinstance(t, list) or not t or not all(isinstance(s, str) and s for s in t):
+            raise ValueError(
+                "target_modules must be a non-empty list of module names/suffixes or a regex "
+                f"string; found {t!r}"
+            )
+
+    def resolved_options(self) -> dict[str, Any]:
+        """The family defaults updated with :attr:`options` (what the adapters are built with)."""
+        return {**_families().family_options(self.family), **self.options}
+
+    # --- JSON -------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of the fields."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> QAdapterConfig:
+        """Build (and validate) a config from :meth:`to_dict` output.
+
+        Raises:
+            ValueError: on unknown keys, listing the valid ones.
+        """
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise ValueError(f"unknown config key(s) {unknown}; valid keys: {names}")
+        return cls(**data)
+
+    def to_json(self) -> str:
+        """The config as indented JSON text.
+
+        Raises:
+            TypeError: when an option value is not JSON-serialisable.
+        """
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> QAdapterConfig:
+        """Inverse of :meth:`to_json`."""
+        return cls.from_dict(json.loads(text))
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``adapter_config.json`` into ``directory`` atomically; return its path."""
+        path = Path(directory) / CONFIG_NAME
+        atomic_write(path, self.to_json().encode())
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> QAdapterConfig:
+        """Read a config from a directory holding ``adapter_config.json`` or from the file.
+
+        Raises:
+            FileNotFoundError: when no config file is there.
+        """
+        p = Path(path)
+        if p.is_dir():
+            p = p / CONFIG_NAME
+        if not p.is_file():
+            raise FileNotFoundError(f"no adapter config at {p}")
+        return cls.from_json(p.read_text())
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and ``os.replace`` (never half-written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

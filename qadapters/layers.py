@@ -1,0 +1,150 @@
+"""``QAdapterLinear``: a frozen linear layer plus one family adapter.
+
+The wrapped layer is a ``torch.nn.Linear`` (weight ``(out, in)``) or a Hugging Face
+``transformers.pytorch_utils.Conv1D`` (GPT-2; weight stored ``(in, out)``). The adapter sees the
+weight as ``(out, in)`` in both cases; this module transposes for ``Conv1D``. ``transformers`` is
+never imported here: a ``Conv1D`` can only exist if the user's code already imported it, so the
+class is looked up in ``sys.modules``.
+
+The adapter is stored under the attribute ``qadapter_<family>``; every adapter parameter's full
+name therefore contains :data:`ADAPTER_PREFIX` (like PEFT's ``lora_``).
+
+Example:
+    >>> layer = QAdapterLinear(nn.Linear(8, 8), "pauli")
+    >>> y = layer(torch.randn(2, 8))          # base(x) adapted
+    >>> layer.merge(); layer.merged
+    True
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from qadapters.base import Adapter
+
+ADAPTER_PREFIX = "qadapter_"
+
+
+def _conv1d_class() -> type | None:
+    mod = sys.modules.get("transformers.pytorch_utils")
+    return getattr(mod, "Conv1D", None)
+
+
+def is_conv1d(module: nn.Module) -> bool:
+    """Whether ``module`` is a Hugging Face ``Conv1D`` (without importing ``transformers``)."""
+    cls = _conv1d_class()
+    return cls is not None and isinstance(module, cls)
+
+
+def is_supported(module: nn.Module) -> bool:
+    """Whether ``module`` can be wrapped by :class:`QAdapterLinear`."""
+    return isinstance(module, nn.Linear) or is_conv1d(module)
+
+
+def linear_shape(module: nn.Module) -> tuple[int, int]:
+    """``(in_features, out_features)`` of a supported layer.
+
+    Raises:
+        TypeError: for an unsupported layer type (the message names it).
+    """
+    if isinstance(module, nn.Linear):
+        return module.in_features, module.out_features
+    if is_conv1d(module):
+        n_in, n_out = module.weight.shape
+        return int(n_in), int(n_out)
+    raise TypeError(
+        f"unsupported layer type {type(module).__module__}.{type(module).__qualname__}; "
+        "qadapters adapts torch.nn.Linear and transformers.pytorch_utils.Conv1D"
+    )
+
+
+class QAdapterLinear(nn.Module):
+    """A frozen ``nn.Linear`` / ``Conv1D`` whose output is adapted by a family adapter.
+
+    Args:
+        base: the layer to adapt (its parameters are frozen).
+        family: adapter family name (``families.FAMILIES``).
+        **options: family options, passed to ``families.make_adapter``.
+
+    Raises:
+        TypeError: when ``base`` is neither ``nn.Linear`` nor ``Conv1D``.
+        ValueError: when the family or its options are invalid.
+    """
+
+    def __init__(self, base: nn.Module, family: str, **options: Any) -> None:
+        super().__init__()
+        from qadapters.families import make_adapter
+
+        in_features, out_features = linear_shape(base)
+        self.base_layer = base
+        self.family = family
+        self.in_features = in_features
+        self.out_features = out_features
+        self.adapter_name = ADAPTER_PREFIX + family
+        self.merged = False
+        self.disabled = False
+        for p in base.parameters():
+            p.requires_grad_(False)
+        adapter = make_adapter(family, in_features, out_features, **options)
+        w = base.weight
+        adapter.to(device=w.device, dtype=w.dtype if w.is_floating_point() else None)
+        self.add_module(self.adapter_name, adapter)
+
+    @property
+    def adapter(self) -> Adapter:
+        """The family adapter."""
+        return getattr(self, self.adapter_name)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``adapter.forward(x, base(x))``; just ``base(x)`` when merged or disabled."""
+        out = self.base_layer(x)
+        if self.merged or self.disabled:
+            return out
+        return self.adapter(x, out)
+
+    # --- merging ------------------------------------------------------------------------------
+    def _weight_out_in(self) -> Tensor:
+        w = self.base_layer.weight
+        return w.t() if is_conv1d(self.base_layer) else w
+
+    @torch.no_grad()
+    def _write(self, weight: Tensor, bias: Tensor | None) -> None:
+        base = self.base_layer
+        base.weight.copy_(weight.t() if is_conv1d(base) else weight)
+        if base.bias is not None:
+            if bias is None:
+                raise RuntimeError(f"{self.family} merge dropped the bias of {base}")
+            base.bias.copy_(bias)
+        elif bias is not None and bool(torch.any(bias != 0)):
+            raise RuntimeError(
+                f"{self.family} merge produced a bias but {type(base).__name__} has none"
+            )
+
+    @torch.no_grad()
+    def merge(self) -> None:
+        """Fold the adapter into the base weights in place (no-op when already merged)."""
+        if self.merged:
+            return
+        w, b = self.adapter.merge(self._weight_out_in().clone(), _clone(self.base_layer.bias))
+        self._write(w, b)
+        self.merged = True
+
+    @torch.no_grad()
+    def unmerge(self) -> None:
+        """Undo :meth:`merge` in place (no-op when not merged)."""
+        if not self.merged:
+            return
+        w, b = self.adapter.unmerge(self._weight_out_in().clone(), _clone(self.base_layer.bias))
+        self._write(w, b)
+        self.merged = False
+
+    def extra_repr(self) -> str:
+        return f"family={self.family!r}, merged={self.merged}"
+
+
+def _clone(t: Tensor | None) -> Tensor | None:
+    return None if t is None else t.detach().clone()

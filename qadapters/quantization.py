@@ -1,0 +1,252 @@
+"""Quantization-aware training (QAT) of circuit angles (Quantum-PEFT §4.2).
+
+Each angle tensor named in an adapter's ``angle_names`` is flattened and cut into groups of ``g``
+consecutive values; each group gets an FP16 ``zero`` (its minimum) and an FP16 ``scale``
+(``(max - zero) / (2^b - 1)``), and every angle becomes an integer code
+``c = clamp(round((θ - zero) / scale), 0, 2^b - 1)``; the forward pass uses ``zero + c · scale``.
+Storage: ``b`` bits per angle plus 32 bits per group, i.e. ``b + 32/g`` bits per parameter.
+
+Note [straight-through estimator, via ``torch.nn.utils.parametrize``]
+    QAT is a parametrization (:class:`AngleQuantizer`) registered on each angle parameter: the
+    trainable tensor is the float *latent* (``parametrizations.<name>.original``), and reading
+    ``adapter.<name>`` returns ``deq + (latent - latent.detach())``. Its value is exactly ``deq``
+    (``x - x`` is exactly ``+0``), its gradient with respect to the latent is the identity: the
+    straight-through estimator. The optimiser updates the latent; rounding never blocks gradients.
+
+Note [bit-exact reload]
+    Scale and zero are recomputed from the latent at every forward pass, and re-quantizing
+    dequantized values is not always the identity (FP16 rounding of ``zero`` can move a code by
+    one when a group's range is tiny compared with its magnitude). Loading therefore *pins* the
+    saved codes: :meth:`AngleQuantizer.pin` stores them with a snapshot of the latent, and the
+    forward pass returns the pinned values for as long as the latent is unchanged (one equality
+    test on a small tensor). The first optimiser step changes the latent and unpins.
+
+Example:
+    >>> q = quantize(torch.tensor([0.0, 0.5, 1.0, 2.0]), bits=2, group=4)
+    >>> dequantize(q).tolist()
+    [0.0, 0.6669921875, 1.333984375, 2.0009765625]
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+
+from qadapters.config import VALID_QUANT_BITS
+
+
+def check_bits(bits: int, group: int) -> None:
+    """Raise ``ValueError`` unless ``bits`` is one of 1, 2, 3, 4, 8 and ``group`` >= 1."""
+    if isinstance(bits, bool) or bits not in VALID_QUANT_BITS:
+        raise ValueError(f"bits must be one of {list(VALID_QUANT_BITS)}; found {bits!r}")
+    if isinstance(group, bool) or not isinstance(group, int) or group < 1:
+        raise ValueError(f"group must be a positive int; found {group!r}")
+
+
+def storage_bits(bits: int, group: int) -> float:
+    """Bits stored per quantized parameter: ``bits + 32 / group`` (FP16 scale + zero per group)."""
+    check_bits(bits, group)
+    return bits + 32 / group
+
+
+@dataclass(frozen=True)
+class Quantized:
+    """Integer codes of one tensor with per-group FP16 scale and zero.
+
+    Attributes:
+        codes: ``int64`` codes in ``[0, 2^bits)``, flattened, one per element.
+        scale: ``float16`` scale per group.
+        zero: ``float16`` zero (group minimum) per group.
+        bits: bits per code.
+        group: elements per group (the last group may be shorter).
+        shape: shape of the original tensor.
+    """
+
+    codes: Tensor
+    scale: Tensor
+    zero: Tensor
+    bits: int
+    group: int
+    shape: tuple[int, ...]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes on disk: packed codes plus FP16 scale and zero."""
+        return math.ceil(self.codes.numel() * self.bits / 8) + 2 * 2 * self.scale.numel()
+
+
+def _grouped(flat: Tensor, group: int) -> Tensor:
+    """``flat`` as ``(groups, group)``, the last group padded by repeating its last element."""
+    n = flat.numel()
+    pad = -n % group
+    if pad:
+        flat = torch.cat([flat, flat[-1:].expand(pad)])
+    return flat.reshape(-1, group)
+
+
+@torch.no_grad()
+def quantize(x: Tensor, bits: int, group: int) -> Quantized:
+    """Uniform ``bits``-bit quantization of ``x`` in groups of ``group`` (module docstring).
+
+    Args:
+        x: a non-empty float tensor.
+        bits: 1, 2, 3, 4 or 8.
+        group: elements sharing one scale/zero pair.
+
+    Returns:
+        The codes and per-group FP16 scale and zero.
+
+    Raises:
+        ValueError: on invalid ``bits`` / ``group`` or an empty tensor.
+    """
+    check_bits(bits, group)
+    if x.numel() == 0:
+        raise ValueError("cannot quantize an empty tensor")
+    levels = 2**bits - 1
+    g = _grouped(x.detach().reshape(-1).float(), group)
+    zero = g.min(dim=1).values.half()
+    scale = ((g.max(dim=1).values - zero.float()) / levels).half()
+    safe = torch.where(scale > 0, scale.float(), torch.ones_like(scale, dtype=torch.float32))
+    codes = torch.round((g - zero.float()[:, None]) / safe[:, None]).clamp_(0, levels)
+    codes = codes.reshape(-1)[: x.numel()].to(torch.int64)
+    return Quantized(codes, scale, zero, bits, group, tuple(x.shape))
+
+
+def dequantize(q: Quantized, dtype: torch.dtype = torch.float32) -> Tensor:
+    """The values ``zero + code · scale`` (computed in float32), shaped like the original.
+
+    Args:
+        q: output of :func:`quantize` (or of unpacking a saved file).
+        dtype: dtype of the result.
+
+    Returns:
+        The dequantized tensor.
+    """
+    n = q.codes.numel()
+    idx = torch.arange(n, device=q.codes.device) // q.group
+    out = q.zero.float()[idx] + q.codes.float() * q.scale.float()[idx]
+    return out.reshape(q.shape).to(dtype)
+
+
+def pack_codes(codes: Tensor, bits: int) -> Tensor:
+    """Pack ``int`` codes into a ``uint8`` bit stream (most significant bit first).
+
+    Example:
+        >>> pack_codes(torch.tensor([1, 0, 3, 2]), 2).tolist()
+        [78]
+    """
+    c = codes.detach().cpu().numpy().astype(np.uint8).reshape(-1, 1)
+    if bits == 8:
+        return torch.from_numpy(c.reshape(-1).copy())
+    shifts = np.arange(bits - 1, -1, -1, dtype=np.uint8)
+    bitmat = (c >> shifts) & 1
+    return torch.from_numpy(np.packbits(bitmat.reshape(-1)))
+
+
+def unpack_codes(packed: Tensor, bits: int, n: int) -> Tensor:
+    """Inverse of :func:`pack_codes` for ``n`` codes.
+
+    Raises:
+        ValueError: when ``packed`` holds too few bytes for ``n`` codes.
+    """
+    need = math.ceil(n * bits / 8)
+    if packed.dtype != torch.uint8 or packed.numel() != need:
+        raise ValueError(
+            f"expected {need} packed uint8 bytes for {n} {bits}-bit codes; "
+            f"found {packed.numel()} {packed.dtype}"
+        )
+    raw = packed.detach().cpu().numpy()
+    if bits == 8:
+        return torch.from_numpy(raw.astype(np.int64))
+    bitmat = np.unpackbits(raw)[: n * bits].reshape(n, bits).astype(np.int64)
+    weights = 1 << np.arange(bits - 1, -1, -1, dtype=np.int64)
+    return torch.from_numpy(bitmat @ weights)
+
+
+class AngleQuantizer(nn.Module):
+    """Parametrization: fake-quantize a latent angle tensor with a straight-through gradient.
+
+    Args:
+        bits: bits per angle (1, 2, 3, 4, 8).
+        group: angles per FP16 scale/zero pair.
+    """
+
+    def __init__(self, bits: int, group: int) -> None:
+        super().__init__()
+        check_bits(bits, group)
+        self.bits = bits
+        self.group = group
+        self._pinned: tuple[Tensor, Quantized] | None = None
+
+    def current(self, latent: Tensor) -> Quantized:
+        """The quantization the forward pass uses for ``latent`` (pinned one if still valid)."""
+        if self._pinned is not None:
+            snap, q = self._pinned
+            if snap.shape == latent.shape and torch.equal(snap, latent.detach()):
+                return q
+            self._pinned = None
+        return quantize(latent, self.bits, self.group)
+
+    def pin(self, q: Quantized, latent: Tensor) -> None:
+        """Use ``q`` for as long as the latent equals ``latent`` (Note [bit-exact reload])."""
+        self._pinned = (latent.detach().clone(), q)
+
+    def forward(self, latent: Tensor) -> Tensor:
+        """The dequantized angles, with the identity as gradient (straight-through estimator)."""
+        deq = dequantize(self.current(latent), latent.dtype).to(latent.device)
+        return deq + (latent - latent.detach())
+
+    def extra_repr(self) -> str:
+        return f"bits={self.bits}, group={self.group}"
+
+
+def enable_qat(adapter: nn.Module, bits: int, group: int) -> list[str]:
+    """Register an :class:`AngleQuantizer` on every angle parameter of ``adapter``.
+
+    Args:
+        adapter: a family adapter (its ``angle_names`` say which parameters are angles).
+        bits: bits per angle.
+        group: angles per scale/zero pair.
+
+    Returns:
+        The names of the quantized parameters.
+
+    Raises:
+        ValueError: on invalid ``bits`` / ``group``.
+    """
+    check_bits(bits, group)
+    names = [n for n in getattr(adapter, "angle_names", ()) if n in adapter._parameters]
+    for name in names:
+        parametrize.register_parametrization(adapter, name, AngleQuantizer(bits, group))
+    return names
+
+
+def quantizers(adapter: nn.Module) -> dict[str, tuple[AngleQuantizer, nn.Parameter]]:
+    """Quantized parameter name -> (its quantizer, its latent parameter)."""
+    out: dict[str, tuple[AngleQuantizer, nn.Parameter]] = {}
+    if not parametrize.is_parametrized(adapter):
+        return out
+    for name, plist in adapter.parametrizations.items():
+        for p in plist:
+            if isinstance(p, AngleQuantizer):
+                out[name] = (p, plist.original)
+    return out
+
+
+def adapter_nbytes(adapter: nn.Module) -> int:
+    """Bytes needed to store the trainable tensors of ``adapter`` (QAT codes packed)."""
+    qs = quantizers(adapter)
+    total = 0
+    for qz, latent in qs.values():
+        n = latent.numel()
+        total += math.ceil(n * qz.bits / 8) + 4 * math.ceil(n / qz.group)
+    latents = {id(latent) for _, latent in qs.values()}
+    for p in adapter.parameters():
+        if p.requires_grad and id(p) not in latents:
+            total += p.numel() * p.element_size()
+    return total
