@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 CONFIG_NAME = "adapter_config.json"
+_PROBE = 1 << 14  # layer width used to validate option values without real sizes
 
 QuantBits = Literal[1, 2, 3, 4, 8]
 VALID_QUANT_BITS: tuple[int, ...] = get_args(QuantBits)
@@ -98,9 +99,14 @@ class QAdapterConfig:
                 f"unknown option(s) {unknown} for family {self.family!r}; "
                 f"valid options: {sorted(valid)}"
             )
-        check = getattr(fam, "check_options", None)
-        if check is not None:
-            check(self.family, **self.options)
+        try:  # JSON-normalise (tuples -> lists) so that save/load round-trips compare equal
+            self.options = json.loads(json.dumps(self.options))
+        except TypeError as err:
+            raise ValueError(f"options must be JSON-serialisable: {err}") from None
+        try:  # values: let the family count a large layer (no tensors are built)
+            fam.trainable_count(self.family, _PROBE, _PROBE, **self.options)
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"invalid options for family {self.family!r}: {err}") from None
         if self.quant_bits is not None and (
             isinstance(self.quant_bits, bool) or self.quant_bits not in VALID_QUANT_BITS
         ):

@@ -1,0 +1,352 @@
+"""``qadapters count``: trainable parameters and bytes of each adapter family vs LoRA.
+
+A model is described by its Hugging Face ``config.json`` (a path) or a built-in preset holding the
+relevant fields of the public configs. From it we list every linear layer of the encoder/decoder
+stack with its name (as in the Hugging Face base model), ``(in, out)`` shape and *role*; targets
+select layers by PEFT's rules (exact name or ``.``-suffix, or a regex) or by role, so
+``query,value`` works on BERT (``query``), DeBERTa (``query_proj``) and Llama (``q_proj``).
+Roles: ``query key value attn_out ffn_in ffn_gate ffn_out qkv``.
+
+Formulas, summed over the selected layers of shape ``d_in → d_out``:
+
+- LoRA rank r: ``r · (d_in + d_out)`` (matrices A: r × d_in, B: d_out × r).
+- every family: ``families.trainable_count(family, d_in, d_out, **options)``; the formulas are in
+  ``docs/calculator.md`` and in each family's ``count`` docstring:
+  ``pauli``/``taylor``: ``K + P(d_out, K) + P(d_in, K)``; ``compound``: per block
+  ``n(n−1)/2`` RBS angles (ours) or ``n²`` (QuIC's reference Cayley code), n the largest with
+  ``Σ_{k∈orders} C(n, k) ≤ d_out / r``; ``hamming``: RBS angles of the circuits plus R mixing
+  coefficients.
+- bytes: 4 per parameter in float32; with ``--quant-bits b --quant-group g``, ``b + 32/g`` bits per
+  parameter (every trainable scalar counted as a quantized angle: an upper bound when a family has a
+  few float scales).
+
+Example:
+    $ qadapters count --model deberta-v3-base --targets query,value
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qadapters.config import VALID_QUANT_BITS, target_matches
+
+#: relevant fields of the public Hugging Face configs
+PRESETS: dict[str, dict[str, Any]] = {
+    "bert-base": {
+        "model_type": "bert",
+        "hidden_size": 768,
+        "num_hidden_layers": 12,
+        "intermediate_size": 3072,
+    },
+    "deberta-v3-base": {
+        "model_type": "deberta-v2",
+        "hidden_size": 768,
+        "num_hidden_layers": 12,
+        "intermediate_size": 3072,
+    },
+    "minilm-l6": {  # sentence-transformers/all-MiniLM-L6-v2
+        "model_type": "bert",
+        "hidden_size": 384,
+        "num_hidden_layers": 6,
+        "intermediate_size": 1536,
+    },
+    "gpt2-medium": {"model_type": "gpt2", "n_embd": 1024, "n_layer": 24, "n_inner": None},
+    "vit-b16": {  # google/vit-base-patch16-224
+        "model_type": "vit",
+        "hidden_size": 768,
+        "num_hidden_layers": 12,
+        "intermediate_size": 3072,
+    },
+    "llama-2-7b": {
+        "model_type": "llama",
+        "hidden_size": 4096,
+        "num_hidden_layers": 32,
+        "intermediate_size": 11008,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 32,
+    },
+}
+
+LORA_RANKS: tuple[int, ...] = (1, 8, 16)
+ROLES: tuple[str, ...] = (
+    "query",
+    "key",
+    "value",
+    "attn_out",
+    "ffn_in",
+    "ffn_gate",
+    "ffn_out",
+    "qkv",
+)
+
+
+@dataclass(frozen=True)
+class LinearSpec:
+    """One linear layer of a model: name, ``in → out`` and role (see the module docstring)."""
+
+    name: str
+    in_features: int
+    out_features: int
+    role: str
+
+
+def _layer_table(cfg: dict[str, Any]) -> tuple[str, int, list[tuple[str, str, int, int]]]:
+    """(name template with ``{i}``, layer count, [(suffix, role, in, out)]) of one block."""
+    mt = cfg.get("model_type")
+    if mt in ("bert", "roberta", "xlm-roberta", "electra", "vit", "deberta-v2", "deberta"):
+        h, f, n = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
+        if mt == "vit":
+            att, q, k, v = "attention.attention", "query", "key", "value"
+        elif mt.startswith("deberta"):
+            att, q, k, v = "attention.self", "query_proj", "key_proj", "value_proj"
+        else:
+            att, q, k, v = "attention.self", "query", "key", "value"
+        rows = [
+            (f"{att}.{q}", "query", h, h),
+            (f"{att}.{k}", "key", h, h),
+            (f"{att}.{v}", "value", h, h),
+            ("attention.output.dense", "attn_out", h, h),
+            ("intermediate.dense", "ffn_in", h, f),
+            ("output.dense", "ffn_out", f, h),
+        ]
+        return "encoder.layer.{i}", n, rows
+    if mt == "gpt2":
+        h, n = cfg["n_embd"], cfg["n_layer"]
+        f = cfg.get("n_inner") or 4 * h
+        rows = [
+            ("attn.c_attn", "qkv", h, 3 * h),
+            ("attn.c_proj", "attn_out", h, h),
+            ("mlp.c_fc", "ffn_in", h, f),
+            ("mlp.c_proj", "ffn_out", f, h),
+        ]
+        return "h.{i}", n, rows
+    if mt in ("llama", "mistral", "qwen2"):
+        h, f, n = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
+        heads = cfg.get("num_attention_heads", 1)
+        kv = cfg.get("head_dim", h // heads) * cfg.get("num_key_value_heads", heads)
+        rows = [
+            ("self_attn.q_proj", "query", h, h),
+            ("self_attn.k_proj", "key", h, kv),
+            ("self_attn.v_proj", "value", h, kv),
+            ("self_attn.o_proj", "attn_out", h, h),
+            ("mlp.gate_proj", "ffn_gate", h, f),
+            ("mlp.up_proj", "ffn_in", h, f),
+            ("mlp.down_proj", "ffn_out", f, h),
+        ]
+        return "layers.{i}", n, rows
+    supported = "bert, roberta, xlm-roberta, electra, deberta, deberta-v2, vit, gpt2, llama, ..."
+    raise ValueError(f"unsupported model_type {mt!r}; supported: {supported}")
+
+
+def load_model_config(model: str) -> dict[str, Any]:
+    """A preset's fields, or the JSON of a Hugging Face ``config.json`` file (or its folder).
+
+    Raises:
+        ValueError: neither a preset nor an existing file (the presets are listed).
+    """
+    if model in PRESETS:
+        return dict(PRESETS[model])
+    path = Path(model)
+    if path.is_dir():
+        path = path / "config.json"
+    if not path.is_file():
+        raise ValueError(f"unknown model {model!r}: not a preset ({sorted(PRESETS)}) nor a file")
+    return json.loads(path.read_text())
+
+
+def model_linears(cfg: dict[str, Any]) -> list[LinearSpec]:
+    """Every linear layer of the model's block stack (names as in the Hugging Face base model)."""
+    template, n, rows = _layer_table(cfg)
+    return [
+        LinearSpec(f"{template.format(i=i)}.{suffix}", d_in, d_out, role)
+        for i in range(n)
+        for suffix, role, d_in, d_out in rows
+    ]
+
+
+def select(linears: list[LinearSpec], targets: list[str] | str) -> list[LinearSpec]:
+    """Layers selected by targets (names / suffixes / regex, or roles from :data:`ROLES`).
+
+    Raises:
+        ValueError: when a target selects nothing (the layer names and roles are listed).
+    """
+
+    def hit(spec: LinearSpec, t: list[str] | str) -> bool:
+        return target_matches(spec.name, t) or (isinstance(t, list) and spec.role in t)
+
+    groups = [targets] if isinstance(targets, str) else [[t] for t in targets]
+    for t in groups:
+        if not any(hit(s, t) for s in linears):
+            names = sorted({s.name.split(".", 2)[-1] for s in linears})
+            raise ValueError(f"target {t!r} selects no layer; layers: {names}, roles: {ROLES}")
+    return [s for s in linears if hit(s, targets)]
+
+
+def lora_count(specs: list[LinearSpec], r: int) -> int:
+    """LoRA's trainable parameters: ``Σ r · (d_in + d_out)``."""
+    return sum(r * (s.in_features + s.out_features) for s in specs)
+
+
+def family_count(specs: list[LinearSpec], family: str, **options: Any) -> int:
+    """``Σ families.trainable_count(family, d_in, d_out, **options)`` over ``specs``."""
+    from qadapters.families import trainable_count
+
+    shapes = Counter((s.in_features, s.out_features) for s in specs)
+    return sum(m * trainable_count(family, i, o, **options) for (i, o), m in shapes.items())
+
+
+def reference_count(specs: list[LinearSpec], **options: Any) -> int | None:
+    """QuIC's reference count for ``compound`` (``n²`` per block; ``None`` if unavailable)."""
+    from qadapters import families
+
+    counts = getattr(families.FAMILIES.get("compound"), "parameter_counts", None)
+    if counts is None:
+        return None
+    shapes = Counter((s.in_features, s.out_features) for s in specs)
+    return sum(m * int(counts(i, o, **options)["reference"]) for (i, o), m in shapes.items())
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table: a method, its options and its trainable parameters."""
+
+    method: str
+    options: str
+    params: int
+
+
+def count_rows(
+    specs: list[LinearSpec],
+    families: list[str] | None = None,
+    options: dict[str, dict[str, Any]] | None = None,
+    ranks: tuple[int, ...] = LORA_RANKS,
+) -> list[Row]:
+    """LoRA rows for ``ranks`` then one row per family (two for ``compound``: ours, reference).
+
+    Args:
+        specs: the selected layers.
+        families: family names (default: all of ``families.FAMILIES``).
+        options: family -> options overriding the family defaults.
+        ranks: LoRA ranks.
+
+    Returns:
+        The rows, in that order.
+    """
+    from qadapters import families as fam
+
+    rows = [Row("lora", f"r={r}", lora_count(specs, r)) for r in ranks]
+    for family in families or list(fam.FAMILIES):
+        opts = {**fam.family_options(family), **(options or {}).get(family, {})}
+        text = ", ".join(f"{k}={v}" for k, v in (options or {}).get(family, {}).items())
+        rows.append(Row(family, text or "defaults", family_count(specs, family, **opts)))
+        if family == "compound":
+            ref = reference_count(specs, **opts)
+            if ref is not None:
+                rows.append(Row("compound (QuIC ref. n²)", text or "defaults", ref))
+    return rows
+
+
+def format_table(rows: list[Row], quant_bits: int | None = None, quant_group: int = 32) -> str:
+    """The rows as an aligned text table (params, M, fp32 bytes, QAT bytes, ratio to LoRA r=8)."""
+    lora8 = next((r.params for r in rows if r.method == "lora" and r.options == "r=8"), None)
+    head = ["method", "options", "params", "M", "bytes fp32"]
+    if quant_bits is not None:
+        head.append(f"bytes {quant_bits}-bit/g{quant_group}")
+    head.append("x fewer than LoRA r=8")
+    lines = [head]
+    for r in rows:
+        cells = [
+            r.method,
+            r.options,
+            f"{r.params:,d}",
+            f"{r.params / 1e6:.3f}M",
+            f"{4 * r.params:,d}",
+        ]
+        if quant_bits is not None:
+            qbytes = (
+                r.params * 4
+                if r.method == "lora"
+                else _qat_bytes(r.params, quant_bits, quant_group)
+            )
+            cells.append(f"{qbytes:,d}")
+        cells.append(f"{lora8 / r.params:.1f}" if lora8 and r.params else "-")
+        lines.append(cells)
+    widths = [max(len(line[j]) for line in lines) for j in range(len(head))]
+    out = [
+        " | ".join(
+            c.ljust(w) if j < 2 else c.rjust(w)
+            for j, (c, w) in enumerate(zip(line, widths, strict=True))
+        )
+        for line in lines
+    ]
+    out.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def _qat_bytes(params: int, bits: int, group: int) -> int:
+    return math.ceil(params * bits / 8) + 4 * math.ceil(params / group)
+
+
+def _parse_options(items: list[str]) -> dict[str, dict[str, Any]]:
+    from qadapters.families import FAMILIES, family_options
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ValueError(f"--option expects FAMILY.KEY=VALUE or KEY=VALUE; found {item!r}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        family, dot, name = key.rpartition(".")
+        for fam in [family] if dot else list(FAMILIES):
+            if fam not in FAMILIES:
+                raise ValueError(f"unknown family {fam!r}; valid families: {sorted(FAMILIES)}")
+            if name in family_options(fam):
+                out.setdefault(fam, {})[name] = value
+            elif dot:
+                valid = sorted(family_options(fam))
+                raise ValueError(f"family {fam!r} has no option {name!r}; valid: {valid}")
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``qadapters count``."""
+    parser.add_argument("--model", required=True, help=f"preset {sorted(PRESETS)} or config.json")
+    parser.add_argument(
+        "--targets", required=True, help="comma-separated names/suffixes/roles, or re:REGEX"
+    )
+    parser.add_argument("--family", action="append", help="family to show (repeatable; all)")
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="[FAMILY.]KEY=VALUE",
+        help="family option, VALUE as JSON (e.g. compound.orders=[1,2])",
+    )
+    parser.add_argument("--quant-bits", type=int, choices=VALID_QUANT_BITS)
+    parser.add_argument("--quant-group", type=int, default=32)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the table for ``args``; return the exit status."""
+    cfg = load_model_config(args.model)
+    targets: list[str] | str = (
+        args.targets[3:]
+        if args.targets.startswith("re:")
+        else [t.strip() for t in args.targets.split(",") if t.strip()]
+    )
+    specs = select(model_linears(cfg), targets)
+    shapes = Counter((s.role, s.in_features, s.out_features) for s in specs)
+    desc = ", ".join(f"{m}× {role} {i}→{o}" for (role, i, o), m in shapes.items())
+    print(f"model {args.model} ({cfg.get('model_type')}): {len(specs)} layers: {desc}")
+    rows = count_rows(specs, args.family, _parse_options(args.option))
+    print(format_table(rows, args.quant_bits, args.quant_group))
+    return 0
