@@ -11,11 +11,17 @@ import inspect
 from typing import Any
 
 from qadapters.base import Adapter
+from qadapters.compound import CompoundAdapter
+from qadapters.hamming import HammingAdapter
 from qadapters.pauli import PauliAdapter
+from qadapters.taylor import TaylorAdapter
 
 #: family name -> adapter class
 FAMILIES: dict[str, type[Adapter]] = {
     "pauli": PauliAdapter,
+    "taylor": TaylorAdapter,
+    "compound": CompoundAdapter,
+    "hamming": HammingAdapter,
 }
 
 
@@ -97,3 +103,20 @@ def trainable_count(family: str, in_features: int, out_features: int, **options:
     cls = _family(family)
     _check_options(family, options)
     return int(cls.count(in_features, out_features, **options))  # type: ignore[attr-defined]
+
+
+def check_options(family: str, **options: Any) -> None:
+    """Validate option names and the values that do not depend on layer sizes.
+
+    Runs the family's parameter count on a layer large enough for any rank or block layout, so
+    a bad literal (``combine="max"``), order or layer count fails early with the family's message.
+
+    Raises:
+        ValueError: unknown family or option, or an invalid value.
+    """
+    _check_options(family, options)
+    big = 1 << 16
+    rank = options.get("rank")
+    if isinstance(rank, int) and not isinstance(rank, bool) and rank > big:
+        big = rank
+    trainable_count(family, big, big, **options)

@@ -23,8 +23,7 @@ def check_rank(rank: int, in_features: int, out_features: int) -> None:
     limit = min(in_features, out_features)
     if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= limit:
         raise ValueError(
-            f"rank must be an int in 1..min(in_features, out_features) = 1..{limit}; "
-            f"found {rank!r}"
+            f"rank must be an int in 1..min(in_features, out_features) = 1..{limit}; found {rank!r}"
         )
 
 

@@ -241,9 +241,7 @@ def lie_indices(d: int, intrinsic_rank: int) -> tuple[Tensor, Tensor]:
     return torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long)
 
 
-def lie_stiefel(
-    lower: Tensor, k: int, *, method: LieMethod = "exp", order: int = 4
-) -> Tensor:
+def lie_stiefel(lower: Tensor, k: int, *, method: LieMethod = "exp", order: int = 4) -> Tensor:
     """The first k columns of ``exp(S)``, ``S = L − Lᵀ``, with L nonzero in its first r columns.
 
     Never forms ``d × d``: ``S = A Bᵀ`` has rank ``<= 2r`` with ``A = [L_r, −E_r]``,
@@ -285,7 +283,8 @@ def lie_stiefel(
     b_mat = torch.cat([e_r, lr], 1)
     m = b_mat.T @ a_mat  # (2r, 2r)
     z = torch.zeros_like(m)
-    big = torch.cat([torch.cat([m, torch.eye(2 * r, dtype=m.dtype, device=m.device)], 1),
-                     torch.cat([z, z], 1)])
+    big = torch.cat(
+        [torch.cat([m, torch.eye(2 * r, dtype=m.dtype, device=m.device)], 1), torch.cat([z, z], 1)]
+    )
     phi = torch.linalg.matrix_exp(big)[: 2 * r, 2 * r :]
     return eye_k + a_mat @ (phi @ (b_mat.T @ eye_k))

@@ -1,0 +1,176 @@
+"""QML adapters (Raj & Coyle): additive ``h' = W x + Σ_{i<R} α_i ΔW_i x`` with RBS circuits.
+
+Two variants:
+
+- ``"hw"`` — ``ΔW_i`` is the whole unitary of an RBS circuit on ``q = ⌈log2 max(in, out)⌉`` qubits:
+  block diagonal over all Hamming weights, ``⊕_{k=0}^{q} A_i^(k)``, with only ``O(q²)`` angles (an
+  exponential compression). It is applied to activations as a state: ``x`` is padded with zeros
+  to ``2^q``, run through :func:`backends.exact.apply` and truncated to ``out`` — the ``2^q × 2^q``
+  matrix is never formed in the forward pass.
+- ``"compound"`` — ``ΔW_i = A_i^(k)``, one order k, with n the smallest such that
+  ``C(n, k) >= max(in, out)`` (padding/truncation as above); the block comes from
+  :func:`backends.exact.hamming_block` and is ``C(n,k) × C(n,k)``, about the size of the layer,
+  because that matrix *is* the variant's ``ΔW``.
+
+``α`` starts at zero, so the adapted layer equals the frozen one at init; circuit angles start
+uniform in ``[−π, π)`` so the R sub-adapters differ. ``merge`` forms the dense ``ΔW``.
+"""
+
+from __future__ import annotations
+
+import math
+from math import comb
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from backends import exact
+from circuits import Circuit, rbs_brick, rbs_butterfly, rbs_pyramid
+from qadapters.base import Adapter
+
+Variant = Literal["hw", "compound"]
+Layout = Literal["pyramid", "brick", "butterfly"]
+
+
+def _check(num_adapters: int, variant: str, layout: str, depth: int, order: int) -> None:
+    for name, v in (("num_adapters", num_adapters), ("depth", depth), ("order", order)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be an int >= 1; found {v!r}")
+    if variant not in ("hw", "compound"):
+        raise ValueError(f"variant must be one of 'hw', 'compound'; found {variant!r}")
+    if layout not in ("pyramid", "brick", "butterfly"):
+        raise ValueError(f"layout must be one of 'pyramid', 'brick', 'butterfly'; found {layout!r}")
+
+
+def register_size(in_features: int, out_features: int, variant: str, order: int) -> int:
+    """Qubits n of the circuit: ``⌈log2 max⌉`` (``"hw"``) or the least n with
+    ``C(n, order) >= max`` (``"compound"``); at least 2 (and at least ``order``)."""
+    d = max(in_features, out_features)
+    if variant == "hw":
+        return max(2, (d - 1).bit_length())
+    n = max(2, order)
+    while comb(n, order) < d:
+        n += 1
+    return n
+
+
+def build_circuit(n: int, layout: str, depth: int) -> Circuit:
+    """The sub-adapter circuit: RBS pyramid, brick of ``depth`` layers, or butterfly (FBS)."""
+    if layout == "pyramid":
+        return rbs_pyramid(n)
+    if layout == "brick":
+        return rbs_brick(n, depth)
+    if n & (n - 1):
+        raise ValueError(f"layout 'butterfly' needs a power-of-two number of qubits; found n={n}")
+    return rbs_butterfly(n, gate="fbs")
+
+
+class HammingAdapter(Adapter):
+    """QML adapter: ``base_out + Σ_i α_i ΔW_i x`` (see the module docstring).
+
+    Trainable parameters: ``R · (1 + P)`` with P the circuit's angles: ``n(n−1)/2`` (pyramid),
+    ``Σ_{d<depth} ⌈(n − 1 − d mod 2)/2⌉`` (brick) or ``(n/2)·log2 n`` (butterfly).
+
+    Args:
+        in_features: input width.
+        out_features: output width.
+        num_adapters: R, sub-adapters in the linear combination (paper: 2).
+        variant: ``"hw"`` (all Hamming weights) or ``"compound"`` (one order).
+        layout: ``"pyramid"``, ``"brick"`` or ``"butterfly"``.
+        depth: layers of the brick layout.
+        order: Hamming weight k of the ``"compound"`` variant.
+
+    Raises:
+        ValueError: an invalid option (the message lists the valid values).
+
+    Example:
+        >>> a = HammingAdapter(784, 64, num_adapters=2)
+        >>> a.n_qubits, a.num_trainable()
+        (10, 92)
+    """
+
+    angle_names = ("theta",)
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        num_adapters: int = 2,
+        variant: Variant = "hw",
+        layout: Layout = "pyramid",
+        depth: int = 4,
+        order: int = 2,
+    ) -> None:
+        super().__init__(in_features, out_features)
+        _check(num_adapters, variant, layout, depth, order)
+        self.num_adapters, self.variant, self.layout = num_adapters, variant, layout
+        self.depth, self.order = depth, order
+        self.n_qubits = register_size(in_features, out_features, variant, order)
+        self.circuit = build_circuit(self.n_qubits, layout, depth)
+        dim = 2**self.n_qubits if variant == "hw" else comb(self.n_qubits, order)
+        self.dim = dim
+        init = (torch.rand(num_adapters, self.circuit.num_params) * 2 - 1) * math.pi
+        self.theta = nn.Parameter(init)
+        self.alpha = nn.Parameter(torch.zeros(num_adapters))
+
+    @classmethod
+    def count(
+        cls,
+        in_features: int,
+        out_features: int,
+        num_adapters: int = 2,
+        variant: Variant = "hw",
+        layout: Layout = "pyramid",
+        depth: int = 4,
+        order: int = 2,
+    ) -> int:
+        """Trainable parameters, from sizes only."""
+        _check(num_adapters, variant, layout, depth, order)
+        n = register_size(in_features, out_features, variant, order)
+        return num_adapters * (1 + build_circuit(n, layout, depth).num_params)
+
+    @property
+    def circuits(self) -> dict[str, Circuit]:
+        """``{"theta": circuit}``; ``theta`` holds one angle vector per sub-adapter."""
+        return {"theta": self.circuit}
+
+    def _pad(self, x: Tensor) -> Tensor:
+        return torch.nn.functional.pad(x, (0, self.dim - x.shape[-1]))
+
+    def delta(self, x: Tensor) -> Tensor:
+        """``Σ_i α_i ΔW_i x`` for ``x`` of shape ``(..., in)``; never forms ``2^q × 2^q``."""
+        theta, alpha = self.theta.to(x.dtype), self.alpha.to(x.dtype)
+        xp = self._pad(x)
+        if self.variant == "compound":
+            m = exact.hamming_block(self.circuit, theta, self.order)  # (R, C, C)
+            w = torch.einsum("r,rij->ij", alpha, m)
+            return (xp @ w.T)[..., : self.out_features]
+        out = None
+        for i in range(self.num_adapters):
+            term = exact.apply(self.circuit, theta[i], xp) * alpha[i]
+            out = term if out is None else out + term
+        assert out is not None
+        return out[..., : self.out_features]
+
+    def delta_weight(self) -> Tensor:
+        """The dense ``ΔW`` (``out × in``), for merging."""
+        theta, alpha = self.theta, self.alpha
+        if self.variant == "compound":
+            m = exact.hamming_block(self.circuit, theta, self.order)
+        else:
+            m = exact.columns(self.circuit, theta, self.in_features)  # (R, 2^q, in)
+        w = torch.einsum("r,rij->ij", alpha.to(m.dtype), m)
+        return w[: self.out_features, : self.in_features]
+
+    def forward(self, x: Tensor, base_out: Tensor) -> Tensor:
+        """``base_out + Σ_i α_i ΔW_i x``."""
+        return base_out + self.delta(x)
+
+    def merge(self, weight: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """``(W + ΔW, b)``."""
+        return weight + self.delta_weight().to(weight.dtype), bias
+
+    def unmerge(self, weight: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """``(W − ΔW, b)``."""
+        return weight - self.delta_weight().to(weight.dtype), bias
