@@ -8,6 +8,8 @@
   :mod:`circuits.lcu`).
 - :func:`success_probability` — the probability of keeping a shot, ``‖Σ α_i U_i ψ‖² / ‖α‖₁²``
   for an LCU.
+- :func:`postselect_counts` — the same postselection on measured counts (used by the Aer and IBM
+  backends), plain Python.
 
 Everything is simulated with :mod:`backends.exact` on the full register (system + ancillas), so
 it works for any circuit that records ``ancillas`` and ``postselect``, wherever the ancillas sit.
@@ -26,7 +28,13 @@ from circuits.lcu import lcu_num_ancillas
 
 Tensor = torch.Tensor
 
-__all__ = ["lcu_angles", "lcu_params", "postselected_operator", "success_probability"]
+__all__ = [
+    "lcu_angles",
+    "lcu_params",
+    "postselect_counts",
+    "postselected_operator",
+    "success_probability",
+]
 
 
 # ---------------------------------------------------------------------------- angles
@@ -197,3 +205,32 @@ def success_probability(
     out = exact.apply(circuit, params, full)
     kept = out[..., torch.as_tensor(idx, device=out.device)]
     return (kept.abs() ** 2).sum(-1) / norms
+
+
+def postselect_counts(circuit: Circuit, counts: dict[str, int]) -> dict[str, int]:
+    """Keep the shots whose ancillas read the circuit's ``postselect`` pattern.
+
+    Args:
+        circuit: a circuit with ``ancillas`` and ``postselect``.
+        counts: ``{bitstring: count}`` over all ``n_qubits`` wires in IR order (character ``w`` is
+            wire ``w``), as returned by ``backends.aer.sample``.
+
+    Returns:
+        ``{system bitstring: count}`` of the kept shots (system wires in increasing order);
+        ``sum(values) / shots`` is the kept fraction.
+
+    Raises:
+        ValueError: no postselection recorded, or a bitstring of the wrong length.
+    """
+    _kept_indices(circuit)  # validates the registers
+    n = circuit.n_qubits
+    system = circuit.system_wires
+    kept: dict[str, int] = {}
+    for bits, k in counts.items():
+        if len(bits) != n:
+            raise ValueError(f"expected {n}-bit strings; found {bits!r}")
+        pattern = zip(circuit.ancillas, circuit.postselect, strict=True)
+        if all(bits[a] == str(v) for a, v in pattern):
+            key = "".join(bits[w] for w in system)
+            kept[key] = kept.get(key, 0) + k
+    return kept

@@ -1,0 +1,476 @@
+"""Run :class:`circuits.Circuit` on Qiskit Aer: shots, Pauli expectation values, noise, unitaries.
+
+- :func:`sample` — counts and empirical probabilities for many parameter sets of one circuit, in
+  one Aer job (one PUB whose bindings array holds every set), optionally with a noise model.
+- :func:`expectation` — Pauli observables: exact (Aer's estimator) or estimated from shots.
+- :func:`probabilities` — exact noiseless probabilities from Aer's statevector method.
+- :func:`unitary` — the circuit's unitary from ``AerSimulator(method="unitary")``.
+- :func:`sample_postselected` — shots postselected on the circuit's ancilla pattern: the kept-shot
+  fraction next to the exact success probability.
+- :func:`total_variation`, :func:`tv_bound` — comparing sampled and exact distributions.
+
+Bit order: everything returned is in the IR's order (wire 0 = most significant bit = leftmost
+character of a bitstring), via :func:`backends.qiskit.to_qiskit` (Note [Qiskit bit order] there).
+Pauli labels such as ``"ZIIX"`` are read the same way: character ``w`` acts on wire ``w``. That is
+also how Qiskit reads a ``SparsePauliOp`` label on the compiled circuit (its leftmost character is
+qubit ``n-1`` = wire 0), so labels pass through unchanged.
+
+Noise: ``noise`` is ``None`` (ideal), an Aer ``NoiseModel`` (gates are first rewritten to its basis
+gates), a backend (``AerSimulator.from_backend``: its noise model, basis gates and coupling map;
+the circuit is transpiled onto it) or a fake backend name such as ``"fake_manila"`` (from
+``qiskit_ibm_runtime.fake_provider``, needs ``qadapters[ibm]``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from circuits import Circuit
+
+try:
+    from qiskit import QuantumCircuit
+    from qiskit.quantum_info import SparsePauliOp
+    from qiskit.transpiler import generate_preset_pass_manager
+    from qiskit_aer import AerSimulator
+    from qiskit_aer.noise import NoiseModel
+    from qiskit_aer.primitives import EstimatorV2, SamplerV2
+except ImportError as err:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "backends.aer needs qiskit and qiskit-aer; install them with "
+        "`pip install qadapters[qiskit]`"
+    ) from err
+
+from backends.postselection import postselect_counts
+from backends.qiskit import parameter_values, to_qiskit
+
+__all__ = [
+    "PostselectedSample",
+    "Sample",
+    "expectation",
+    "probabilities",
+    "sample",
+    "sample_postselected",
+    "simulator",
+    "total_variation",
+    "tv_bound",
+    "unitary",
+]
+
+Noise = NoiseModel | Any | str | None
+
+
+# ---------------------------------------------------------------------------- helpers
+def _check_params(circuit: Circuit, params: Any) -> tuple[np.ndarray, bool]:
+    """(params as (B, P) float64, whether the input was a single vector)."""
+    if not isinstance(circuit, Circuit):
+        raise TypeError(f"expected a circuits.Circuit; found {type(circuit).__name__}")
+    if hasattr(params, "detach"):
+        params = params.detach().cpu().numpy()
+    try:
+        arr = np.asarray(params, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"params must be real numbers; found {type(params).__name__}") from None
+    if arr.ndim not in (1, 2) or arr.shape[-1] != circuit.num_params:
+        raise ValueError(
+            f"expected params of shape ({circuit.num_params},) or (B, {circuit.num_params}); "
+            f"found shape {arr.shape}"
+        )
+    if not np.isfinite(arr).all():
+        raise ValueError(f"params must be finite; found {arr[~np.isfinite(arr)][0]}")
+    return arr.reshape(-1 if arr.size else 1, circuit.num_params), arr.ndim == 1
+
+
+def _check_shots(shots: Any) -> int:
+    if isinstance(shots, bool) or not isinstance(shots, int | np.integer) or shots <= 0:
+        raise ValueError(f"expected shots to be a positive int; found {shots!r}")
+    return int(shots)
+
+
+def simulator(noise: Noise = None, *, method: str = "automatic", seed: int | None = None) -> Any:
+    """The ``AerSimulator`` for a noise spec (see the module docstring).
+
+    Raises:
+        ValueError: an unknown fake backend name.
+    """
+    options: dict[str, Any] = {"method": method}
+    if seed is not None:
+        options["seed_simulator"] = seed
+    if isinstance(noise, str):
+        from backends.ibm import fake_backend  # needs qadapters[ibm]
+
+        noise = fake_backend(noise)
+    if noise is None:
+        return AerSimulator(**options)
+    if isinstance(noise, NoiseModel):
+        return AerSimulator(noise_model=noise, basis_gates=noise.basis_gates, **options)
+    return AerSimulator.from_backend(noise, **options)
+
+
+# Note [Aer controlled-rotation binds]
+# ------------------------------------
+# qiskit-aer 0.18 ignores PUB / ``parameter_binds`` values for its native *parameterized
+# controlled* gates (cry, crx, crz, cp, cu, …): they run as if the angle were another value
+# (Qiskit/qiskit-aer#2323, #2391, #2403; checked here: cry(0.7) bound that way is off by 0.34).
+# LCU circuits are full of controlled rotations, so an ideal simulator never receives them: the
+# circuit is rewritten to ``_SAFE_BASIS`` (uncontrolled rotations + fixed multi-qubit gates)
+# first. Device-like simulators (from a backend or a noise model) already use bases without them.
+_SAFE_BASIS = [
+    "id", "x", "y", "z", "h", "s", "sdg", "t", "tdg", "sx", "sxdg",
+    "rx", "ry", "rz", "p", "u", "cx", "cz", "ccx", "swap", "measure",
+]  # fmt: skip
+
+
+def _transpile(
+    qc: QuantumCircuit, sim: Any, seed: int | None, level: int, device_like: bool = False
+) -> QuantumCircuit:
+    """Rewrite for Aer: onto the simulated device when there is one, else to ``_SAFE_BASIS``."""
+    seed = 0 if seed is None else seed
+    if device_like:
+        pm = generate_preset_pass_manager(
+            backend=sim, optimization_level=level, seed_transpiler=seed
+        )
+    else:
+        pm = generate_preset_pass_manager(
+            optimization_level=level, basis_gates=_SAFE_BASIS, seed_transpiler=seed
+        )
+    return pm.run(qc)
+
+
+def _bindings(symbolic: QuantumCircuit, isa: QuantumCircuit, params: np.ndarray) -> np.ndarray:
+    """Parameter values in the order of ``isa.parameters`` (transpiling may reorder them)."""
+    values = parameter_values(symbolic, params)
+    column = {p.name: k for k, p in enumerate(symbolic.parameters)}
+    return values[:, [column[p.name] for p in isa.parameters]]
+
+
+def _pub(isa: QuantumCircuit, values: np.ndarray) -> tuple[Any, ...]:
+    return (isa, values) if isa.num_parameters else (isa,)
+
+
+# ---------------------------------------------------------------------------- sampling
+@dataclass(frozen=True)
+class Sample:
+    """Sampled outcomes of one circuit for B parameter sets.
+
+    Attributes:
+        counts: one ``{bitstring: count}`` per parameter set; bitstrings in IR wire order.
+        probabilities: shape ``(B, 2^n)`` (``(2^n,)`` for a single parameter vector): counts /
+            shots, indexed by the IR basis index ``int(bitstring, 2)``.
+        shots: shots per parameter set.
+    """
+
+    counts: list[dict[str, int]]
+    probabilities: np.ndarray
+    shots: int
+
+
+def _counts_to_probs(counts: list[dict[str, int]], n: int, shots: int) -> np.ndarray:
+    probs = np.zeros((len(counts), 2**n))
+    for b, c in enumerate(counts):
+        for bits, k in c.items():
+            probs[b, int(bits, 2)] += k / shots
+    return probs
+
+
+def sample(
+    circuit: Circuit,
+    params: Any,
+    *,
+    shots: int,
+    seed: int | None = None,
+    noise: Noise = None,
+    method: str = "automatic",
+    optimization_level: int = 1,
+) -> Sample:
+    """Measure every wire ``shots`` times for each parameter set, in one Aer job.
+
+    Args:
+        circuit: the circuit (ancillas are measured like every other wire).
+        params: shape ``(num_params,)`` or ``(B, num_params)``; all B sets go into one PUB.
+        shots: shots per parameter set, > 0.
+        seed: seeds the sampler and the transpiler; same seed, same counts.
+        noise: see the module docstring.
+        method: Aer simulation method (``"automatic"``, ``"statevector"``, ``"density_matrix"``…).
+        optimization_level: preset pass manager level used to rewrite the circuit for Aer.
+
+    Returns:
+        A :class:`Sample` in IR bit order.
+
+    Raises:
+        ValueError: params of the wrong shape or non-finite, shots <= 0, unknown noise backend.
+    """
+    arr, single = _check_params(circuit, params)
+    shots = _check_shots(shots)
+    sim = simulator(noise, method=method, seed=seed)
+    if circuit.n_qubits > sim.num_qubits:
+        raise ValueError(
+            f"the circuit needs {circuit.n_qubits} qubits; the simulator has {sim.num_qubits}"
+        )
+    symbolic = to_qiskit(circuit, measure=True)
+    isa = _transpile(symbolic, sim, seed, optimization_level, noise is not None)
+    sampler = SamplerV2.from_backend(sim, seed=seed)
+    result = sampler.run([_pub(isa, _bindings(symbolic, isa, arr))], shots=shots).result()[0]
+    bits = result.data.c
+    counts = [bits.get_counts(b) if bits.shape else bits.get_counts() for b in range(len(arr))]
+    probs = _counts_to_probs(counts, circuit.n_qubits, shots)
+    return Sample(counts, probs[0] if single else probs, shots)
+
+
+def probabilities(circuit: Circuit, params: Any) -> np.ndarray:
+    """Exact noiseless probabilities of every basis state (Aer statevector method).
+
+    Returns:
+        Shape ``(2^n,)`` or ``(B, 2^n)``, indexed by the IR basis index.
+    """
+    arr, single = _check_params(circuit, params)
+    sim = AerSimulator(method="statevector")
+    symbolic = to_qiskit(circuit)
+    qc = _transpile(symbolic, sim, 0, 0)
+    qc.save_probabilities()
+    values = _bindings(symbolic, qc, arr)
+    binds = [{p: values[:, k] for k, p in enumerate(qc.parameters)}] if qc.num_parameters else None
+    result = sim.run(qc, parameter_binds=binds, shots=1).result()
+    out = np.stack([np.asarray(result.data(b)["probabilities"]) for b in range(len(arr))])
+    return out[0] if single else out
+
+
+def unitary(circuit: Circuit, params: Any) -> np.ndarray:
+    """The unitary from ``AerSimulator(method="unitary")`` (IR bit order, like
+    ``exact.unitary``; the rewrite to Aer's gates uses optimisation level 0).
+
+    Returns:
+        Complex array ``(2^n, 2^n)`` or ``(B, 2^n, 2^n)``.
+    """
+    arr, single = _check_params(circuit, params)
+    sim = AerSimulator(method="unitary")
+    symbolic = to_qiskit(circuit)
+    qc = _transpile(symbolic, sim, 0, 0)
+    qc.save_unitary()
+    values = _bindings(symbolic, qc, arr)
+    binds = [{p: values[:, k] for k, p in enumerate(qc.parameters)}] if qc.num_parameters else None
+    result = sim.run(qc, parameter_binds=binds, shots=1).result()
+    out = np.stack([np.asarray(result.data(b)["unitary"]) for b in range(len(arr))])
+    return out[0] if single else out
+
+
+# ---------------------------------------------------------------------------- expectation values
+def _observables(observables: Any, n: int) -> tuple[list[SparsePauliOp], bool]:
+    single = isinstance(observables, str | SparsePauliOp)
+    items = [observables] if single else list(observables)
+    out = []
+    for obs in items:
+        op = SparsePauliOp(obs) if isinstance(obs, str) else obs
+        if not isinstance(op, SparsePauliOp):
+            raise ValueError(
+                "expected Pauli strings such as 'ZIIX' or SparsePauliOp; found "
+                f"{type(obs).__name__}"
+            )
+        if op.num_qubits != n:
+            raise ValueError(f"expected observables on {n} qubits; found {op.num_qubits}")
+        out.append(op)
+    return out, single
+
+
+def _qwc_groups(labels: list[str]) -> list[str]:
+    """Greedy qubit-wise commuting measurement bases covering every label (``I`` = free)."""
+    bases: list[list[str]] = []
+    for label in labels:
+        for basis in bases:
+            if all(a == "I" or b in ("I", a) for a, b in zip(label, basis, strict=True)):
+                for w, a in enumerate(label):
+                    if a != "I":
+                        basis[w] = a
+                break
+        else:
+            bases.append(list(label))
+    return ["".join(b) for b in bases]
+
+
+def _basis_circuit(symbolic: QuantumCircuit, basis: str) -> QuantumCircuit:
+    """``symbolic`` + rotations so that measuring Z reads ``basis``; measures every qubit."""
+    n = symbolic.num_qubits
+    qc = symbolic.copy()
+    for w, a in enumerate(basis):
+        q = n - 1 - w
+        if a == "X":
+            qc.h(q)
+        elif a == "Y":
+            qc.sdg(q)
+            qc.h(q)
+    qc.measure_all()
+    return qc
+
+
+def expectation(
+    circuit: Circuit,
+    params: Any,
+    observables: str | SparsePauliOp | Sequence[str | SparsePauliOp],
+    *,
+    shots: int | None = None,
+    seed: int | None = None,
+    noise: Noise = None,
+    optimization_level: int = 1,
+) -> np.ndarray:
+    """Expectation values ``<ψ(θ)|O|ψ(θ)>`` of Pauli observables.
+
+    Args:
+        circuit: the circuit (state prepared from ``|0…0>``).
+        params: shape ``(num_params,)`` or ``(B, num_params)``.
+        observables: a Pauli string in IR wire order (``"ZIIX"``: Z on wire 0, X on wire 3), a
+            ``SparsePauliOp`` (same label order), or a list of them.
+        shots: ``None`` for exact values (Aer's estimator; with ``noise`` it simulates the noisy
+            channel), or shots per measurement basis: terms are grouped into qubit-wise commuting
+            bases, each basis is one PUB (all parameter sets bound at once) of one sampler job.
+        seed: seeds the sampler and the transpiler.
+        noise: see the module docstring.
+        optimization_level: preset pass manager level.
+
+    Returns:
+        Real array of shape ``([B,] [K])``: B only for batched params, K only for a list of
+        observables.
+
+    Raises:
+        ValueError: bad params, shots <= 0, or observables of the wrong size or type.
+    """
+    arr, single_p = _check_params(circuit, params)
+    ops, single_o = _observables(observables, circuit.n_qubits)
+    sim = simulator(noise, seed=seed)
+    symbolic = to_qiskit(circuit)
+    if shots is None:
+        isa = _transpile(symbolic, sim, seed, optimization_level, noise is not None)
+        estimator = EstimatorV2.from_backend(
+            sim, options={"run_options": {"seed_simulator": seed}} if seed is not None else {}
+        )
+        values = _bindings(symbolic, isa, arr)
+        obs = [op.apply_layout(isa.layout) for op in ops]
+        pubs = [(isa, o, values) if isa.num_parameters else (isa, o) for o in obs]
+        res = estimator.run(pubs).result()
+        out = np.stack([np.broadcast_to(np.real(r.data.evs), (len(arr),)) for r in res], -1)
+    else:
+        shots = _check_shots(shots)
+        terms = [(label, complex(c)) for op in ops for label, c in op.to_list()]
+        bases = _qwc_groups([t[0] for t in terms])
+        circuits = [_basis_circuit(symbolic, b) for b in bases]
+        isas = [
+            _transpile(qc, sim, seed, optimization_level, noise is not None) for qc in circuits
+        ]
+        pubs = [_pub(isa, _bindings(symbolic, isa, arr)) for isa in isas]
+        results = SamplerV2.from_backend(sim, seed=seed).run(pubs, shots=shots).result()
+        parities: dict[str, np.ndarray] = {}
+        for basis, res in zip(bases, results, strict=True):
+            bits = res.data.meas
+            for label, _ in terms:
+                if label in parities or not all(
+                    a == "I" or a == b for a, b in zip(label, basis, strict=True)
+                ):
+                    continue
+                support = [w for w, a in enumerate(label) if a != "I"]
+                ev = np.zeros(len(arr))
+                for b in range(len(arr)):
+                    counts = bits.get_counts(b) if bits.shape else bits.get_counts()
+                    for s, k in counts.items():
+                        ev[b] += (-1) ** sum(s[w] == "1" for w in support) * k / shots
+                parities[label] = ev
+        out = np.stack(
+            [sum(np.real(c) * parities[label] for label, c in op.to_list()) for op in ops], -1
+        )
+    out = out[..., 0] if single_o else out
+    return out[0] if single_p else out
+
+
+# ---------------------------------------------------------------------------- postselection
+@dataclass(frozen=True)
+class PostselectedSample:
+    """Shots postselected on a circuit's ancilla pattern.
+
+    Attributes:
+        kept_fraction: kept shots / shots, per parameter set.
+        success_probability: the exact (noiseless) probability of the pattern, per parameter set.
+        counts: kept counts per parameter set, keyed by system bitstrings (system wires in order).
+        probabilities: kept counts normalised to sum to 1, ``(B, 2^s)`` (zeros if none kept).
+        shots: shots per parameter set.
+    """
+
+    kept_fraction: np.ndarray
+    success_probability: np.ndarray
+    counts: list[dict[str, int]]
+    probabilities: np.ndarray
+    shots: int
+
+
+def sample_postselected(
+    circuit: Circuit,
+    params: Any,
+    *,
+    shots: int,
+    seed: int | None = None,
+    noise: Noise = None,
+    optimization_level: int = 1,
+) -> PostselectedSample:
+    """Sample, then keep the shots whose ancillas read the circuit's ``postselect`` pattern.
+
+    The kept fraction estimates the success probability (``‖Σ α_i U_i ψ‖² / ‖α‖₁²`` for an
+    LCU, see Note [LCU postselection] in :mod:`circuits.lcu`); the exact noiseless value comes
+    from Aer's statevector method, so the two can be compared directly.
+
+    Args:
+        circuit: a circuit with ``ancillas`` and ``postselect``.
+        params, shots, seed, noise, optimization_level: as for :func:`sample`.
+
+    Returns:
+        A :class:`PostselectedSample`; arrays have a leading B axis only for batched params.
+
+    Raises:
+        ValueError: no postselection recorded, or the errors of :func:`sample`.
+    """
+    if not isinstance(circuit, Circuit) or not circuit.ancillas or not circuit.postselect:
+        raise ValueError("expected a circuit with ancillas and a postselect pattern")
+    arr, single = _check_params(circuit, params)
+    raw = sample(
+        circuit, arr, shots=shots, seed=seed, noise=noise, optimization_level=optimization_level
+    )
+    kept = [postselect_counts(circuit, c) for c in raw.counts]
+    s = len(circuit.system_wires)
+    exact = probabilities(circuit, arr)
+    pattern = [
+        i
+        for i in range(2**circuit.n_qubits)
+        if all(
+            (i >> (circuit.n_qubits - 1 - w)) & 1 == v
+            for w, v in zip(circuit.ancillas, circuit.postselect, strict=True)
+        )
+    ]
+    success = exact[:, pattern].sum(-1)
+    fractions = np.array([sum(c.values()) / raw.shots for c in kept])
+    probs = np.zeros((len(arr), 2**s))
+    for b, c in enumerate(kept):
+        total = sum(c.values())
+        for bits, k in c.items():
+            probs[b, int(bits, 2)] = k / total
+    if single:
+        return PostselectedSample(fractions[0], success[0], kept, probs[0], raw.shots)
+    return PostselectedSample(fractions, success, kept, probs, raw.shots)
+
+
+# ---------------------------------------------------------------------------- statistics
+def total_variation(p: Any, q: Any) -> np.ndarray:
+    """``½ Σ |p − q|`` over the last axis."""
+    return 0.5 * np.abs(np.asarray(p) - np.asarray(q)).sum(-1)
+
+
+def tv_bound(dim: int, shots: int, delta: float = 1e-9) -> float:
+    """A bound on the total-variation distance between an empirical distribution of ``shots``
+    samples over ``dim`` outcomes and the true one, holding with probability ``>= 1 − delta``.
+
+    ``E‖p̂ − p‖₁ ≤ Σ_i sqrt(p_i/N) ≤ sqrt(dim/N)`` (Cauchy–Schwarz), and ``‖p̂ − p‖₁`` changes by at
+    most ``2/N`` when one sample changes, so McDiarmid gives
+    ``P(‖p̂ − p‖₁ ≥ sqrt(dim/N) + t) ≤ exp(−N t² / 2)``. Hence, with probability ``>= 1 − delta``::
+
+        TV ≤ ½ (sqrt(dim/N) + sqrt(2 ln(1/delta) / N))
+    """
+    shots = _check_shots(shots)
+    return 0.5 * (np.sqrt(dim / shots) + np.sqrt(2 * np.log(1 / delta) / shots))

@@ -1,0 +1,461 @@
+"""Run :class:`circuits.Circuit` on IBM Quantum through ``qiskit-ibm-runtime`` (0.51).
+
+- :func:`resolve_backend` — a spec string: ``"ibm:fake_manila"``, ``"ibm:fake_brisbane"`` (fake
+  backends, local testing mode, no account, no network) or ``"ibm:<device>"`` (the real service).
+- :func:`sample` / :func:`sample_postselected` / :func:`expectation` — transpile to the backend's
+  ISA with ``generate_preset_pass_manager(backend=..., optimization_level=...)``, then run the
+  sampler / estimator in mode ``"backend"`` (job mode), ``"session"`` or ``"batch"``. All parameter
+  sets of a call share one PUB (a bindings array). Results are in the IR's bit order (wire 0 =
+  leftmost character), as in :mod:`backends.aer`.
+
+Primitives: runtime 0.50+ deprecates ``SamplerV2`` / ``EstimatorV2`` (checked in the installed
+``qiskit_ibm_runtime/sampler.py``: ``issue_deprecation_msg("The SamplerV2 class is deprecated",
+version="0.50.0", …)``) in favour of the client-side, executor-based
+``qiskit_ibm_runtime.executor_sampler.Sampler`` and ``executor_estimator.Estimator``. Those run on
+fake backends in local testing mode (through Aer) and accept ``Session`` / ``Batch``, so they are
+used everywhere with no fallback.
+
+Credentials: ``QISKIT_IBM_TOKEN`` (and optional ``QISKIT_IBM_INSTANCE``) from the environment, else
+a saved account (``QiskitRuntimeService.save_account``). The token is never logged, never written
+and is scrubbed from every error this module raises.
+
+Errors: every check (spec, qubit count, parameter shape and values, shots) runs before anything is
+submitted. A failed or cancelled job raises :class:`IBMJobError` with the job id and status;
+transient errors (network, timeouts, HTTP API errors) are retried ``max_retries`` times with
+exponential back-off.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from circuits import Circuit
+
+try:
+    from qiskit import QuantumCircuit
+    from qiskit.quantum_info import SparsePauliOp
+    from qiskit.transpiler import generate_preset_pass_manager
+    from qiskit_ibm_runtime import Batch, IBMBackend, QiskitRuntimeService, Session
+    from qiskit_ibm_runtime.api.exceptions import RequestsApiError
+    from qiskit_ibm_runtime.exceptions import RuntimeJobTimeoutError
+    from qiskit_ibm_runtime.executor_estimator import Estimator
+    from qiskit_ibm_runtime.executor_sampler import Sampler
+    from qiskit_ibm_runtime.fake_provider import fake_provider as _fakes
+except ImportError as err:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "backends.ibm needs qiskit-ibm-runtime; install it with `pip install qadapters[ibm]`"
+    ) from err
+
+from backends.postselection import postselect_counts
+from backends.qiskit import parameter_values, to_qiskit
+
+__all__ = [
+    "IBMAccountMissingError",
+    "IBMJobError",
+    "IBMSample",
+    "IBMTransientError",
+    "expectation",
+    "fake_backend",
+    "resolve_backend",
+    "runtime_service",
+    "sample",
+    "sample_postselected",
+]
+
+Mode = Literal["backend", "session", "batch"]
+_MODES = ("backend", "session", "batch")
+#: Errors worth another try: network trouble, timeouts and HTTP errors from the API.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    TimeoutError,
+    RequestsApiError,
+    RuntimeJobTimeoutError,
+)
+
+NO_ACCOUNT = (
+    "no IBM Quantum account: set QISKIT_IBM_TOKEN (and optionally QISKIT_IBM_INSTANCE) in the "
+    "environment, or save one once with QiskitRuntimeService.save_account(token=..., "
+    "instance=...); fake backends such as 'ibm:fake_manila' need no account"
+)
+
+
+class IBMAccountMissingError(RuntimeError):
+    """No usable IBM Quantum credentials (the message says how to provide them)."""
+
+
+class IBMJobError(RuntimeError):
+    """A job failed or was cancelled.
+
+    Attributes:
+        job_id: the job's id.
+        status: its final status (e.g. ``"ERROR"``, ``"CANCELLED"``).
+    """
+
+    def __init__(self, job_id: str, status: str, detail: str = "") -> None:
+        self.job_id, self.status = job_id, status
+        suffix = f": {detail}" if detail else ""
+        super().__init__(f"IBM job {job_id} ended with status {status}{suffix}")
+
+
+class IBMTransientError(RuntimeError):
+    """A transient error persisted after every retry."""
+
+
+# ---------------------------------------------------------------------------- secrets
+def _redact(text: str) -> str:
+    """``text`` with the token from the environment (if any) replaced by ``***``."""
+    token = os.environ.get("QISKIT_IBM_TOKEN", "")
+    return text.replace(token, "***") if token else text
+
+
+# ---------------------------------------------------------------------------- backends
+def _fake_classes() -> dict[str, type]:
+    """``fake_<name>`` → class, preferring the V2 class when both exist."""
+    out: dict[str, type] = {}
+    for attr in sorted(dir(_fakes)):
+        if not attr.startswith("Fake") or "Provider" in attr:
+            continue
+        base = attr[4:].removesuffix("V2")
+        key = "fake_" + "".join("_" + ch.lower() if ch.isupper() else ch for ch in base).lstrip("_")
+        if key not in out or attr.endswith("V2"):
+            out[key] = getattr(_fakes, attr)
+    return out
+
+
+def fake_backend(name: str) -> Any:
+    """A fake backend from ``qiskit_ibm_runtime.fake_provider`` by name (``"fake_manila"``).
+
+    Raises:
+        ValueError: no fake backend has that name (the message lists them).
+    """
+    classes = _fake_classes()
+    if name not in classes:
+        raise ValueError(f"unknown fake backend {name!r}; expected one of {sorted(classes)}")
+    return classes[name]()
+
+
+def runtime_service() -> Any:
+    """The ``QiskitRuntimeService`` from the environment or a saved account.
+
+    Raises:
+        IBMAccountMissingError: no credentials, or the service refused them (token scrubbed).
+    """
+    token = os.environ.get("QISKIT_IBM_TOKEN")
+    instance = os.environ.get("QISKIT_IBM_INSTANCE") or None
+    try:
+        if token:
+            return QiskitRuntimeService(
+                channel="ibm_quantum_platform", token=token, instance=instance
+            )
+        return QiskitRuntimeService()
+    except Exception as err:
+        raise IBMAccountMissingError(
+            f"{NO_ACCOUNT} ({type(err).__name__}: {_redact(str(err))})"
+        ) from None
+
+
+def resolve_backend(spec: str, *, noise: bool = True) -> Any:
+    """The backend named by ``spec``.
+
+    Args:
+        spec: ``"ibm:fake_<name>"`` (local testing mode) or ``"ibm:<device>"`` (needs an account).
+        noise: for fake backends only: ``False`` keeps the device's target (qubits, coupling map,
+            basis gates) but simulates it without noise (an ``AerSimulator.from_backend`` copy with
+            no noise model), for exact comparisons.
+
+    Raises:
+        ValueError: the spec is not ``ibm:<name>``, or names no fake backend.
+        IBMAccountMissingError: a real device without credentials.
+    """
+    if not isinstance(spec, str) or not spec.startswith("ibm:") or len(spec) <= 4:
+        raise ValueError(
+            f"unknown backend spec {spec!r}; expected 'ibm:fake_manila', 'ibm:fake_brisbane' (or "
+            "another fake_*) or 'ibm:<device name>'"
+        )
+    name = spec[4:]
+    if name.startswith("fake_"):
+        fake = fake_backend(name)
+        if noise:
+            return fake
+        from qiskit_aer import AerSimulator
+
+        return AerSimulator.from_backend(fake, noise_model=None)
+    if not noise:
+        raise ValueError(f"noise=False applies to fake backends only; found {spec!r}")
+    service = runtime_service()
+    try:
+        return service.backend(name)
+    except Exception as err:
+        raise ValueError(f"IBM backend {name!r} is not available: {_redact(str(err))}") from None
+
+
+def _is_local(backend: Any) -> bool:
+    return not isinstance(backend, IBMBackend)
+
+
+# ---------------------------------------------------------------------------- validation
+def _check(circuit: Circuit, params: Any, shots: Any, backend: Any) -> tuple[np.ndarray, bool]:
+    if not isinstance(circuit, Circuit):
+        raise TypeError(f"expected a circuits.Circuit; found {type(circuit).__name__}")
+    if hasattr(params, "detach"):
+        params = params.detach().cpu().numpy()
+    arr = np.asarray(params, dtype=np.float64)
+    if arr.ndim not in (1, 2) or arr.shape[-1] != circuit.num_params:
+        raise ValueError(
+            f"expected params of shape ({circuit.num_params},) or (B, {circuit.num_params}); "
+            f"found shape {arr.shape}"
+        )
+    if not np.isfinite(arr).all():
+        raise ValueError(f"params must be finite; found {arr[~np.isfinite(arr)][0]}")
+    if shots is not None and (
+        isinstance(shots, bool) or not isinstance(shots, int | np.integer) or shots <= 0
+    ):
+        raise ValueError(f"expected shots to be a positive int; found {shots!r}")
+    if circuit.n_qubits > backend.num_qubits:
+        raise ValueError(
+            f"the circuit needs {circuit.n_qubits} qubits; backend {backend.name!r} has "
+            f"{backend.num_qubits}"
+        )
+    return arr.reshape(-1 if arr.size else 1, circuit.num_params), arr.ndim == 1
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in _MODES:
+        raise ValueError(f"expected mode one of {list(_MODES)}; found {mode!r}")
+
+
+def _backend(backend: Any, noise: bool) -> Any:
+    return resolve_backend(backend, noise=noise) if isinstance(backend, str) else backend
+
+
+def _isa(qc: QuantumCircuit, backend: Any, level: int, seed: int | None) -> QuantumCircuit:
+    pm = generate_preset_pass_manager(
+        backend=backend, optimization_level=level, seed_transpiler=0 if seed is None else seed
+    )
+    return pm.run(qc)
+
+
+def _values(symbolic: QuantumCircuit, isa: QuantumCircuit, arr: np.ndarray) -> np.ndarray:
+    values = parameter_values(symbolic, arr)
+    column = {p.name: k for k, p in enumerate(symbolic.parameters)}
+    return values[:, [column[p.name] for p in isa.parameters]]
+
+
+# ---------------------------------------------------------------------------- jobs
+def _status(job: Any) -> str:
+    status = job.status()
+    return str(getattr(status, "name", status)).upper()
+
+
+def run_job(
+    submit: Callable[[], Any], *, max_retries: int = 3, retry_delay: float = 1.0
+) -> Any:
+    """Submit and wait, retrying transient errors; the result of the job.
+
+    Args:
+        submit: a function that submits the job and returns it.
+        max_retries: extra attempts after a transient error (on submission or on fetching the
+            result); a failed or cancelled job is never retried.
+        retry_delay: seconds before the first retry, doubled each time.
+
+    Raises:
+        IBMJobError: the job failed or was cancelled (job id and status in the message).
+        IBMTransientError: transient errors persisted after ``max_retries`` retries.
+    """
+    job = None
+    for attempt in range(max_retries + 1):
+        try:
+            if job is None:
+                job = submit()
+            status = _status(job)
+            if status in ("ERROR", "CANCELLED", "FAILED"):
+                detail = getattr(job, "error_message", lambda: None)() or ""
+                raise IBMJobError(str(job.job_id()), status, _redact(str(detail)))
+            return job.result()
+        except TRANSIENT_ERRORS as err:
+            if attempt == max_retries:
+                where = f"job {job.job_id()}" if job is not None else "submission"
+                raise IBMTransientError(
+                    f"{where} still failing after {max_retries} retries: "
+                    f"{type(err).__name__}: {_redact(str(err))}"
+                ) from None
+            time.sleep(retry_delay * 2**attempt)
+        except IBMJobError:
+            raise
+        except Exception as err:
+            if job is not None and _status(job) in ("ERROR", "CANCELLED", "FAILED"):
+                raise IBMJobError(str(job.job_id()), _status(job), _redact(str(err))) from None
+            raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _primitive(cls: type, backend: Any, mode: str, seed: int | None) -> tuple[Any, Any]:
+    """(primitive, context to close) for the execution mode."""
+    ctx = None
+    target = backend
+    if mode == "session":
+        ctx = target = Session(backend=backend)
+    elif mode == "batch":
+        ctx = target = Batch(backend=backend)
+    prim = cls(mode=target)
+    if _is_local(backend) and seed is not None:
+        prim.options.simulator.seed_simulator = seed
+    return prim, ctx
+
+
+# ---------------------------------------------------------------------------- public API
+@dataclass(frozen=True)
+class IBMSample:
+    """Counts for B parameter sets (IR bit order), like ``backends.aer.Sample``.
+
+    Attributes:
+        counts: one ``{bitstring: count}`` per parameter set.
+        probabilities: ``(B, 2^n)`` (``(2^n,)`` for one parameter vector), indexed by
+            ``int(bitstring, 2)``.
+        shots: shots per parameter set.
+        job_id: the runtime job's id.
+    """
+
+    counts: list[dict[str, int]]
+    probabilities: np.ndarray
+    shots: int
+    job_id: str
+
+
+def sample(
+    circuit: Circuit,
+    params: Any,
+    *,
+    backend: str | Any = "ibm:fake_manila",
+    shots: int = 4096,
+    seed: int | None = None,
+    mode: Mode = "backend",
+    noise: bool = True,
+    optimization_level: int = 1,
+    max_retries: int = 3,
+    retry_delay: float = 1.0,
+) -> IBMSample:
+    """Sample every wire with the runtime's (executor-based) Sampler.
+
+    Args:
+        circuit: the circuit.
+        params: ``(num_params,)`` or ``(B, num_params)``: one PUB with a bindings array.
+        backend: a spec (see :func:`resolve_backend`) or a backend object.
+        shots: shots per parameter set, > 0.
+        seed: transpiler seed, and simulator seed on fake backends.
+        mode: ``"backend"`` (job mode), ``"session"`` or ``"batch"``.
+        noise: ``False`` simulates a fake backend without noise.
+        optimization_level: of the preset pass manager.
+        max_retries, retry_delay: see :func:`run_job`.
+
+    Raises:
+        ValueError: bad spec, mode, params or shots, or too many qubits — before submission.
+        IBMAccountMissingError, IBMJobError, IBMTransientError: see above.
+    """
+    _check_mode(mode)
+    dev = _backend(backend, noise)
+    arr, single = _check(circuit, params, shots, dev)
+    symbolic = to_qiskit(circuit, measure=True)
+    isa = _isa(symbolic, dev, optimization_level, seed)
+    pub = (isa, _values(symbolic, isa, arr)) if isa.num_parameters else (isa,)
+    sampler, ctx = _primitive(Sampler, dev, mode, seed)
+    jobs: list[Any] = []
+
+    def submit() -> Any:
+        jobs.append(sampler.run([pub], shots=int(shots)))
+        return jobs[-1]
+
+    try:
+        result = run_job(submit, max_retries=max_retries, retry_delay=retry_delay)[0]
+    finally:
+        if ctx is not None:
+            ctx.close()
+    bits = result.data.c
+    counts = [bits.get_counts(b) if bits.shape else bits.get_counts() for b in range(len(arr))]
+    probs = np.zeros((len(arr), 2**circuit.n_qubits))
+    for b, c in enumerate(counts):
+        for s, k in c.items():
+            probs[b, int(s, 2)] += k / shots
+    return IBMSample(counts, probs[0] if single else probs, int(shots), str(jobs[-1].job_id()))
+
+
+def sample_postselected(
+    circuit: Circuit, params: Any, **kwargs: Any
+) -> tuple[np.ndarray, list[dict[str, int]], IBMSample]:
+    """:func:`sample`, then keep the shots whose ancillas read the ``postselect`` pattern.
+
+    Returns:
+        (kept fraction per parameter set, kept counts keyed by system bitstrings, raw sample).
+        Compare the kept fraction with ``backends.postselection.success_probability``.
+
+    Raises:
+        ValueError: the circuit records no postselection, or the errors of :func:`sample`.
+    """
+    if not isinstance(circuit, Circuit) or not circuit.ancillas or not circuit.postselect:
+        raise ValueError("expected a circuit with ancillas and a postselect pattern")
+    raw = sample(circuit, params, **kwargs)
+    kept = [postselect_counts(circuit, c) for c in raw.counts]
+    fractions = np.array([sum(c.values()) / raw.shots for c in kept])
+    return (fractions[0] if np.ndim(raw.probabilities) == 1 else fractions), kept, raw
+
+
+def expectation(
+    circuit: Circuit,
+    params: Any,
+    observables: str | SparsePauliOp | Sequence[str | SparsePauliOp],
+    *,
+    backend: str | Any = "ibm:fake_manila",
+    precision: float = 0.015625,
+    seed: int | None = None,
+    mode: Mode = "backend",
+    noise: bool = True,
+    optimization_level: int = 1,
+    max_retries: int = 3,
+    retry_delay: float = 1.0,
+) -> np.ndarray:
+    """Pauli expectation values with the runtime's (executor-based) Estimator.
+
+    Args:
+        observables: Pauli strings in IR wire order (``"ZIIX"``) or ``SparsePauliOp`` (same
+            order), or a list; mapped onto the ISA circuit's layout.
+        precision: target standard error (the estimator picks the shots).
+        Others: as for :func:`sample`.
+
+    Returns:
+        Shape ``([B,] [K])`` as in ``backends.aer.expectation``.
+    """
+    _check_mode(mode)
+    if not (isinstance(precision, float | int) and precision > 0 and np.isfinite(precision)):
+        raise ValueError(f"expected precision > 0; found {precision!r}")
+    dev = _backend(backend, noise)
+    arr, single_p = _check(circuit, params, None, dev)
+    single_o = isinstance(observables, str | SparsePauliOp)
+    ops = [SparsePauliOp(o) if isinstance(o, str) else o
+           for o in ([observables] if single_o else list(observables))]
+    for op in ops:
+        if not isinstance(op, SparsePauliOp) or op.num_qubits != circuit.n_qubits:
+            raise ValueError(f"expected Pauli observables on {circuit.n_qubits} qubits; found {op}")
+    symbolic = to_qiskit(circuit)
+    isa = _isa(symbolic, dev, optimization_level, seed)
+    values = _values(symbolic, isa, arr)
+    obs = [op.apply_layout(isa.layout) for op in ops]
+    pubs = [(isa, o, values) if isa.num_parameters else (isa, o) for o in obs]
+    estimator, ctx = _primitive(Estimator, dev, mode, seed)
+    try:
+        res = run_job(
+            lambda: estimator.run(pubs, precision=precision),
+            max_retries=max_retries,
+            retry_delay=retry_delay,
+        )
+    finally:
+        if ctx is not None:
+            ctx.close()
+    out = np.stack([np.broadcast_to(np.real(r.data.evs), (len(arr),)) for r in res], -1)
+    out = out[..., 0] if single_o else out
+    return out[0] if single_p else out
