@@ -5,7 +5,7 @@ relevant fields of the public configs. From it we list every linear layer of the
 stack with its name (as in the Hugging Face base model), ``(in, out)`` shape and *role*; targets
 select layers by PEFT's rules (exact name or ``.``-suffix, or a regex) or by role, so
 ``query,value`` works on BERT (``query``), DeBERTa (``query_proj``) and Llama (``q_proj``).
-Roles: ``query key value attn_out ffn_in ffn_gate ffn_out qkv``.
+Roles: ``query key value attn_out ffn_in ffn_gate ffn_out qkv pooler``.
 
 Formulas, summed over the selected layers of shape ``d_in → d_out``:
 
@@ -27,6 +27,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import math
 from collections import Counter
@@ -75,15 +76,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 LORA_RANKS: tuple[int, ...] = (1, 8, 16)
 ROLES: tuple[str, ...] = (
-    "query",
-    "key",
-    "value",
-    "attn_out",
-    "ffn_in",
-    "ffn_gate",
-    "ffn_out",
-    "qkv",
-)
+    "query", "key", "value", "attn_out", "ffn_in", "ffn_gate", "ffn_out", "qkv", "pooler",
+)  # fmt: skip
+_POOLED = ("bert", "roberta", "xlm-roberta", "vit")  # base models with a pooler.dense
 
 
 @dataclass(frozen=True)
@@ -96,8 +91,11 @@ class LinearSpec:
     role: str
 
 
-def _layer_table(cfg: dict[str, Any]) -> tuple[str, int, list[tuple[str, str, int, int]]]:
-    """(name template with ``{i}``, layer count, [(suffix, role, in, out)]) of one block."""
+_Rows = list[tuple[str, str, int, int]]
+
+
+def _layer_table(cfg: dict[str, Any]) -> tuple[str, int, _Rows, _Rows]:
+    """(name template with ``{i}``, block count, [(suffix, role, in, out)] of one block, extras)."""
     mt = cfg.get("model_type")
     if mt in ("bert", "roberta", "xlm-roberta", "electra", "vit", "deberta-v2", "deberta"):
         h, f, n = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
@@ -115,7 +113,8 @@ def _layer_table(cfg: dict[str, Any]) -> tuple[str, int, list[tuple[str, str, in
             ("intermediate.dense", "ffn_in", h, f),
             ("output.dense", "ffn_out", f, h),
         ]
-        return "encoder.layer.{i}", n, rows
+        pooler = [("pooler.dense", "pooler", h, h)] if mt in _POOLED else []
+        return "encoder.layer.{i}", n, rows, pooler
     if mt == "gpt2":
         h, n = cfg["n_embd"], cfg["n_layer"]
         f = cfg.get("n_inner") or 4 * h
@@ -125,7 +124,7 @@ def _layer_table(cfg: dict[str, Any]) -> tuple[str, int, list[tuple[str, str, in
             ("mlp.c_fc", "ffn_in", h, f),
             ("mlp.c_proj", "ffn_out", f, h),
         ]
-        return "h.{i}", n, rows
+        return "h.{i}", n, rows, []
     if mt in ("llama", "mistral", "qwen2"):
         h, f, n = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
         heads = cfg.get("num_attention_heads", 1)
@@ -139,7 +138,7 @@ def _layer_table(cfg: dict[str, Any]) -> tuple[str, int, list[tuple[str, str, in
             ("mlp.up_proj", "ffn_in", h, f),
             ("mlp.down_proj", "ffn_out", f, h),
         ]
-        return "layers.{i}", n, rows
+        return "layers.{i}", n, rows, []
     supported = "bert, roberta, xlm-roberta, electra, deberta, deberta-v2, vit, gpt2, llama, ..."
     raise ValueError(f"unsupported model_type {mt!r}; supported: {supported}")
 
@@ -162,12 +161,13 @@ def load_model_config(model: str) -> dict[str, Any]:
 
 def model_linears(cfg: dict[str, Any]) -> list[LinearSpec]:
     """Every linear layer of the model's block stack (names as in the Hugging Face base model)."""
-    template, n, rows = _layer_table(cfg)
-    return [
+    template, n, rows, extras = _layer_table(cfg)
+    blocks = [
         LinearSpec(f"{template.format(i=i)}.{suffix}", d_in, d_out, role)
         for i in range(n)
         for suffix, role, d_in, d_out in rows
     ]
+    return blocks + [LinearSpec(name, d_in, d_out, role) for name, role, d_in, d_out in extras]
 
 
 def select(linears: list[LinearSpec], targets: list[str] | str) -> list[LinearSpec]:
@@ -184,7 +184,10 @@ def select(linears: list[LinearSpec], targets: list[str] | str) -> list[LinearSp
     for t in groups:
         if not any(hit(s, t) for s in linears):
             names = sorted({s.name.split(".", 2)[-1] for s in linears})
-            raise ValueError(f"target {t!r} selects no layer; layers: {names}, roles: {ROLES}")
+            close = difflib.get_close_matches(str(t[0]), [*names, *ROLES], n=4, cutoff=0.5)
+            raise ValueError(
+                f"target {t!r} selects no layer; close: {close}; layers: {names}, roles: {ROLES}"
+            )
     return [s for s in linears if hit(s, targets)]
 
 
