@@ -7,18 +7,22 @@ select layers by PEFT's rules (exact name or ``.``-suffix, or a regex) or by rol
 ``query,value`` works on BERT (``query``), DeBERTa (``query_proj``) and Llama (``q_proj``).
 Roles: ``query key value attn_out ffn_in ffn_gate ffn_out qkv pooler``.
 
-Formulas, summed over the selected layers of shape ``d_in → d_out``:
+Formulas, summed over the selected layers of shape ``d_in → d_out`` (derivations and the worked
+DeBERTa example in ``docs/calculator.md``):
 
-- LoRA rank r: ``r · (d_in + d_out)`` (matrices A: r × d_in, B: d_out × r).
-- every family: ``families.trainable_count(family, d_in, d_out, **options)``; the formulas are in
-  ``docs/calculator.md`` and in each family's ``count`` docstring:
-  ``pauli``/``taylor``: ``K + P(d_out, K) + P(d_in, K)``; ``compound``: per block
-  ``n(n−1)/2`` RBS angles (ours) or ``n²`` (QuIC's reference Cayley code), n the largest with
-  ``Σ_{k∈orders} C(n, k) ≤ d_out / r``; ``hamming``: RBS angles of the circuits plus R mixing
-  coefficients.
+- LoRA rank r: ``r · (d_in + d_out)`` (A: r × d_in, B: d_out × r), as ``peft`` counts it.
+- ``pauli`` (rank K, L layers): ``K + P(d_out, K) + P(d_in, K)``, ``P(2^a) = (2L+1)·a − 2L``; a
+  non-power of two ``2^a + r`` adds ``min(K, r)`` cosine–sine angles and ``P(r, min(K, r))``.
+- ``taylor`` (rank K, intrinsic rank ρ): ``K + Σ_{d ∈ {d_out, d_in}} (ρ·d − ρ(ρ+1)/2)``.
+- ``compound`` (r blocks, orders O, A adapters): n the largest with ``r·Σ_{k∈O} C(n,k) ≤ d_out``;
+  ``A·r·n(n−1)/2`` (ours, RBS pyramid) and ``A·r·n²`` (QuIC's reference code): both are shown.
+- ``hamming`` (R sub-adapters): ``R·(1 + P)``, P the angles of the circuit on
+  ``n = ⌈log2 max(d_in, d_out)⌉`` qubits (``n(n−1)/2`` for the default pyramid).
 - bytes: 4 per parameter in float32; with ``--quant-bits b --quant-group g``, ``b + 32/g`` bits per
-  parameter (every trainable scalar counted as a quantized angle: an upper bound when a family has a
-  few float scales).
+  parameter (every trainable scalar counted as a quantized angle, so a few bytes low for families
+  that keep float32 scales: K for pauli/taylor, R for hamming; LoRA rows stay float32).
+
+Family counts are computed by ``families.trainable_count`` (the formulas above document them).
 
 Example:
     $ qadapters count --model deberta-v3-base --targets query,value
