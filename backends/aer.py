@@ -157,13 +157,14 @@ class Sample:
     """Sampled outcomes of one circuit for B parameter sets.
 
     Attributes:
-        counts: one ``{bitstring: count}`` per parameter set; bitstrings in IR wire order.
+        counts: ``{bitstring: count}`` (bitstrings in IR wire order) for a single parameter
+            vector, else a list of them, one per parameter set.
         probabilities: shape ``(B, 2^n)`` (``(2^n,)`` for a single parameter vector): counts /
             shots, indexed by the IR basis index ``int(bitstring, 2)``.
         shots: shots per parameter set.
     """
 
-    counts: list[dict[str, int]]
+    counts: dict[str, int] | list[dict[str, int]]
     probabilities: np.ndarray
     shots: int
 
@@ -217,7 +218,7 @@ def sample(
     bits = result.data.c
     counts = [bits.get_counts(b) if bits.shape else bits.get_counts() for b in range(len(arr))]
     probs = _counts_to_probs(counts, circuit.n_qubits, shots)
-    return Sample(counts, probs[0] if single else probs, shots)
+    return Sample(counts[0] if single else counts, probs[0] if single else probs, shots)
 
 
 def probabilities(circuit: Circuit, params: Any) -> np.ndarray:
@@ -390,14 +391,15 @@ class PostselectedSample:
     Attributes:
         kept_fraction: kept shots / shots, per parameter set.
         success_probability: the exact (noiseless) probability of the pattern, per parameter set.
-        counts: kept counts per parameter set, keyed by system bitstrings (system wires in order).
+        counts: kept counts keyed by system bitstrings (system wires in order); a list with one
+            dict per parameter set for batched params.
         probabilities: kept counts normalised to sum to 1, ``(B, 2^s)`` (zeros if none kept).
         shots: shots per parameter set.
     """
 
     kept_fraction: np.ndarray
     success_probability: np.ndarray
-    counts: list[dict[str, int]]
+    counts: dict[str, int] | list[dict[str, int]]
     probabilities: np.ndarray
     shots: int
 
@@ -452,7 +454,7 @@ def sample_postselected(
         for bits, k in c.items():
             probs[b, int(bits, 2)] = k / total
     if single:
-        return PostselectedSample(fractions[0], success[0], kept, probs[0], raw.shots)
+        return PostselectedSample(fractions[0], success[0], kept[0], probs[0], raw.shots)
     return PostselectedSample(fractions, success, kept, probs, raw.shots)
 
 

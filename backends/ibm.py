@@ -315,14 +315,14 @@ class IBMSample:
     """Counts for B parameter sets (IR bit order), like ``backends.aer.Sample``.
 
     Attributes:
-        counts: one ``{bitstring: count}`` per parameter set.
+        counts: ``{bitstring: count}`` for one parameter vector, else one per parameter set.
         probabilities: ``(B, 2^n)`` (``(2^n,)`` for one parameter vector), indexed by
             ``int(bitstring, 2)``.
         shots: shots per parameter set.
         job_id: the runtime job's id.
     """
 
-    counts: list[dict[str, int]]
+    counts: dict[str, int] | list[dict[str, int]]
     probabilities: np.ndarray
     shots: int
     job_id: str
@@ -382,7 +382,10 @@ def sample(
     for b, c in enumerate(counts):
         for s, k in c.items():
             probs[b, int(s, 2)] += k / shots
-    return IBMSample(counts, probs[0] if single else probs, int(shots), str(jobs[-1].job_id()))
+    job_id = str(jobs[-1].job_id())
+    if single:
+        return IBMSample(counts[0], probs[0], int(shots), job_id)
+    return IBMSample(counts, probs, int(shots), job_id)
 
 
 def sample_postselected(
@@ -400,9 +403,11 @@ def sample_postselected(
     if not isinstance(circuit, Circuit) or not circuit.ancillas or not circuit.postselect:
         raise ValueError("expected a circuit with ancillas and a postselect pattern")
     raw = sample(circuit, params, **kwargs)
-    kept = [postselect_counts(circuit, c) for c in raw.counts]
-    fractions = np.array([sum(c.values()) / raw.shots for c in kept])
-    return (fractions[0] if np.ndim(raw.probabilities) == 1 else fractions), kept, raw
+    if isinstance(raw.counts, dict):
+        kept = postselect_counts(circuit, raw.counts)
+        return np.asarray(sum(kept.values()) / raw.shots), [kept], raw
+    kept_all = [postselect_counts(circuit, c) for c in raw.counts]
+    return np.array([sum(c.values()) / raw.shots for c in kept_all]), kept_all, raw
 
 
 def expectation(
