@@ -8,6 +8,8 @@ round trip (bit-exact, adapter tensors only, small) with and without QAT, and th
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -99,6 +101,10 @@ def test_identity_at_init_and_gradients(family, options, conv1d) -> None:
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     assert any(g.abs().sum() > 0 for g in grads)
     assert all(p.grad is None for n, p in model.named_parameters() if not p.requires_grad)
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1).step()
+    assert all(torch.equal(p, frozen[n]) for n, p in model.named_parameters() if n in frozen)
+    assert not torch.equal(model(x), y)  # the step moved the adapters, and only them
 
 
 @pytest.mark.parametrize(("family", "options"), CASES, ids=IDS)
@@ -214,3 +220,34 @@ def test_bad_loads(tmp_path) -> None:
 
     with pytest.raises(ValueError, match=r"'attn\.value'.*\(16, 16\).*\(16, 32\)"):
         QAdapterModel.from_pretrained(Wider(), tmp_path)
+
+
+@pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning")
+def test_hugging_face_gpt2_conv1d(tmp_path) -> None:
+    from transformers import GPT2Config, GPT2Model
+
+    def base() -> nn.Module:
+        torch.manual_seed(0)
+        cfg = GPT2Config(n_embd=32, n_layer=2, n_head=4, vocab_size=50, n_positions=8)
+        return GPT2Model(cfg).eval()
+
+    cfg = QAdapterConfig("compound", ["c_attn"], options={"blocks": 3}, quant_bits=4)
+    model = get_qadapter_model(base(), cfg)
+    assert len(model.qadapter_layers()) == 2 and model.config.n_embd == 32  # attrs forwarded
+    for layer in model.qadapter_layers().values():
+        layer.adapter.reset_away_from_identity(0.3)
+    ids = torch.randint(0, 50, (2, 8), generator=torch.Generator().manual_seed(0))
+    y = model(input_ids=ids).last_hidden_state
+    model.save_pretrained(tmp_path)
+    loaded = QAdapterModel.from_pretrained(base(), tmp_path)
+    assert torch.equal(loaded(input_ids=ids).last_hidden_state, y)
+    plain = loaded.merge_and_unload()
+    torch.testing.assert_close(plain(input_ids=ids).last_hidden_state, y, atol=1e-5, rtol=1e-5)
+
+
+def test_transformers_imported_lazily() -> None:
+    code = (
+        "import sys, qadapters.model, qadapters.calculator, qadapters.serialization; "
+        "sys.exit(any(m in sys.modules for m in ('transformers', 'peft', 'safetensors')))"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
