@@ -251,3 +251,19 @@ def test_transformers_imported_lazily() -> None:
         "sys.exit(any(m in sys.modules for m in ('transformers', 'peft', 'safetensors')))"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+@pytest.mark.parametrize(("family", "options"), CASES[::2], ids=IDS[::2])
+def test_init_seed_reproducible_and_global_rng_untouched(family, options) -> None:
+    def angles(seed: int) -> list[torch.Tensor]:
+        base = Tiny()
+        cfg = QAdapterConfig(family, ["query", "value"], options=options, init_seed=seed)
+        torch.manual_seed(123)
+        model = get_qadapter_model(base, cfg)
+        assert torch.equal(torch.rand(3), torch.manual_seed(123) and torch.rand(3))
+        return [p.detach() for p in model.parameters() if p.requires_grad]
+
+    first = angles(0)
+    assert all(torch.equal(a, b) for a, b in zip(first, angles(0), strict=True))
+    if family != "compound":  # compound starts at θ = 0 whatever the seed
+        assert not all(torch.equal(a, b) for a, b in zip(first, angles(1), strict=True))
