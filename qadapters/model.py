@@ -10,7 +10,7 @@ Example:
     >>> cfg = QAdapterConfig("pauli", ["query", "value"])
     >>> model = get_qadapter_model(bert, cfg)
     >>> model.print_trainable_parameters()
-    trainable params: 2,112 || all params: 109,484,352 || trainable%: 0.0019 || adapter bytes: 8,448
+    trainable params: ... || all params: ... || trainable%: ... || adapter bytes: ...
     >>> model.save_pretrained("out")                    # adapter_config.json + .safetensors
     >>> plain = model.merge_and_unload()                # the base model, weights merged
 """

@@ -24,7 +24,7 @@ Note [bit-exact reload]
 Example:
     >>> q = quantize(torch.tensor([0.0, 0.5, 1.0, 2.0]), bits=2, group=4)
     >>> dequantize(q).tolist()
-    [0.0, 0.6669921875, 1.333984375, 2.0009765625]
+    [0.0, 0.66650390625, 1.3330078125, 1.99951171875]
 """
 
 from __future__ import annotations
