@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from backends import exact
 from circuits import Circuit, rbs_pyramid
 from qadapters.base import Adapter
+from qadapters.hamming import flush_subnormal
 
 Combine = Literal["product", "sum"]
 
@@ -165,7 +166,7 @@ class CompoundAdapter(Adapter):
     def mix(self, x: Tensor, *, inverse: bool = False) -> Tensor:
         """``x · M`` (or ``x · M⁻¹``) on the last axis, block by block."""
         r, width = self.blocks, sum(self.sizes)
-        mats = [m.to(x.dtype) for m in self.block_matrices()]
+        mats = [flush_subnormal(m.to(x.dtype)) for m in self.block_matrices()]
         head = x[..., : r * width].reshape(*x.shape[:-1], r, width)
         segs = list(head.split(self.sizes, dim=-1))
         order = range(self.num_adapters)
