@@ -462,7 +462,8 @@ def _run(
 
 def _flat_batch(params: Tensor) -> tuple[Tensor, tuple[int, ...]]:
     batch = tuple(params.shape[:-1])
-    return params.reshape(-1, params.shape[-1]), batch
+    # an explicit batch size: reshape(-1, 0) is ambiguous for a circuit with no parameters
+    return params.reshape(int(np.prod(batch)), params.shape[-1]), batch
 
 
 # ---------------------------------------------------------------------------- public API
