@@ -45,8 +45,11 @@ def _check(num_adapters: int, variant: str, layout: str, depth: int, order: int)
 
 def flush_subnormal(t: Tensor) -> Tensor:
     """Zero the subnormal entries of ``t`` (far corners of compounds of near-identity blocks are
-    products of many small sines; float32 matmuls slow down ~50× on subnormal operands)."""
-    return t.masked_fill(t.abs() < torch.finfo(t.dtype).tiny, 0.0)
+    products of many small sines; float32 matmuls slow down ~50× on subnormal operands).
+
+    The gradient passes through unchanged: ``masked_fill`` would zero it at the flushed entries,
+    and at θ = 0 (or α = 0) those are all the off-diagonal ones, so training could never start."""
+    return t - torch.where(t.abs() < torch.finfo(t.dtype).tiny, t, 0.0).detach()
 
 
 def register_size(in_features: int, out_features: int, variant: str, order: int) -> int:
