@@ -50,6 +50,19 @@ def test_identity_at_init(family: str, d_in: int, d_out: int, options: dict) -> 
     torch.testing.assert_close(a(x, base), base, rtol=0, atol=1e-6)
 
 
+#: the parameter that must get a gradient at init, when the adapter is still the identity
+FIRST_TO_MOVE = {"pauli": "s", "taylor": "s", "compound": "theta", "hamming": "alpha"}
+
+
+@pytest.mark.parametrize(("family", "d_in", "d_out", "options"), CASES, ids=IDS)
+def test_training_can_start(family: str, d_in: int, d_out: int, options: dict) -> None:
+    a = build(family, d_in, d_out, options)
+    x, base = torch.randn(4, d_in), torch.randn(4, d_out)
+    (a(x, base) * torch.randn(4, d_out)).sum().backward()
+    grad = a.get_parameter(FIRST_TO_MOVE[family]).grad
+    assert grad is not None and grad.abs().max() > 1e-4
+
+
 @pytest.mark.parametrize(("family", "d_in", "d_out", "options"), CASES, ids=IDS)
 def test_count_matches_module(family: str, d_in: int, d_out: int, options: dict) -> None:
     a = build(family, d_in, d_out, options)
