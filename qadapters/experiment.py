@@ -51,16 +51,20 @@ class Method:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-#: the default methods, in table order (learning rates picked on the validation split)
+#: The default methods, in table order. Learning rates were picked on the validation split of
+#: seed 0 (10 epochs, cosine schedule) from {3e-3, 6e-3, 1e-2, 2e-2, 3e-2, 4e-2, 6e-2, 1e-1}.
+#: ``compound`` uses one block per layer (``blocks=1``): the 5-output head cannot hold the
+#: family's default 3 blocks of orders {1, 2}. R = 2 sub-adapters for hamming and compound as in
+#: the paper; pauli and taylor keep their defaults (rank 4, which the 5-wide head allows).
 METHODS: dict[str, Method] = {
     m.name: m
     for m in (
-        Method("full", "full", 3e-3),
-        Method("lora", "lora", 1e-2, options={"r": 4, "lora_alpha": 8}),
-        Method("hamming", "quantum", 2e-2, "hamming", {"num_adapters": 2}),
-        Method("compound", "quantum", 2e-2, "compound", {"num_adapters": 2}),
-        Method("pauli", "quantum", 2e-2, "pauli"),
-        Method("taylor", "quantum", 2e-2, "taylor"),
+        Method("full", "full", 1e-2),
+        Method("lora", "lora", 4e-2, options={"r": 4, "lora_alpha": 8}),
+        Method("hamming", "quantum", 6e-2, "hamming", {"num_adapters": 2}),
+        Method("compound", "quantum", 1e-1, "compound", {"num_adapters": 2, "blocks": 1}),
+        Method("pauli", "quantum", 1e-1, "pauli"),
+        Method("taylor", "quantum", 6e-2, "taylor"),
     )
 }
 
@@ -117,7 +121,14 @@ def num_trainable(model: nn.Module) -> int:
 
 
 def adapter_bytes(model: nn.Module) -> int:
-    """Bytes of the trainable tensors as stored (what a saved adapter costs)."""
+    """Bytes of the trainable tensors as stored (what a saved adapter costs).
+
+    Circuit-adapter models report their own (quantized angles cost less); otherwise every
+    trainable tensor counts at its element size.
+    """
+    own = getattr(model, "adapter_nbytes", None)
+    if callable(own):
+        return int(own())
     return sum(p.numel() * p.element_size() for p in trainable(model))
 
 
@@ -154,6 +165,8 @@ def train(
 ) -> Trained:
     """Adam on cross-entropy over ``task.train``; keep the epoch with the best validation accuracy.
 
+    The learning rate follows a cosine schedule from ``lr`` to zero over all steps.
+
     Args:
         model: the model; only parameters with ``requires_grad`` are updated.
         task: train / validation splits.
@@ -169,6 +182,8 @@ def train(
     opt = torch.optim.Adam(params, lr=lr)
     gen = torch.Generator().manual_seed(seed)
     x, y = torch.from_numpy(task.train.x), torch.from_numpy(task.train.y)
+    steps = epochs * -(-len(y) // batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
     curve: list[float] = []
     best: tuple[float, int, list[Tensor]] = (-1.0, -1, [])
     start = time.perf_counter()
@@ -179,6 +194,7 @@ def train(
             loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
             loss.backward()
             opt.step()
+            schedule.step()
         val = accuracy(model, task.val)
         curve.append(val)
         if val > best[0]:
