@@ -37,11 +37,30 @@ definition here uses standard gates only: ``H⊗H · CZ · (RY(θ) on q0, RY(−
 (both identities checked numerically in ``tests/backends/test_qiskit.py``). ``FBSGate`` acts on
 ``[i, between..., j]`` and is ``D · RBS(i, j) · D`` with ``D = Π CZ(i, m)`` (Note [FBS sign] in
 :mod:`circuits.gates`).
+
+Note [QASM 3 export]
+--------------------
+``qiskit.qasm3.dumps`` (qiskit 2.6) writes a non-standard gate whose parameter is an
+*expression* of the inputs, such as ``ry(−θ[1])`` controlled on 0, as
+``gate g(_θ_1_) {… ry(-_θ_1_) …}`` and calls it as ``g(-_θ_1_)``: the sign is applied twice. So
+:func:`to_qiskit` never hands a custom gate an expression (an adjoint RBS/FBS is the same gate with
+swapped targets, see :func:`_op_gates`), and :func:`to_qasm3` replaces any remaining such gate (an
+adjoint controlled rotation) by its definition before export. The round trip through
+:func:`qiskit.qasm3.loads` is tested for every gate of the table.
+
+Note [controlled FBS]
+---------------------
+A controlled FBS is emitted as ``D · C(RBS) · D`` rather than as a controlled :class:`FBSGate`:
+``D`` is diagonal and ``D² = 1``, so ``D · (P0 ⊗ 1 + P1 ⊗ RBS) · D = P0 ⊗ 1 + P1 ⊗ D·RBS·D`` for the
+projectors ``P`` on the controls — even when a control is one of the wires between ``i`` and ``j``
+(which a controlled ``FBSGate`` could not take, its qargs would repeat). It also keeps the CZs of
+``D`` uncontrolled, which is cheaper on hardware.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -53,6 +72,7 @@ try:
     from qiskit.circuit import (
         ClassicalRegister,
         Gate,
+        Parameter,
         ParameterExpression,
         ParameterVector,
         QuantumCircuit,
@@ -196,12 +216,22 @@ _ROTATIONS: dict[str, Any] = {
 }
 
 
-def _op_gate(op: Op, angle: Angle | None) -> tuple[Gate, list[int]]:
-    """The Qiskit gate of ``op`` and its IR wires in qarg order (controls, then targets)."""
+def _op_gates(op: Op, angle: Angle | None) -> list[tuple[Gate, list[int]]]:
+    """The Qiskit gate(s) of ``op``, each with its IR wires in qarg order (controls, targets)."""
     wires = list(op.wires)
+    if op.name in ("rbs", "fbs") and op.adjoint:
+        # RBS(θ)† = RBS(−θ) = RBS(θ) on the swapped wires (its block is antisymmetric), and the
+        # same holds for FBS (Note [FBS sign]); swapping keeps the angle a bare parameter, which
+        # the QASM 3 exporter needs (Note [QASM 3 export]).
+        return _op_gates(replace(op, wires=op.wires[::-1], adjoint=False), angle)
     if op.name == "fbs":
         i, j = op.wires
         between = list(range(min(i, j) + 1, max(i, j)))
+        if op.controls and between:
+            # Note [controlled FBS]: C(D·RBS·D) = D·C(RBS)·D.
+            d = [(CZGate(), [i, m]) for m in between]
+            rbs = replace(op, name="rbs")
+            return [*d, *_op_gates(rbs, angle), *d]
         gate: Gate = FBSGate(angle, len(between))
         wires = [i, *between, j]
     elif op.name in _FIXED:
@@ -214,9 +244,9 @@ def _op_gate(op: Op, angle: Angle | None) -> tuple[Gate, list[int]]:
         gate = gate.inverse()
     if op.controls:
         state = sum(v << k for k, v in enumerate(op.control_values))
-        gate = gate.control(len(op.controls), ctrl_state=state)
+        gate = gate.control(len(op.controls), ctrl_state=state, annotated=False)
         wires = [*op.controls, *wires]
-    return gate, wires
+    return [(gate, wires)]
 
 
 # ---------------------------------------------------------------------------- parameters
@@ -301,8 +331,8 @@ def to_qiskit(
         values = [float(v) for v in _check_values(circuit, params, batched=False)]
     qc = QuantumCircuit(QuantumRegister(n, "q"), name=circuit.name or "circuit")
     for op in circuit.ops:
-        gate, wires = _op_gate(op, _angle(op, values))
-        qc.append(gate, [qubit_of(w, n) for w in wires])
+        for gate, wires in _op_gates(op, _angle(op, values)):
+            qc.append(gate, [qubit_of(w, n) for w in wires])
     qc.metadata = {
         "num_params": circuit.num_params,
         "ancillas": list(circuit.ancillas),
@@ -348,8 +378,9 @@ def parameter_values(qc: QuantumCircuit, params: Any) -> np.ndarray:
 def to_qasm3(circuit: Circuit, params: Any = None, *, measure: bool = False) -> str:
     """OpenQASM 3 text of the circuit (via :func:`qiskit.qasm3.dumps`).
 
-    With ``params=None`` the used parameters become ``input float[64]`` declarations; otherwise
-    the angles are numbers. RBS/FBS are emitted as ``gate`` definitions in standard gates. Qubit
+    With ``params=None`` each used parameter ``θ[k]`` becomes a declaration
+    ``input float[64] _θ_k_;`` (the exporter's spelling of ``θ[k]``); otherwise the angles are
+    numbers. RBS/FBS are emitted as ``gate`` definitions in standard gates. Qubit
     ``q[k]`` holds IR wire ``n-1-k`` (Note [Qiskit bit order]).
 
     Args:
@@ -363,5 +394,41 @@ def to_qasm3(circuit: Circuit, params: Any = None, *, measure: bool = False) -> 
     Raises:
         ValueError: bad ``params`` (see :func:`to_qiskit`).
     """
-    return qiskit.qasm3.dumps(to_qiskit(circuit, params, measure=measure))
+    return qiskit.qasm3.dumps(_unroll_expressions(to_qiskit(circuit, params, measure=measure)))
+
+
+#: Gates the QASM 3 exporter writes by name from ``stdgates.inc`` (no ``gate`` definition).
+_STDGATES = frozenset(
+    {
+        *("p", "phase", "cphase", "x", "y", "z", "h", "s", "sdg", "t", "tdg", "sx", "rx", "ry"),
+        *("rz", "cx", "cy", "cz", "cp", "crx", "cry", "crz", "ch", "swap", "ccx", "cswap", "cu"),
+        *("u", "u1", "u2", "u3", "id"),
+    }
+)
+
+
+def _needs_unrolling(gate: Any) -> bool:
+    exprs = [
+        p for p in getattr(gate, "params", ())
+        if isinstance(p, ParameterExpression) and not isinstance(p, Parameter)
+    ]
+    if not exprs or gate.definition is None:
+        return False
+    full = (1 << getattr(gate, "num_ctrl_qubits", 0)) - 1
+    return gate.name not in _STDGATES or getattr(gate, "ctrl_state", full) != full
+
+
+def _unroll_expressions(qc: QuantumCircuit) -> QuantumCircuit:
+    """Replace each gate that the exporter would define with an expression for a parameter by
+    its definition, recursively (Note [QASM 3 export])."""
+    if not any(_needs_unrolling(inst.operation) for inst in qc.data):
+        return qc
+    out = qc.copy_empty_like()
+    for inst in qc.data:
+        if _needs_unrolling(inst.operation):
+            sub = _unroll_expressions(inst.operation.definition)
+            out.compose(sub, qubits=inst.qubits, clbits=inst.clbits, inplace=True)
+        else:
+            out.append(inst)
+    return out
 
