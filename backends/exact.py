@@ -581,8 +581,9 @@ def apply(
 @dataclass(frozen=True)
 class _SubPass:
     ops: tuple[Op, ...]
-    src: np.ndarray  # (S, R) source row of each slot
-    coef: np.ndarray  # (S, R) index into the pass's coefficient table
+    rows: np.ndarray  # (T,) the rows this pass changes; every other row stays as it is
+    src: np.ndarray  # (S, T) source row of each slot
+    coef: np.ndarray  # (S, T) index into the pass's coefficient table
 
 
 def _untouched_local(op: Op) -> np.ndarray:
@@ -603,7 +604,11 @@ def _subspace_plan(circuit: Circuit, k: int) -> tuple[_SubPass, ...]:
     n = circuit.n_qubits
     idx = weight_indices(n, k).astype(np.int64)
     rows = len(idx)
-    pos = {int(v): r for r, v in enumerate(idx)}
+    order = np.argsort(idx)
+
+    def row_of(values: np.ndarray) -> np.ndarray:
+        return order[np.searchsorted(idx, values, sorter=order)]
+
     bit = lambda w: (idx >> (n - 1 - w)) & 1  # noqa: E731
 
     def op_tables(
@@ -627,35 +632,30 @@ def _subspace_plan(circuit: Circuit, k: int) -> tuple[_SubPass, ...]:
             parity = sum((bit(w) for w in range(lo + 1, hi)), np.zeros(rows, dtype=np.int64)) % 2
             table_base = table_base + parity * d * d  # odd parity reads the RBS(-θ) table
         weights = np.array([bin(x).count("1") for x in range(d)])
-        if gate.diagonal:
-            groups = {w: [] for w in range(t + 1)}
-            slots = 1
-        else:
-            groups = {w: [x for x in range(d) if weights[x] == w] for w in range(t + 1)}
-            slots = max(len(g) for g in groups.values())
+        # groups[w, s]: the s-th local state of weight w (-1 past the end of the group)
+        slots = 1 if gate.diagonal else max(np.bincount(weights))
+        groups = np.full((t + 1, slots), -1)
+        if not gate.diagonal:
+            for w in range(t + 1):
+                members = np.flatnonzero(weights == w)
+                groups[w, : len(members)] = members
+        spread = np.zeros(d, dtype=np.int64)  # local state -> its bits placed on the wires
+        for x in range(d):
+            for q, w in enumerate(op.wires):
+                if (x >> (t - 1 - q)) & 1:
+                    spread[x] |= 1 << (n - 1 - w)
         untouched = _untouched_local(op)
         touched = active & ~untouched[loc]
         srcs, coefs = [], []
         for s in range(slots):
+            l_in = loc if gate.diagonal else groups[weights[loc], s]
+            valid = touched & (l_in >= 0)
             src = np.arange(rows)
+            src[valid] = row_of(base[valid] | spread[l_in[valid]])
             coef = np.full(rows, -1)  # -1: the constant 0; -2: the constant 1
-            for r in range(rows):
-                if not touched[r]:
-                    coef[r] = -2 if s == 0 else -1
-                    continue
-                if gate.diagonal:
-                    l_in = int(loc[r])
-                else:
-                    group = groups[weights[loc[r]]]
-                    if s >= len(group):
-                        continue
-                    l_in = group[s]
-                spread = 0
-                for q, w in enumerate(op.wires):
-                    if (l_in >> (t - 1 - q)) & 1:
-                        spread |= 1 << (n - 1 - w)
-                src[r] = pos[int(base[r] | spread)]
-                coef[r] = table_base[r] + loc[r] * d + l_in
+            coef[valid] = (table_base + loc * d + l_in)[valid]
+            if s == 0:
+                coef[~touched] = -2
             srcs.append(src)
             coefs.append(coef)
         return srcs, coefs, touched
@@ -681,7 +681,9 @@ def _subspace_plan(circuit: Circuit, k: int) -> tuple[_SubPass, ...]:
                     coef[s, touched] = -1
         total = offset
         coef = np.where(coef == -1, total, np.where(coef == -2, total + 1, coef))
-        passes.append(_SubPass(tuple(op for op, *_ in current), src, coef))
+        changed = np.flatnonzero(np.any([t for *_, t in current], axis=0))
+        ops = tuple(op for op, *_ in current)
+        passes.append(_SubPass(ops, changed, src[:, changed], coef[:, changed]))
         current.clear()
         offset = 0
 
@@ -715,14 +717,16 @@ def _simulate_subspace(circuit: Circuit, p: Tensor, k: int, dtype: torch.dtype) 
     rows = subspace_dim(circuit.n_qubits, k)
     x = torch.eye(rows, dtype=dtype, device=p.device).expand(p.shape[0], rows, rows)
     for sp in _subspace_plan(circuit, k):
+        if not len(sp.rows):
+            continue
         table = _pass_table(sp.ops, p, dtype)
         src = torch.as_tensor(sp.src, device=p.device)
         coef = torch.as_tensor(sp.coef, device=p.device)
         y = None
         for s in range(src.shape[0]):
-            term = table[:, coef[s]].unsqueeze(-1) * x[:, src[s], :]
+            term = table.index_select(1, coef[s]).unsqueeze(-1) * x.index_select(1, src[s])
             y = term if y is None else y + term
-        x = y
+        x = x.index_copy(1, torch.as_tensor(sp.rows, device=p.device), y)
     return x
 
 

@@ -1,0 +1,1 @@
+"""Benchmarks: each compares against its peers in the same run (medians and ratios)."""

@@ -1,0 +1,158 @@
+"""exact.unitary vs Qiskit's Operator and PennyLane's qml.matrix; hamming_block vs determinants.
+
+Run with ``make bench-unitary`` or ``python -m benchmarks.unitary [--quick]``. Every row first
+checks that the contenders give the same matrix, then times them interleaved and prints medians
+and ratios (this machine is shared and noisy: compare ratios, not absolute times).
+
+Targets on a 2-core CPU: ≥ 50× faster than Operator at n = 10 and ≥ 20× at n = 12 for
+``two_design(n, 2)``; ≥ 10× for hamming_block forward+backward at n = 22, k ∈ {1, 2} against the
+determinant method (dense Givens product for the weight-1 block, then one k×k determinant per
+entry of the compound, as the QuIC reference code computes compounds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from itertools import combinations
+
+import numpy as np
+import torch
+
+from backends import exact
+from benchmarks.timing import fmt_seconds, interleaved_medians
+from circuits import Circuit, rbs_pyramid, two_design
+
+
+def _qiskit_operator(circuit: Circuit, theta: np.ndarray):
+    from qiskit.quantum_info import Operator
+
+    from backends.qiskit import to_qiskit
+
+    qc = to_qiskit(circuit, theta)
+    return lambda: Operator(qc).data
+
+
+def _pennylane_matrix(circuit: Circuit, theta: np.ndarray):
+    import pennylane as qml
+
+    from backends.pennylane import to_pennylane
+
+    fn = qml.matrix(to_pennylane(circuit), wire_order=range(circuit.n_qubits))
+    return lambda: np.asarray(fn(theta))
+
+
+def bench_unitary(sizes: list[int], operator_only: list[int], rounds: int) -> list[dict]:
+    rows = []
+    print("two_design(n, 2): median time of the full 2^n x 2^n unitary (float64)")
+    print(f"{'n':>3} {'exact':>11} {'Operator':>11} {'qml.matrix':>11} "
+          f"{'Operator/exact':>15} {'qml/exact':>10}")
+    for n in sizes + operator_only:
+        c = two_design(n, 2)
+        theta = np.random.default_rng(n).uniform(-np.pi, np.pi, c.num_params)
+        t = torch.tensor(theta)
+
+        def ours(c=c, t=t):
+            with torch.no_grad():
+                return exact.unitary(c, t)
+
+        contenders = {"exact": ours, "Operator": _qiskit_operator(c, theta)}
+        if n in sizes:
+            contenders["qml.matrix"] = _pennylane_matrix(c, theta)
+        reference = ours().numpy()
+        for name, fn in contenders.items():
+            err = np.abs(np.asarray(fn()) - reference).max()
+            if err > 1e-10:
+                raise AssertionError(f"{name} differs from exact.unitary at n={n}: {err:.2e}")
+        reps = rounds if n <= 10 else max(1, rounds // 5)
+        med = interleaved_medians(contenders, reps, warmup=0 if n > 10 else 1)
+        r_op = med["Operator"] / med["exact"]
+        r_pl = med.get("qml.matrix", float("nan")) / med["exact"]
+        pl = fmt_seconds(med["qml.matrix"]) if "qml.matrix" in med else " " * 11
+        print(f"{n:>3} {fmt_seconds(med['exact'])} {fmt_seconds(med['Operator'])} {pl} "
+              f"{r_op:>14.1f}x {r_pl:>9.1f}x")
+        rows.append({"n": n, **med, "operator_ratio": r_op, "pennylane_ratio": r_pl})
+    return rows
+
+
+def _givens_weight_one(n: int, circuit: Circuit, theta: torch.Tensor) -> torch.Tensor:
+    """Weight-1 block as a product of dense n×n Givens rotations, one per RBS gate."""
+    a = torch.eye(n, dtype=theta.dtype)
+    for op in circuit.ops:
+        i, j = op.wires
+        c, s = torch.cos(theta[op.param]), torch.sin(theta[op.param])
+        g = torch.eye(n, dtype=theta.dtype)
+        # RBS on (i, j): |01> (one on j) and |10> (one on i) mix as [[c, s], [-s, c]]
+        g = g.index_put((torch.tensor([j, j, i, i]), torch.tensor([j, i, j, i])),
+                        torch.stack([c, s, -s, c]))
+        a = g @ a
+    return a
+
+
+def _compound_by_determinants(a: torch.Tensor, k: int) -> torch.Tensor:
+    subsets = torch.tensor(list(combinations(range(a.shape[0]), k)))
+    rows = a[subsets]  # (m, k, n)
+    sub = rows[:, None, :, :].expand(-1, len(subsets), -1, -1)
+    cols = subsets[None, :, None, :].expand(len(subsets), -1, k, -1)
+    return torch.linalg.det(torch.gather(sub, 3, cols))
+
+
+def bench_hamming(n: int, orders: list[int], rounds: int) -> list[dict]:
+    c = rbs_pyramid(n)
+    print(f"\nhamming_block(rbs_pyramid({n}), k): forward + backward, float64")
+    print(f"{'k':>3} {'dim':>5} {'ours':>11} {'simulate':>11} {'determinants':>13} "
+          f"{'det/ours':>9} {'det/simulate':>13}")
+    rows = []
+    for k in orders:
+        theta = torch.tensor(np.random.default_rng(k).uniform(-np.pi, np.pi, c.num_params))
+
+        def ours(k=k, theta=theta, method="auto"):
+            t = theta.clone().requires_grad_()
+            out = exact.hamming_block(c, t, k, method=method)
+            out.sum().backward()
+            return out.detach()
+
+        def determinants(k=k, theta=theta):
+            t = theta.clone().requires_grad_()
+            out = _compound_by_determinants(_givens_weight_one(n, c, t), k)
+            out.sum().backward()
+            return out.detach()
+
+        def simulate(k=k, theta=theta):
+            return ours(k, theta, "simulate")
+
+        want = determinants()
+        for name, fn in {"ours": ours, "simulate": simulate}.items():
+            err = (fn() - want).abs().max().item()
+            if err > 1e-10:
+                raise AssertionError(f"{name} differs from the determinant method: {err:.2e}")
+        med = interleaved_medians(
+            {"ours": ours, "simulate": simulate, "determinants": determinants}, rounds
+        )
+        r = med["determinants"] / med["ours"]
+        r_sim = med["determinants"] / med["simulate"]
+        print(f"{k:>3} {want.shape[0]:>5} {fmt_seconds(med['ours'])} "
+              f"{fmt_seconds(med['simulate'])} {fmt_seconds(med['determinants'])}  "
+              f"{r:>8.1f}x {r_sim:>12.1f}x")
+        rows.append({"k": k, **med, "ratio": r, "simulate_ratio": r_sim})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, few rounds")
+    parser.add_argument("--rounds", type=int, default=15)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if args.quick:
+        bench_unitary([4, 6], [], rounds=3)
+        bench_hamming(8, [1, 2], rounds=3)
+    else:
+        bench_unitary([6, 8, 10], [12], rounds=args.rounds)
+        bench_hamming(22, [1, 2], rounds=args.rounds)
+    print(f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
