@@ -88,7 +88,7 @@ def test_unitary_matches_gate_by_gate_reference(make) -> None:
 
 
 def _without_reversed_fbs(c: Circuit) -> Circuit:
-    """FBS on (j, i) with j > i equals FBS on (i, j) at minus the angle; the reference wants i < j."""
+    """FBS on (j, i), j > i, is FBS on (i, j) at minus the angle; the reference wants i < j."""
     ops = []
     for op in c.ops:
         if op.name == "fbs" and op.wires[0] > op.wires[1]:
