@@ -26,6 +26,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
+import numpy as np
+
 from circuits import Circuit, Op
 
 try:
@@ -95,14 +97,22 @@ def _apply_op(op: Op, params: Any) -> None:
         raise NotImplementedError(f"no PennyLane gate for {op.name!r}")
 
 
-def _check_length(circuit: Circuit, params: Any) -> None:
-    shape = getattr(params, "shape", None)
-    found = tuple(shape) if shape is not None else (len(params),)
-    if len(found) != 1 or found[0] != circuit.num_params:
+def _check_params(circuit: Circuit, params: Any) -> None:
+    """Shape ``(num_params,)`` and finite values, for torch tensors, numpy arrays and lists."""
+    values = params.detach().cpu().numpy() if hasattr(params, "detach") else params
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):  # an autodiff tracer or other exotic input: check length only
+        arr = None
+    shape = arr.shape if arr is not None else (len(params),)
+    if len(shape) != 1 or shape[0] != circuit.num_params:
         raise ValueError(
             f"expected params of shape ({circuit.num_params},) for this circuit; "
-            f"found shape {found}"
+            f"found shape {tuple(shape)}"
         )
+    if arr is not None and not np.isfinite(arr).all():
+        k = int(np.flatnonzero(~np.isfinite(arr))[0])
+        raise ValueError(f"params must be finite; found {arr[k]} at index [{k}]")
 
 
 def to_pennylane(circuit: Circuit) -> Callable[[Any], None]:
@@ -114,7 +124,8 @@ def to_pennylane(circuit: Circuit) -> Callable[[Any], None]:
     Returns:
         ``qfunc(params)``: queues the ops; ``params`` is a vector of ``circuit.num_params`` angles
         (torch tensor, numpy array or list), indexed per op, so gradients flow through it.
-        ``qfunc`` raises ``ValueError`` naming the expected and found shape on a wrong length.
+        ``qfunc`` raises ``ValueError`` naming the expected and found shape on a wrong length,
+        and the index of the first NaN or infinity.
 
     Raises:
         TypeError: ``circuit`` is not a :class:`circuits.Circuit`.
@@ -130,7 +141,7 @@ def to_pennylane(circuit: Circuit) -> Callable[[Any], None]:
         raise TypeError(f"expected a circuits.Circuit; found {type(circuit).__name__}")
 
     def qfunc(params: Any) -> None:
-        _check_length(circuit, params)
+        _check_params(circuit, params)
         for op in circuit.ops:
             _apply_op(op, params)
 
