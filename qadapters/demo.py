@@ -127,6 +127,8 @@ def run(args: argparse.Namespace) -> int:
     wall = time.perf_counter()
     if args.side > 28:
         raise ValueError(f"--side must be between 1 and 28; found {args.side}")
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out}: expected a directory; found a file")
     threads = args.threads or 1
     torch.set_num_threads(threads)
     methods = [experiment.METHODS[m] for m in args.methods]

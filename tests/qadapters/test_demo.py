@@ -96,6 +96,9 @@ def test_missing_idx_file_is_named(tmp_path, capsys):
     data.write_idx(tmp_path / "train-labels-idx1-ubyte", labels)
     assert main(["demo", "--side", "29", "--data", str(tmp_path)]) == 2
     assert "--side must be between 1 and 28" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    assert main(["demo", "--data", str(tmp_path), "--out", str(tmp_path / "file")]) == 2
+    assert "expected a directory; found a file" in capsys.readouterr().err
 
 
 def test_every_default_method_builds_with_only_adapter_params_trainable():
