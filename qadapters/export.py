@@ -6,7 +6,9 @@ Formats (``--to``):
 - ``json`` — :meth:`circuits.Circuit.to_json`; :meth:`circuits.Circuit.from_json` reads it back.
 - ``qasm3`` — :func:`backends.qiskit.to_qasm3`: symbolic ``input float[64]`` angles, or numbers
   with ``--params-seed``. Qubit ``q[k]`` holds IR wire ``n-1-k`` (Note [Qiskit bit order]).
-- ``qiskit-draw`` — ``QuantumCircuit.draw("text")`` of :func:`backends.qiskit.to_qiskit`.
+- ``qiskit-draw`` — ``QuantumCircuit.draw("text", reverse_bits=True)`` of
+  :func:`backends.qiskit.to_qiskit`: wire 0 is drawn on top as in ``text``, labelled ``q_{n-1}``
+  (Qiskit qubit ``k`` holds IR wire ``n-1-k``).
 
 The file named by ``--output`` is written atomically (a temporary file in the same directory,
 then :func:`os.replace`), so a reader never sees half a circuit. Without ``--output`` the result
@@ -123,7 +125,8 @@ def render(
         if fmt == "qasm3":
             out = to_qasm3(circuit, params, measure=measure)
         else:
-            out = str(to_qiskit(circuit, params, measure=measure).draw("text"))
+            qc = to_qiskit(circuit, params, measure=measure)
+            out = str(qc.draw("text", reverse_bits=True))
     return out if out.endswith("\n") else out + "\n"
 
 
