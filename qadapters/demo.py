@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``qadapters demo``."""
     parser.add_argument("--seeds", type=_positive, default=3, help="number of seeds (default 3)")
     parser.add_argument(
-        "--epochs", type=_positive, default=10, help="adaptation epochs per method (default 10)"
+        "--epochs", type=_positive, default=20, help="adaptation epochs per method (default 20)"
     )
     parser.add_argument(
         "--pretrain-epochs", type=_positive, default=12, help="epochs on digits 0-4 (default 12)"
