@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("qadapters.export", "write an adapter circuit as text, QASM 3, a drawing or JSON"),
     "count": ("qadapters.calculator", "trainable parameters and bytes of each family vs LoRA"),
     "demo": ("qadapters.demo", "the main experiment: adapt an MLP from digits 0-4 to 5-9"),
+    "finetune": ("qadapters.finetune", "fine-tune MiniLM on a text classification set"),
+    "qnn-demo": ("qadapters.qnn_demo", "adapt a quantum neural network with an LCU adapter"),
 }
 
 
