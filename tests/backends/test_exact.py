@@ -282,3 +282,12 @@ def test_hamming_block_runs_at_32_qubits() -> None:
 def test_bad_input_names_what_was_expected_and_found(call, error, message: str) -> None:
     with pytest.raises(error, match=message):
         call()
+
+
+def test_lcu_postselection_is_reexported() -> None:
+    from backends import postselection
+
+    for name in ("postselected_operator", "success_probability", "lcu_params"):
+        assert getattr(exact, name) is getattr(postselection, name)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        exact.nope  # noqa: B018

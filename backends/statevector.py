@@ -1,0 +1,327 @@
+"""The state-vector engine behind :func:`backends.exact.unitary`, ``apply`` and ``columns``.
+
+Note [state layout]
+-------------------
+A batch of states is a tensor ``X`` of shape ``(B, 2^n, M)``: B parameter sets, the basis index in
+the middle (wire 0 most significant) and M state columns. A gate on the contiguous wires
+``w..w+t-1`` is one batched matmul on the view ``(B, 2^w, 2^t, 2^(n-w-t)·M)`` — no copy. Gates on
+scattered wires permute those axes to the front first.
+
+The big tensor is swept as few times as possible: ops are fused into dense blocks on windows of
+neighbouring wires (:func:`_fused_plan`), the leading blocks of a unitary become one Kronecker
+product instead of a sweep over the identity, and without autograd two buffers are reused so no
+sweep pays for fresh, page-faulting memory. Inside a block, ops are packed into moments: fixed
+diagonal gates fold into one sign/phase vector, single-qubit gates on neighbouring wires into one
+Kronecker factor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from backends.torch_gates import fbs_sign, gate_matrix
+from circuits import Circuit, Op, get_gate, moments, reference_matrix
+
+Tensor = torch.Tensor
+
+#: Widest Kronecker chunk of single-qubit gates applied in one matmul.
+_KRON_CHUNK = 4
+
+@dataclass(frozen=True)
+class _Diag:
+    vector: np.ndarray  # (2^n,) fixed ±1 / phase vector
+
+
+@dataclass(frozen=True)
+class _Kron:
+    start: int  # first wire of the chunk
+    ops: tuple[Op | None, ...]  # one single-qubit op (or None = identity) per wire
+
+
+@dataclass(frozen=True)
+class _Gate:
+    op: Op
+
+
+_Step = _Diag | _Kron | _Gate
+
+
+def _diag_of(n: int, op: Op) -> np.ndarray:
+    """Full diagonal of a fixed diagonal op on n qubits."""
+    local = np.diag(reference_matrix(op.name, adjoint=op.adjoint))
+    idx = np.arange(2**n)
+    loc = np.zeros_like(idx)
+    for w in op.wires:
+        loc = (loc << 1) | ((idx >> (n - 1 - w)) & 1)
+    out = local[loc].astype(complex)
+    for c, v in zip(op.controls, op.control_values, strict=True):
+        out = np.where(((idx >> (n - 1 - c)) & 1) == v, out, 1.0)
+    return out.real.copy() if np.allclose(out.imag, 0) else out
+
+
+@lru_cache(maxsize=128)
+def _plan(circuit: Circuit) -> tuple[_Step, ...]:
+    n = circuit.n_qubits
+    steps: list[_Step] = []
+    for moment in moments(circuit):
+        diag: np.ndarray | None = None
+        singles: dict[int, Op] = {}
+        others: list[Op] = []
+        for op in moment:
+            gate = get_gate(op.name)
+            if gate.diagonal and gate.num_params == 0:
+                v = _diag_of(n, op)
+                diag = v if diag is None else diag * v
+            elif gate.num_wires == 1 and not op.controls:
+                singles[op.wires[0]] = op
+            else:
+                others.append(op)
+        if diag is not None:
+            steps.append(_Diag(diag))
+        wires = sorted(singles)
+        run: list[int] = []
+        for w in [*wires, None]:
+            if w is not None and run and w == run[-1] + 1 and len(run) < _KRON_CHUNK:
+                run.append(w)
+                continue
+            if run:
+                steps.append(_Kron(run[0], tuple(singles[x] for x in run)))
+            run = [w] if w is not None else []
+        for op in others:
+            sign = fbs_sign(n, op) if op.name == "fbs" else None
+            if sign is not None:
+                steps.append(_Diag(sign))
+            steps.append(_Gate(op))
+            if sign is not None:
+                steps.append(_Diag(sign))
+    return tuple(steps)
+
+
+# ---------------------------------------------------------------------------- kernels
+def _apply_matrix(
+    x: Tensor, m: Tensor, wires: Sequence[int], n: int, out: Tensor | None = None
+) -> Tensor:
+    """Apply (B, d, d) matrices to the wires of X (B, 2^n, M); see Note [state layout].
+
+    ``out``, when given, is a contiguous buffer of X's shape that receives the result.
+    """
+    b, dim, cols = x.shape
+    t = len(wires)
+    w0 = wires[0]
+    if list(wires) == list(range(w0, w0 + t)):
+        xv = x.reshape(b, 1 << w0, 1 << t, -1)
+        if out is not None and x.is_contiguous():
+            mm = m.unsqueeze(1).expand(b, 1 << w0, 1 << t, 1 << t)
+            torch.matmul(mm, xv, out=out.view(xv.shape))
+            return out
+        return torch.matmul(m.unsqueeze(1), xv).reshape(b, dim, cols)
+    xv = x.reshape(b, *([2] * n), cols)
+    src = [1 + w for w in wires]
+    xp = xv.movedim(src, list(range(1, 1 + t)))
+    shape = xp.shape
+    y = torch.matmul(m, xp.reshape(b, 1 << t, -1)).reshape(shape)
+    return y.movedim(list(range(1, 1 + t)), src).reshape(b, dim, cols)
+
+
+def _kron(ms: list[Tensor]) -> Tensor:
+    """Batched Kronecker product of (B, p_i, q_i) matrices."""
+    out = ms[0]
+    for m in ms[1:]:
+        b, p, q = out.shape
+        _, p2, q2 = m.shape
+        out = (out[:, :, None, :, None] * m[:, None, :, None, :]).reshape(b, p * p2, q * q2)
+    return out
+
+
+@dataclass(frozen=True)
+class _Block:
+    start: int  # first wire
+    sub: Circuit  # the fused ops, relabelled onto wires 0..width-1
+
+
+#: Widest block of fused gates (a 2^F × 2^F matrix applied in one pass).
+_FUSE_WIDTH = 6
+
+
+def _span_range(op: Op) -> tuple[int, int]:
+    wires = op.all_wires
+    return min(wires), max(wires)
+
+
+@lru_cache(maxsize=128)
+def _fused_plan(circuit: Circuit) -> tuple[_Block | _Step, ...]:
+    """Gate fusion by windows: sweep tilings of ``_FUSE_WIDTH`` neighbouring wires, alternating
+    the tiling's offset, and give each window every op that is ready (all earlier ops on its wires
+    done) and fits inside it. Each window becomes one dense block, so the big state tensor is swept
+    once per block rather than once per gate; a two-design layer costs about two sweeps.
+    """
+    n = circuit.n_qubits
+    ops = circuit.ops
+    spans = [range(_span_range(op)[0], _span_range(op)[1] + 1) for op in ops]
+    queues: list[list[int]] = [[] for _ in range(n)]
+    for i, span in enumerate(spans):
+        for w in span:
+            queues[w].append(i)
+    heads = [0] * n
+    done = [False] * len(ops)
+
+    def ready(i: int) -> bool:
+        return all(queues[w][heads[w]] == i for w in spans[i])
+
+    def take(i: int) -> None:
+        done[i] = True
+        for w in spans[i]:
+            heads[w] += 1
+
+    def emit(start: int, width: int, taken: list[int]) -> None:
+        shifted = tuple(
+            replace(
+                ops[i],
+                wires=tuple(w - start for w in ops[i].wires),
+                controls=tuple(w - start for w in ops[i].controls),
+            )
+            for i in taken
+        )
+        out.append(_Block(start, Circuit(width, shifted, circuit.num_params)))
+
+    out: list[_Block | _Step] = []
+    offsets = [0, _FUSE_WIDTH // 2] if n > _FUSE_WIDTH else [0]
+    remaining = len(ops)
+    turn = 0
+    while remaining:
+        progress = False
+        offset = offsets[turn % len(offsets)]
+        turn += 1
+        starts = sorted({max(0, s) for s in range(offset - _FUSE_WIDTH, n, _FUSE_WIDTH)})
+        for s in starts:
+            e = min(n, s + _FUSE_WIDTH if s or not offset else offset) - 1
+            taken: list[int] = []
+            changed = True
+            while changed:
+                changed = False
+                for w in range(s, e + 1):
+                    while heads[w] < len(queues[w]):
+                        i = queues[w][heads[w]]
+                        if spans[i][0] < s or spans[i][-1] > e or not ready(i):
+                            break
+                        take(i)
+                        taken.append(i)
+                        changed = True
+            if taken:
+                taken.sort()
+                emit(s, e - s + 1, taken)
+                remaining -= len(taken)
+                progress = True
+        if not progress and turn % len(offsets) == 0:
+            # the next ready op is wider than a window: run it on its own
+            i = next(j for j in range(len(ops)) if not done[j] and ready(j))
+            take(i)
+            remaining -= 1
+            out.extend(_plan(Circuit(n, (ops[i],), circuit.num_params)))
+    return tuple(out)
+
+
+def _block_matrix(block: _Block, p: Tensor, dtype: torch.dtype) -> Tensor:
+    eye = torch.eye(1 << block.sub.n_qubits, dtype=dtype, device=p.device)
+    return run(block.sub, p, eye.expand(p.shape[0], -1, -1), dtype, fuse=False)
+
+
+def _identity_start(
+    circuit: Circuit, p: Tensor, dtype: torch.dtype
+) -> tuple[Tensor, tuple[_Block | _Step, ...]]:
+    """The unitary's first sweep without an identity matrix to sweep over: the leading fused
+    blocks that act on disjoint wires multiply the identity into their Kronecker product."""
+    steps = _fused_plan(circuit)
+    n, b = circuit.n_qubits, p.shape[0]
+    placed: dict[int, _Block] = {}
+    used: set[int] = set()
+    count = 0
+    for step in steps:
+        if not isinstance(step, _Block):
+            break
+        wires = set(range(step.start, step.start + step.sub.n_qubits))
+        if wires & used:
+            break
+        used |= wires
+        placed[step.start] = step
+        count += 1
+    factors: list[Tensor] = []
+    w = 0
+    while w < n:
+        if w in placed:
+            factors.append(_block_matrix(placed[w], p, dtype))
+            w += placed[w].sub.n_qubits
+            continue
+        gap = 1
+        while w + gap < n and w + gap not in placed:
+            gap += 1
+        factors.append(torch.eye(1 << gap, dtype=dtype, device=p.device).expand(b, -1, -1))
+        w += gap
+    return _kron(factors), steps[count:]
+
+
+def run(
+    circuit: Circuit,
+    p: Tensor,
+    x: Tensor | None,
+    dtype: torch.dtype,
+    *,
+    fuse: bool = True,
+) -> Tensor:
+    """Apply the circuit to X (B, 2^n, M), or build its unitary when X is None.
+
+    Without autograd, two buffers are reused so that the sweeps do not pay for fresh
+    page-faulting allocations.
+    """
+    n = circuit.n_qubits
+    b = p.shape[0]
+    owned = x is None
+    if x is None:
+        x, steps = _identity_start(circuit, p, dtype)
+        x = x.contiguous()
+    else:
+        steps = _fused_plan(circuit) if fuse else _plan(circuit)
+    reuse = fuse and not (torch.is_grad_enabled() and (p.requires_grad or x.requires_grad))
+    buffers: list[Tensor] = []
+    if reuse and owned:
+        buffers.append(x)  # built here (the identity start), so it may be overwritten
+
+    def target() -> Tensor | None:
+        """A buffer of X's shape that does not hold X, when buffers are in use."""
+        if not reuse:
+            return None
+        for buf in buffers:
+            if buf.data_ptr() != x.data_ptr():
+                return buf
+        buffers.append(torch.empty(x.shape, dtype=dtype, device=x.device))
+        return buffers[-1]
+
+    for step in steps:
+        if isinstance(step, _Diag):
+            v = torch.as_tensor(step.vector, device=x.device).to(x.dtype)[:, None]
+            out = target()
+            x = x * v if out is None else torch.mul(x, v, out=out)
+            continue
+        if isinstance(step, _Block):
+            m = _block_matrix(step, p, dtype)
+            wires = range(step.start, step.start + step.sub.n_qubits)
+        elif isinstance(step, _Kron):
+            mats = []
+            for op in step.ops:
+                if op is None:
+                    mats.append(torch.eye(2, dtype=dtype, device=x.device).expand(b, 2, 2))
+                else:
+                    mats.append(gate_matrix(op, p, dtype))
+            m = _kron(mats)
+            wires = range(step.start, step.start + len(mats))
+        else:
+            m = gate_matrix(step.op, p, dtype)
+            wires = step.op.all_wires
+        x = _apply_matrix(x, m, wires, n, out=target())
+    return x
+

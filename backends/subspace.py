@@ -1,0 +1,275 @@
+"""Hamming-weight subspaces in PyTorch: the engine of :func:`backends.exact.hamming_block`, and
+compound matrices.
+
+Note [Hamming-weight subspace]
+------------------------------
+A Hamming-weight-preserving circuit maps the weight-k states (C(n,k) of them, ordered as
+``itertools.combinations(range(n), k)``; wire 0 is the most significant bit) among themselves, so
+it can be simulated on a C(n,k) × C(n,k) matrix without ever touching the 2^n space. A gate on t
+wires mixes a state only with the states that agree with it outside those wires and have the same
+weight on them: at most C(t, t//2) of them (2 for RBS/FBS). Each gate therefore becomes
+"row r' = Σ_s coef_s[r'] · row src_s[r']" over the rows it changes, with integer tables src_s and
+coef_s computed once (numpy, cached) and the coefficients gathered at run time from one table of
+every gate's torch matrix (:func:`backends.torch_gates.op_table`), which keeps everything
+differentiable. Consecutive gates that change disjoint rows share one such pass (in weight 1 that
+is every moment of disjoint gates).
+
+When the passes are few and small (weight 1, or small n), each pass is written as a dense matrix
+and the product of all of them is taken as a balanced tree of batched matmuls: a handful of kernel
+calls instead of a few per gate. Otherwise the passes update the changed rows in place.
+
+For circuits of fermionic gates — FBS on any wires, RBS on neighbouring wires — the weight-k block
+is also the k-th compound of the weight-1 block (Cauchy–Binet; the FBS parity sign is the sign a
+determinant picks up), so the weight-1 block and its k×k minors (:func:`compound`) suffice. A plain
+RBS on distant wires ignores the ones between its wires and breaks that identity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from backends.torch_gates import TABLE_WIDTH, op_table
+from circuits import Circuit, Op, get_gate, reference_matrix
+from circuits.subspace import subspace_dim, weight_indices, weight_positions
+
+Tensor = torch.Tensor
+
+#: Largest (passes × dim²) written as dense pass matrices for the tree product.
+_DENSE_LIMIT = 1 << 21
+
+
+@dataclass(frozen=True)
+class _SubPass:
+    rows: np.ndarray  # (T,) the rows this pass changes; every other row stays as it is
+    src: np.ndarray  # (S, T) source row of each slot
+    coef: np.ndarray  # (S, T) index into op_table's flat table
+
+
+def _untouched_local(op: Op) -> np.ndarray:
+    """Local basis states the gate leaves alone at every angle (identity row and column)."""
+    gate = get_gate(op.name)
+    angles = [None] if gate.num_params == 0 else [0.37, 1.91]
+    keep = None
+    for a in angles:
+        m = reference_matrix(op.name, a)
+        eye = np.eye(m.shape[0])
+        ok = np.all(np.isclose(m, eye), axis=0) & np.all(np.isclose(m, eye), axis=1)
+        keep = ok if keep is None else keep & ok
+    return keep
+
+
+def _op_rows(
+    op: Op, slot: int, n: int, idx: np.ndarray, row_of
+) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """Per-slot (source rows, table entries) of one op over all weight-k rows, and its mask of
+    changed rows. Table entries -1 and -2 stand for the constants 0 and 1."""
+    rows = len(idx)
+    gate = get_gate(op.name)
+    t = gate.num_wires
+    d = 1 << t
+    bit = lambda w: (idx >> (n - 1 - w)) & 1  # noqa: E731
+    loc = np.zeros(rows, dtype=np.int64)
+    for w in op.wires:
+        loc = (loc << 1) | bit(w)
+    base = idx.copy()
+    for w in op.wires:
+        base &= ~(1 << (n - 1 - w))
+    active = np.ones(rows, dtype=bool)
+    for c, v in zip(op.controls, op.control_values, strict=True):
+        active &= bit(c) == v
+    table_base = np.full(rows, 2 * slot * TABLE_WIDTH)
+    if op.name == "fbs":
+        lo, hi = sorted(op.wires)
+        parity = sum((bit(w) for w in range(lo + 1, hi)), np.zeros(rows, dtype=np.int64)) % 2
+        table_base = table_base + parity * TABLE_WIDTH  # odd parity reads RBS(-θ), Note [FBS sign]
+    weights = np.array([bin(x).count("1") for x in range(d)])
+    # groups[w, s]: the s-th local state of weight w (-1 past the end of the group)
+    slots = 1 if gate.diagonal else int(max(np.bincount(weights)))
+    groups = np.full((t + 1, slots), -1)
+    if not gate.diagonal:
+        for w in range(t + 1):
+            members = np.flatnonzero(weights == w)
+            groups[w, : len(members)] = members
+    spread = np.zeros(d, dtype=np.int64)  # local state -> its bits placed on the wires
+    for x in range(d):
+        for q, w in enumerate(op.wires):
+            if (x >> (t - 1 - q)) & 1:
+                spread[x] |= 1 << (n - 1 - w)
+    touched = active & ~_untouched_local(op)[loc]
+    srcs, coefs = [], []
+    for s in range(slots):
+        l_in = loc if gate.diagonal else groups[weights[loc], s]
+        valid = touched & (l_in >= 0)
+        src = np.arange(rows)
+        src[valid] = row_of(base[valid] | spread[l_in[valid]])
+        coef = np.full(rows, -1)
+        coef[valid] = (table_base + loc * d + l_in)[valid]
+        if s == 0:
+            coef[~touched] = -2
+        srcs.append(src)
+        coefs.append(coef)
+    return srcs, coefs, touched
+
+
+@lru_cache(maxsize=128)
+def _subspace_plan(circuit: Circuit, k: int) -> tuple[_SubPass, ...]:
+    n = circuit.n_qubits
+    idx = weight_indices(n, k).astype(np.int64)
+    rows = len(idx)
+    order = np.argsort(idx)
+    zero = 2 * len(circuit.ops) * TABLE_WIDTH  # op_table's constants 0 and 1 follow the ops
+
+    def row_of(values: np.ndarray) -> np.ndarray:
+        return order[np.searchsorted(idx, values, sorter=order)]
+
+    passes: list[_SubPass] = []
+    current: list[tuple[list[np.ndarray], list[np.ndarray], np.ndarray]] = []
+
+    def flush() -> None:
+        if not current:
+            return
+        changed = np.flatnonzero(np.any([t for *_, t in current], axis=0))
+        slots = max(len(s) for s, _, _ in current)
+        src = np.tile(np.arange(rows), (slots, 1))
+        coef = np.full((slots, rows), -1)
+        for s_list, c_list, touched in current:
+            for s in range(slots):
+                if s < len(s_list):
+                    src[s, touched] = s_list[s][touched]
+                    coef[s, touched] = c_list[s][touched]
+                else:
+                    coef[s, touched] = -1
+        coef = np.where(coef == -1, zero, np.where(coef == -2, zero + 1, coef))
+        passes.append(_SubPass(changed, src[:, changed], coef[:, changed]))
+        current.clear()
+
+    for i, op in enumerate(circuit.ops):
+        entry = _op_rows(op, i, n, idx, row_of)
+        if current and any((t & entry[2]).any() for *_, t in current):
+            flush()
+        current.append(entry)
+    flush()
+    return tuple(p for p in passes if len(p.rows))
+
+
+@lru_cache(maxsize=64)
+def _dense_plan(circuit: Circuit, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Scatter positions of every pass as a dense matrix: (identity part, positions, entries)."""
+    passes = _subspace_plan(circuit, k)
+    rows = subspace_dim(circuit.n_qubits, k)
+    if not passes or len(passes) * rows * rows > _DENSE_LIMIT:
+        return None
+    base = np.zeros((len(passes), rows, rows))
+    positions, entries = [], []
+    for p, sp in enumerate(passes):
+        base[p] = np.eye(rows)
+        base[p, sp.rows, :] = 0.0
+        for s in range(sp.src.shape[0]):
+            positions.append((p * rows + sp.rows) * rows + sp.src[s])
+            entries.append(sp.coef[s])
+    return base.reshape(-1), np.concatenate(positions), np.concatenate(entries)
+
+
+def _tree_product(mats: Tensor) -> Tensor:
+    """``M_{m-1} ⋯ M_1 M_0`` for mats of shape (B, m, d, d), multiplied pairwise as a balanced
+    tree. One small matmul per pair: a single batched call over the pairs would hand tiny
+    matrices to the thread pool, which costs far more than it saves on a busy CPU."""
+    level = list(mats.unbind(1))
+    while len(level) > 1:
+        paired = [level[i + 1] @ level[i] for i in range(0, len(level) - 1, 2)]
+        level = paired + level[len(level) - len(level) % 2 :]
+    return level[0]
+
+
+def simulate(circuit: Circuit, p: Tensor, k: int, dtype: torch.dtype) -> Tensor:
+    """The weight-k block for B parameter sets ``p`` (B, num_params): shape (B, C(n,k), C(n,k))."""
+    rows = subspace_dim(circuit.n_qubits, k)
+    b = p.shape[0]
+    passes = _subspace_plan(circuit, k)
+    if not passes:
+        return torch.eye(rows, dtype=dtype, device=p.device).expand(b, rows, rows)
+    table = op_table(circuit, p, dtype)
+    dense = _dense_plan(circuit, k)
+    if dense is not None:
+        base, positions, entries = (torch.as_tensor(a, device=p.device) for a in dense)
+        values = table.index_select(1, entries)
+        flat = torch.zeros(b, base.numel(), dtype=dtype, device=p.device)
+        flat = flat.index_add(1, positions, values) + base.to(dtype)
+        return _tree_product(flat.reshape(b, len(passes), rows, rows))
+    x = torch.eye(rows, dtype=dtype, device=p.device).expand(b, rows, rows)
+    for sp in passes:
+        src = torch.as_tensor(sp.src, device=p.device)
+        coef = torch.as_tensor(sp.coef, device=p.device)
+        y = None
+        for s in range(src.shape[0]):
+            term = table.index_select(1, coef[s]).unsqueeze(-1) * x.index_select(1, src[s])
+            y = term if y is None else y + term
+        x = x.index_copy(1, torch.as_tensor(sp.rows, device=p.device), y)
+    return x
+
+
+def is_fermionic(circuit: Circuit) -> bool:
+    """True when the compound identity holds: only FBS gates and nearest-neighbour RBS gates."""
+    return all(
+        not op.controls
+        and (op.name == "fbs" or (op.name == "rbs" and abs(op.wires[0] - op.wires[1]) == 1))
+        for op in circuit.ops
+    )
+
+
+@lru_cache(maxsize=64)
+def _minor_tables(n: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Index tables for the Laplace expansion of k×k minors along their first row.
+
+    For the k-subsets R (rows) and C (columns) in combinations order:
+    ``M_k[R, C] = Σ_t (-1)^t A[R_0, C_t] · M_{k-1}[R \\ R_0, C \\ C_t]``.
+    Returns (first row of each R, index of R \\ R_0, C_t per (t, C), index of C \\ C_t per (t, C)).
+    """
+    cur = weight_positions(n, k)
+    prev = weight_positions(n, k - 1)
+    lookup = {tuple(s): i for i, s in enumerate(prev.tolist())}
+    first = cur[:, 0].copy()
+    rest = np.array([lookup[tuple(s[1:])] for s in cur.tolist()], dtype=np.int64)
+    col_t = cur.T.copy()
+    drop_t = np.array(
+        [[lookup[tuple(s[:t] + s[t + 1 :])] for s in cur.tolist()] for t in range(k)],
+        dtype=np.int64,
+    )
+    return first, rest, col_t, drop_t
+
+
+def compound(matrix: Tensor, k: int) -> Tensor:
+    """The k-th compound ``A^(k)``: the ``C(n,k) × C(n,k)`` matrix of k×k minors of A.
+
+    Rows and columns follow ``itertools.combinations(range(n), k)``. Built by Laplace expansion one
+    order at a time (vectorised gathers), so it is differentiable and costs
+    ``O(k · C(n,k)^2)`` per order instead of one determinant per entry.
+
+    Args:
+        matrix: shape ``(..., n, n)``.
+        k: order, ``0 <= k <= n``.
+    """
+    if matrix.ndim < 2 or matrix.shape[-1] != matrix.shape[-2]:
+        raise ValueError(f"expected square matrices (..., n, n); found {tuple(matrix.shape)}")
+    n = matrix.shape[-1]
+    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= n:
+        raise ValueError(f"expected 0 <= k <= n = {n}; found k={k!r}")
+    if k == 0:
+        return torch.ones(*matrix.shape[:-2], 1, 1, dtype=matrix.dtype, device=matrix.device)
+    out = matrix
+    for order in range(2, k + 1):
+        first, rest, col_t, drop_t = (
+            torch.as_tensor(a, device=matrix.device) for a in _minor_tables(n, order)
+        )
+        a_rows = matrix[..., first, :]
+        prev_rows = out[..., rest, :]
+        acc = None
+        for t in range(order):
+            term = a_rows[..., :, col_t[t]] * prev_rows[..., :, drop_t[t]]
+            acc = term if acc is None else (acc - term if t % 2 else acc + term)
+        out = acc
+    return out
