@@ -232,6 +232,11 @@ def hamming_block(
 # The exact LCU functions live beside the LCU maths in backends.postselection, which builds on
 # this module; they are re-exported lazily so that either module may be imported first.
 _POSTSELECTION = (
+    "lcu_angles",
+    "lcu_params",
+    "postselect_counts",
+    "postselected_operator",
+    "success_probability",
 )
 
 
