@@ -6,7 +6,8 @@ It round-trips through JSON (``adapter_config.json`` beside the adapter tensors)
 
 Targets follow PEFT's rules: a **list** of names matches a module whose full name equals an entry
 or ends with ``"." + entry`` (``"query"`` matches ``encoder.layer.0.attention.self.query``); a
-**string** is a regular expression that must match the whole module name (``re.fullmatch``).
+**string** is a regular expression that must match the whole module name (``re.fullmatch``),
+except ``"auto"``: the preset of the model's ``config.model_type`` (:mod:`qadapters.targets`).
 
 Example:
     >>> cfg = QAdapterConfig("compound", ["query", "value"], options={"blocks": 3})
@@ -60,7 +61,8 @@ class QAdapterConfig:
     Args:
         family: adapter family, one of ``families.FAMILIES`` (``pauli``, ``taylor``, ``compound``,
             ``hamming``).
-        target_modules: list of exact module names / suffixes, or one regex (``re.fullmatch``).
+        target_modules: list of exact module names / suffixes, one regex (``re.fullmatch``), or
+            ``"auto"`` for the model type's preset (``qadapters.targets.TARGET_PRESETS``).
         options: family options (see ``families.family_options(family)``); missing ones take the
             family defaults.
         quant_bits: ``None`` (no QAT) or the bits per angle for quantization-aware training,

@@ -9,6 +9,11 @@ class is looked up in ``sys.modules``.
 The adapter is stored under the attribute ``qadapter_<family>``; every adapter parameter's full
 name therefore contains :data:`ADAPTER_PREFIX` (like PEFT's ``lora_``).
 
+Mixed precision: on a ``float16`` / ``bfloat16`` base the adapter is kept in ``float32`` (circuit
+angles need the mantissa; PEFT's LoRA does the same). Activations are cast to the adapter's dtype
+at the boundary and the result back to the base layer's output dtype, so a half-precision model
+keeps half-precision activations; merge computes in ``float32`` and rounds once into the base.
+
 Example:
     >>> layer = QAdapterLinear(nn.Linear(8, 8), "pauli")
     >>> y = layer(torch.randn(2, 8))          # base(x) adapted
@@ -27,6 +32,17 @@ from torch import Tensor, nn
 from qadapters.base import Adapter
 
 ADAPTER_PREFIX = "qadapter_"
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def adapter_dtype_for(weight_dtype: torch.dtype) -> torch.dtype | None:
+    """The dtype an adapter gets on a base weight of ``weight_dtype`` (``None``: leave as built).
+
+    Half-precision bases get ``float32`` adapters; other floating dtypes are kept.
+    """
+    if weight_dtype in _HALF:
+        return torch.float32
+    return weight_dtype if weight_dtype.is_floating_point else None
 
 
 def _conv1d_class() -> type | None:
@@ -91,7 +107,7 @@ class QAdapterLinear(nn.Module):
             p.requires_grad_(False)
         adapter = make_adapter(family, in_features, out_features, **options)
         w = base.weight
-        adapter.to(device=w.device, dtype=w.dtype if w.is_floating_point() else None)
+        adapter.to(device=w.device, dtype=adapter_dtype_for(w.dtype))
         self.add_module(self.adapter_name, adapter)
 
     @property
@@ -104,12 +120,28 @@ class QAdapterLinear(nn.Module):
         out = self.base_layer(x)
         if self.merged or self.disabled:
             return out
-        return self.adapter(x, out)
+        dtype = self._adapter_dtype()
+        if dtype is None or dtype == out.dtype:
+            return self.adapter(x, out)
+        return self.adapter(x.to(dtype), out.to(dtype)).to(out.dtype)
+
+    def _adapter_dtype(self) -> torch.dtype | None:
+        for p in self.adapter.parameters():
+            return p.dtype
+        return None
 
     # --- merging ------------------------------------------------------------------------------
     def _weight_out_in(self) -> Tensor:
         w = self.base_layer.weight
         return w.t() if is_conv1d(self.base_layer) else w
+
+    def _weight_and_bias(self) -> tuple[Tensor, Tensor | None]:
+        """Copies of the base weight ``(out, in)`` and bias, in the adapter's dtype."""
+        dtype = self._adapter_dtype()
+        w, b = self._weight_out_in().clone(), _clone(self.base_layer.bias)
+        if dtype is None:
+            return w, b
+        return w.to(dtype), None if b is None else b.to(dtype)
 
     @torch.no_grad()
     def _write(self, weight: Tensor, bias: Tensor | None) -> None:
@@ -129,7 +161,7 @@ class QAdapterLinear(nn.Module):
         """Fold the adapter into the base weights in place (no-op when already merged)."""
         if self.merged:
             return
-        w, b = self.adapter.merge(self._weight_out_in().clone(), _clone(self.base_layer.bias))
+        w, b = self.adapter.merge(*self._weight_and_bias())
         self._write(w, b)
         self.merged = True
 
@@ -138,7 +170,7 @@ class QAdapterLinear(nn.Module):
         """Undo :meth:`merge` in place (no-op when not merged)."""
         if not self.merged:
             return
-        w, b = self.adapter.unmerge(self._weight_out_in().clone(), _clone(self.base_layer.bias))
+        w, b = self.adapter.unmerge(*self._weight_and_bias())
         self._write(w, b)
         self.merged = False
 

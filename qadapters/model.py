@@ -29,6 +29,7 @@ from torch import nn
 from qadapters.config import QAdapterConfig, target_matches
 from qadapters.layers import QAdapterLinear, is_supported, linear_shape
 from qadapters.quantization import adapter_nbytes, enable_qat, storage_bits
+from qadapters.targets import TARGET_PRESETS, model_type_of, resolve_targets
 
 
 def _suffixes(names: list[str]) -> list[str]:
@@ -39,11 +40,14 @@ def _suffixes(names: list[str]) -> list[str]:
     return sorted(out)
 
 
-def _no_match_error(target: str, names: list[str]) -> ValueError:
+def _no_match_error(target: str, names: list[str], model: nn.Module) -> ValueError:
     close = difflib.get_close_matches(target, _suffixes(names), n=6, cutoff=0.5)
     if not close:
         close = difflib.get_close_matches(target, names, n=6, cutoff=0.3)
     hint = f"close module names: {close}" if close else f"module names include: {names[:8]}"
+    model_type = model_type_of(model)
+    if model_type in TARGET_PRESETS:  # e.g. "value" on ViT, whose modules are now v_proj
+        hint += f"; the preset for model_type {model_type!r} is {TARGET_PRESETS[model_type]}"
     return ValueError(f"target {target!r} matches no module of the model; {hint}")
 
 
@@ -64,11 +68,11 @@ def find_targets(model: nn.Module, targets: list[str] | str) -> list[str]:
     found = [n for n in names if target_matches(n, targets)]
     if isinstance(targets, str):
         if not found:
-            raise _no_match_error(targets, names)
+            raise _no_match_error(targets, names, model)
         return found
     for t in targets:
         if not any(target_matches(n, [t]) for n in found):
-            raise _no_match_error(t, names)
+            raise _no_match_error(t, names, model)
     return found
 
 
@@ -89,7 +93,8 @@ class QAdapterModel(nn.Module):
         config: the adapter configuration.
 
     Raises:
-        ValueError: when a target matches no module (close names listed).
+        ValueError: when a target matches no module (close names listed), or when
+            ``target_modules="auto"`` and the model type has no preset (``qadapters.targets``).
         TypeError: when a target is not an ``nn.Linear`` / ``Conv1D`` (its type named).
     """
 
@@ -100,7 +105,7 @@ class QAdapterModel(nn.Module):
         self.base_model = model
         self.qadapter_config = config
         self._requires_grad = {n: p.requires_grad for n, p in model.named_parameters()}
-        targets = find_targets(model, config.target_modules)
+        targets = find_targets(model, resolve_targets(model, config.target_modules))
         for name in targets:
             module = model.get_submodule(name)
             if not is_supported(module):
