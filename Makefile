@@ -22,11 +22,13 @@ $(STAMP):
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+# One BLAS/OpenMP thread per test process: the suite is many small tensors, for which a
+# thread pool costs more than it gives (and far more when the machine is busy).
 test: lint
-	$(PY) -m pytest -q
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m slow
 
 demo: $(STAMP)
 	$(VENV)/bin/qadapters demo
