@@ -112,9 +112,7 @@ def _worker(rank: int, port: int, out: str) -> None:
             train(ddp, shard, on_step=lambda m, s=spreads: s.append(_grad_spread(m)))
             report[family] = max(spreads)
             if rank == 0:
-                torch.save(
-                    {n: p.detach() for n, p in trainable(ddp).items()}, f"{out}/{family}.pt"
-                )
+                torch.save({n: p.detach() for n, p in trainable(ddp).items()}, f"{out}/{family}.pt")
         Path(out, f"rank{rank}.json").write_text(json.dumps(report))
     finally:
         dist.destroy_process_group()
