@@ -116,8 +116,8 @@ class Classifier:
         return len(self.circuit.system_wires)
 
     def operator(self) -> Tensor:
-        """The system operator ``A``: the unitary, or the postselected LCU block."""
-        return _operator(self.circuit, self.params)
+        """The system operator ``A`` (float64): the unitary, or the postselected LCU block."""
+        return _operator(self.circuit, self.params.to(torch.float64))
 
     def expectation(self, states: np.ndarray | Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Exact ``(<O> on the renormalised output, success probability)`` per state.
