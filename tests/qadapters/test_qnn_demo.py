@@ -1,0 +1,56 @@
+"""``qadapters qnn-demo``: a tiny end-to-end run and its bad-input errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from qadapters.cli import main
+
+TINY = ["--qubits", "2", "--states", "8", "--steps", "10", "--shots", "50,200", "--quiet"]
+
+
+def test_tiny_run_writes_table_json_and_plot(tmp_path, capsys):
+    pytest.importorskip("qiskit_aer")
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "qnn"
+    assert main(["qnn-demo", *TINY, "--backend", "exact,aer", "--out", str(out)]) == 0
+    table = capsys.readouterr().out
+    for name in ("frozen QNN", "qnn retrained", "U_QA alone", "LCU adapter", "\naer "):
+        assert name in table
+    payload = json.loads((out / "results.json").read_text())
+    assert {"config", "models", "backends", "adapter", "wall_seconds"} <= set(payload)
+    assert [m["model"] for m in payload["models"]] == [
+        "frozen QNN", "qnn + new threshold", "qnn retrained", "U_QA alone", "LCU adapter"
+    ]  # fmt: skip
+    runs = [(r["backend"], r["shots"]) for r in payload["backends"]]
+    assert runs == [("exact", None), ("aer", 50), ("aer", 200)]
+    for r in payload["backends"]:
+        assert 0 <= r["accuracy"] <= 1 and 0 < r["exact_success"] <= 1
+    assert payload["adapter"]["n_qubits"] == 3
+    assert (out / "accuracy_vs_shots.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--qubits", "11", "--backend", "exact"], "2..10 spins; found 11"),
+        (["--qubits", "5", "--backend", "aer-noisy"], "has 5 qubits; the circuit needs 6"),
+        (["--backend", "exact,quantum"], "unknown backend 'quantum'"),
+        (["--backend", "ibm:fake_nowhere"], "unknown fake backend 'fake_nowhere'"),
+    ],
+)
+def test_bad_input_fails_before_any_work(tmp_path, capsys, extra, message):
+    out = tmp_path / "never"
+    assert main(["qnn-demo", "--quiet", "--out", str(out), *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_out_that_is_a_file_is_an_error(tmp_path, capsys):
+    target = tmp_path / "file.txt"
+    target.write_text("x")
+    assert main(["qnn-demo", "--quiet", "--backend", "exact", "--out", str(target)]) == 2
+    assert "expected a directory" in capsys.readouterr().err
