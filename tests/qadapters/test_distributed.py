@@ -6,13 +6,17 @@ that a config that differs across ranks fails fast on every rank, then, for an a
 ``DistributedDataParallel`` on its half of each global batch. After every backward the adapter
 gradients are all-gathered and must be identical on both ranks; rank 0 saves the final adapter
 tensors, which must equal plain single-process training on the full global batch to 1e-12.
+A slow case runs ``QAdapterTrainer`` under ``torchrun`` (this file is the script of each rank).
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -174,3 +178,47 @@ def test_single_process_check_is_a_no_op_and_diffs_name_fields() -> None:
         "init_seed: 0 vs 3",
         "target_modules: ['query', 'value'] vs ['query']",
     ]
+
+
+# --- transformers.Trainer under torchrun (slow: 2 processes import transformers) -----------------
+def _trainer_main(out: str) -> None:
+    """Entry point of each torchrun rank: QAdapterTrainer on a tiny BERT classifier."""
+    from qadapters.hf_trainer import QAdapterTrainer
+    from tests.qadapters.test_trainer import CFG, args, dataset, fresh_base
+
+    torch.set_num_threads(1)
+    model = get_qadapter_model(fresh_base(), CFG)
+    trainer = QAdapterTrainer(model=model, args=args(Path(out)), train_dataset=dataset())
+    trainer.train()
+    assert trainer.args.world_size == WORLD and dist.get_backend() == "gloo"
+    flat = torch.cat([p.detach().reshape(-1) for p in trainable(model).values()])
+    gathered = [torch.empty_like(flat) for _ in range(WORLD)]
+    dist.all_gather(gathered, flat)
+    Path(out, f"spread{dist.get_rank()}.txt").write_text(
+        str(max(float((g - gathered[0]).abs().max()) for g in gathered))
+    )
+
+
+@pytest.mark.slow
+def test_trainer_under_torchrun_keeps_ranks_in_step(tmp_path: Path) -> None:
+    from tests.qadapters.test_trainer import fresh_base
+
+    root = Path(__file__).resolve().parents[2]
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(WORLD),
+        "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
+        str(Path(__file__).resolve()), str(tmp_path),
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(root), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for rank in range(WORLD):
+        assert float((tmp_path / f"spread{rank}.txt").read_text()) == 0.0
+    ckpt = tmp_path / "checkpoint-4"
+    assert (ckpt / "adapter_model.safetensors").is_file()
+    assert not (ckpt / "model.safetensors").exists()
+    QAdapterModel.from_pretrained(fresh_base(), ckpt)
+
+
+if __name__ == "__main__":
+    _trainer_main(sys.argv[1])
