@@ -94,6 +94,10 @@ class QAdapterTrainerMixin:
             self.can_return_loss = can_return_loss(base_cls)
 
     def _qadapter_model(self) -> QAdapterModel | None:
+        """The wrapped :class:`QAdapterModel`; ``None`` for other models and under FSDP or
+        DeepSpeed, whose sharded paths stay ``Trainer``'s own."""
+        if getattr(self, "is_fsdp_enabled", False) or getattr(self, "is_deepspeed_enabled", False):
+            return None
         model = self.model
         accelerator = getattr(self, "accelerator", None)
         if accelerator is not None:
