@@ -250,15 +250,18 @@ def write_plot(path: Path, runs: list[BackendRun]) -> Path | None:
     except ImportError:
         return None
     fig, (ax_acc, ax_kept) = plt.subplots(1, 2, figsize=(10, 4))
-    for name in dict.fromkeys(r.backend for r in runs):
+    styles = [("o", "-", 8), ("s", "--", 6), ("^", ":", 5), ("x", "-.", 7), ("d", "-", 4)]
+    for k, name in enumerate(dict.fromkeys(r.backend for r in runs)):
         rows = [r for r in runs if r.backend == name]
+        marker, line, size = styles[k % len(styles)]
         if rows[0].shots is None:
             for ax, v in ((ax_acc, rows[0].accuracy), (ax_kept, rows[0].kept_fraction)):
                 ax.axhline(v, ls="--", color="k", label=f"{name}")
             continue
         shots = [r.shots for r in rows]
-        ax_acc.plot(shots, [r.accuracy for r in rows], "o-", label=name)
-        ax_kept.plot(shots, [r.kept_fraction for r in rows], "o-", label=name)
+        for ax, values in ((ax_acc, [r.accuracy for r in rows]),
+                           (ax_kept, [r.kept_fraction for r in rows])):
+            ax.plot(shots, values, marker=marker, ls=line, ms=size, label=name)  # fmt: skip
     for ax, label in ((ax_acc, "test accuracy, task B"), (ax_kept, "kept fraction")):
         ax.set_xscale("log")
         ax.set_xlabel("shots per test state")
