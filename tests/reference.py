@@ -52,9 +52,9 @@ def reference_unitary(circuit: Circuit, params: np.ndarray) -> np.ndarray:
             mids = list(range(lo + 1, hi))
             between = len(mids)
             # the table's FBS acts on (i, between..., j) with i the first listed wire
-            wires = list(op.controls) + [i, *mids, j] if i < j else None
-            if wires is None:
+            if i > j:
                 raise NotImplementedError("reference FBS expects wires in increasing order")
+            wires = [*op.controls, i, *mids, j]
         m = reference_matrix(
             op.name,
             angle,

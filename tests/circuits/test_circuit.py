@@ -47,7 +47,7 @@ def test_json_round_trip(circuit: Circuit) -> None:
 
 
 def test_from_dict_rejects_other_formats() -> None:
-    with pytest.raises(ValueError, match="expected format 'qadapters.circuit'"):
+    with pytest.raises(ValueError, match=r"expected format 'qadapters\.circuit'"):
         Circuit.from_dict({"format": "other"})
     d = two_design(2, 1).to_dict()
     d["ops"][0]["colour"] = "red"
