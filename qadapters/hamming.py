@@ -19,14 +19,18 @@ uniform in ``[−π, π)`` so the R sub-adapters differ. ``merge`` forms the den
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from functools import lru_cache
 from math import comb
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from backends import exact
 from circuits import Circuit, rbs_brick, rbs_butterfly, rbs_pyramid
+from circuits.subspace import weight_indices, weight_positions
 from qadapters.base import Adapter
 
 Variant = Literal["hw", "compound"]
@@ -50,6 +54,76 @@ def flush_subnormal(t: Tensor) -> Tensor:
     The gradient passes through unchanged: ``masked_fill`` would zero it at the flushed entries,
     and at θ = 0 (or α = 0) those are all the off-diagonal ones, so training could never start."""
     return t - torch.where(t.abs() < torch.finfo(t.dtype).tiny, t, 0.0).detach()
+
+
+# Note [weight blocks]
+# ---------------------
+# For a fermionic circuit (nearest-neighbour RBS or FBS gates) the weight-k block of the 2^q
+# unitary is the k-th compound A^(k) of its weight-1 block A (Cauchy–Binet), so ΔW_i acts on
+# the input as independent blocks: gather the inputs by Hamming weight of their basis index,
+# multiply each group by Σ_i α_i A_i^(k) (only the rows < out and columns < in that the padding
+# and truncation keep), scatter back. That is Σ_k C(q,k)² ≤ 4^q / √(πq/2) multiply-adds per
+# token instead of a sweep of the 2^q state per gate, and only the layer's own activations are
+# kept for backward. Since A is a rotation (det 1), Jacobi's complementary-minor identity gives
+# A^(q−k)[Iᶜ, Jᶜ] = (−1)^(ΣI+ΣJ) A^(k)[I, J], so only orders up to q/2 need minors.
+
+
+@dataclass(frozen=True)
+class _Tables:
+    perm_in: Tensor  # input features ordered by the Hamming weight of their index
+    sizes_in: list[int]  # inputs of each weight
+    local: list[tuple[Tensor, Tensor]]  # per weight: (kept rows, kept columns) of A^(k)
+    inv_out: Tensor  # output position of each feature in the concatenated block outputs
+
+
+@lru_cache(maxsize=64)
+def _weight_tables(n: int, in_features: int, out_features: int) -> _Tables:
+    perm_in, perm_out, sizes, local = [], [], [], []
+    for k in range(n + 1):
+        idx = weight_indices(n, k)
+        cols, rows = np.flatnonzero(idx < in_features), np.flatnonzero(idx < out_features)
+        perm_in.append(idx[cols])
+        perm_out.append(idx[rows])
+        sizes.append(len(cols))
+        local.append((torch.from_numpy(rows), torch.from_numpy(cols)))
+    order = np.concatenate(perm_out)
+    inv = np.empty_like(order)
+    inv[order] = np.arange(len(order))
+    return _Tables(torch.from_numpy(np.concatenate(perm_in)), sizes, local, torch.from_numpy(inv))
+
+
+@lru_cache(maxsize=64)
+def _complement_tables(n: int, k: int) -> tuple[Tensor, Tensor]:
+    """For order n−k: the index in order k of each state's complement, and its sign (−1)^ΣI."""
+    pos_k = weight_positions(n, k)
+    lookup = {tuple(p): i for i, p in enumerate(pos_k.tolist())}
+    pos = weight_positions(n, n - k)
+    full = set(range(n))
+    comp = [lookup[tuple(sorted(full - set(p)))] for p in pos.tolist()]
+    sign = np.where(pos.sum(axis=1) % 2, -1.0, 1.0) if n - k else np.ones(1)
+    return torch.tensor(comp, dtype=torch.long), torch.from_numpy(sign)
+
+
+def compounds(a: Tensor) -> list[Tensor]:
+    """``[A^(0), A^(1), …, A^(n)]`` of rotations ``a`` (``(..., n, n)``, det 1).
+
+    Orders above n/2 come from the complementary minors (see Note [weight blocks]); the result
+    equals :func:`backends.exact.compound` for every order when ``a`` is a rotation.
+    """
+    n = a.shape[-1]
+    out: list[Tensor | None] = [None] * (n + 1)
+    out[0] = a.new_ones(*a.shape[:-2], 1, 1)
+    out[1] = a
+    for k in range(2, n // 2 + 1):
+        out[k] = exact.compound(a, k)
+    for k in range(n - n // 2, n + 1):
+        if out[k] is None:
+            comp, sign = (t.to(a.device) for t in _complement_tables(n, n - k))
+            low = out[n - k]
+            assert low is not None
+            sign = sign.to(a.dtype)
+            out[k] = low[..., comp, :][..., :, comp] * sign[:, None] * sign[None, :]
+    return [t for t in out if t is not None]
 
 
 def register_size(in_features: int, out_features: int, variant: str, order: int) -> int:
@@ -155,12 +229,27 @@ class HammingAdapter(Adapter):
             m = exact.hamming_block(self.circuit, theta, self.order)  # (R, C, C)
             w = flush_subnormal(torch.einsum("r,rij->ij", alpha, m))
             return (xp @ w.T)[..., : self.out_features]
-        out = None
-        for i in range(self.num_adapters):
-            term = exact.apply(self.circuit, theta[i], xp) * alpha[i]
-            out = term if out is None else out + term
-        assert out is not None
-        return out[..., : self.out_features]
+        if not exact.is_fermionic(self.circuit):  # the compound identity does not hold
+            out = None
+            for i in range(self.num_adapters):
+                term = exact.apply(self.circuit, theta[i], xp) * alpha[i]
+                out = term if out is None else out + term
+            assert out is not None
+            return out[..., : self.out_features]
+        return self._blockwise(x, theta, alpha)
+
+    def _blockwise(self, x: Tensor, theta: Tensor, alpha: Tensor) -> Tensor:
+        """``Σ_i α_i ΔW_i x`` one Hamming weight at a time (see Note [weight blocks])."""
+        tables = _weight_tables(self.n_qubits, self.in_features, self.out_features)
+        a = exact.hamming_block(self.circuit, theta, 1)  # (R, n, n), an SO(n) matrix each
+        blocks = compounds(a)
+        parts = x.index_select(-1, tables.perm_in.to(x.device)).split(tables.sizes_in, -1)
+        outs = []
+        for k, (part, block) in enumerate(zip(parts, blocks, strict=True)):
+            rows, cols = (t.to(x.device) for t in tables.local[k])
+            mixed = torch.einsum("r,rij->ij", alpha, block[:, rows][:, :, cols])
+            outs.append(part @ flush_subnormal(mixed).T)
+        return torch.cat(outs, -1).index_select(-1, tables.inv_out.to(x.device))
 
     def delta_weight(self) -> Tensor:
         """The dense ``ΔW`` (``out × in``), for merging."""

@@ -122,4 +122,7 @@ class PauliAdapter(SVDFormAdapter):
         return {"u": self.u_map.circuit, "v": self.v_map.circuit}
 
     def factors(self) -> tuple[Tensor, Tensor]:
+        if self.in_features == self.out_features:  # same circuits: one batched pass for both
+            both = self.u_map.batched(torch.stack([self.u, self.v]))
+            return both[0], both[1]
         return self.u_map(self.u), self.v_map(self.v)

@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -201,30 +203,112 @@ class TwoDesignStiefel:
             )
         return _evaluate(self._root, params)
 
+    def batched(self, params: Tensor) -> Tensor:
+        """``(..., d, k)`` matrices for parameters of shape ``(..., num_params)`` in one pass
+        (e.g. the ``U`` and ``V`` maps of a square layer evaluated together)."""
+        if params.ndim < 1 or params.shape[-1] != self.num_params:
+            raise ValueError(
+                f"expected params of shape (..., {self.num_params}); found {tuple(params.shape)}"
+            )
+        return _evaluate(self._root, params)
+
 
 def _evaluate(node: _Node, p: Tensor) -> Tensor:
+    """The node's ``(..., d, k)`` matrix for parameters ``(..., num_params)``."""
+    batch = p.shape[:-1]
     if node.top is None:
         if node.leaf is None:
-            return torch.ones(1, 1, dtype=p.dtype, device=p.device)
-        theta = p[node.offset : node.offset + node.num_params]
+            return torch.ones(*batch, 1, 1, dtype=p.dtype, device=p.device)
+        theta = p[..., node.offset : node.offset + node.num_params]
         if node.leaf.n_qubits == 1:
-            c, s = torch.cos(theta[0] / 2), torch.sin(theta[0] / 2)
-            return torch.stack([torch.stack([c, -s]), torch.stack([s, c])])[:, : node.k]
-        return exact.columns(node.leaf, theta, node.k)
+            c, s = torch.cos(theta[..., 0] / 2), torch.sin(theta[..., 0] / 2)
+            rows = [torch.stack([c, -s], -1), torch.stack([s, c], -1)]
+            return torch.stack(rows, -2)[..., : node.k]
+        return two_design_columns(node.leaf, theta, node.k)
     assert node.bottom is not None
-    top, bot = _evaluate(node.top, p), _evaluate(node.bottom, p)  # (2^a, kt), (r, kb)
-    kt, kb = top.shape[1], bot.shape[1]
-    half = p[node.offset : node.offset + kb] / 2  # RY(θ) rotates by θ/2
-    c, s = torch.cos(half), torch.sin(half)
-    ones = torch.ones(kt - kb, dtype=p.dtype, device=p.device)
-    first = torch.cat(
-        [top * torch.cat([c, ones]), torch.cat([bot * s, bot.new_zeros(bot.shape[0], kt - kb)], 1)]
-    )
+    top, bot = _evaluate(node.top, p), _evaluate(node.bottom, p)  # (..., 2^a, kt), (..., r, kb)
+    kt, kb = top.shape[-1], bot.shape[-1]
+    half = p[..., node.offset : node.offset + kb] / 2  # RY(θ) rotates by θ/2
+    c, s = torch.cos(half).unsqueeze(-2), torch.sin(half).unsqueeze(-2)  # (..., 1, kb)
+    top_cols = torch.cat([top[..., :kb] * c, top[..., kb:]], -1)
+    bot_cols = torch.cat([bot * s, bot.new_zeros(*batch, bot.shape[-2], kt - kb)], -1)
+    first = torch.cat([top_cols, bot_cols], -2)
     extra = node.k - kt  # columns 2^a + m, only when k > 2^a
     if extra <= 0:
         return first
-    second = torch.cat([-top[:, :extra] * s[:extra], bot[:, :extra] * c[:extra]])
-    return torch.cat([first, second], 1)
+    second = torch.cat([-top[..., :extra] * s[..., :extra], bot[..., :extra] * c[..., :extra]], -2)
+    return torch.cat([first, second], -1)
+
+
+# ---------------------------------------------------------------------------- fast columns
+# Note [two-design columns]
+# A two-design is moments of RY gates on distinct wires separated by layers of CZ gates. Its
+# first k columns are simulated on the k basis states directly: the state is viewed as a tensor
+# with one axis of size 2 per wire, a moment of RYs is one einsum (each wire's 2×2 matrix on its
+# axis) and a CZ layer is one ±1 vector. That is ~3 small ops per moment instead of one per
+# gate, and no 2^a × 2^a matrix; a batch of parameter vectors (U and V together) costs the same
+# number of ops. Circuits with other gates go through :func:`backends.exact.columns`.
+_Moment = tuple[str, tuple[int, ...], tuple[int, ...]]  # ("ry", wires, params) / ("cz", ...)
+
+
+@lru_cache(maxsize=256)
+def _ry_cz_plan(circuit: Circuit) -> tuple[tuple[_Moment, ...], tuple[Tensor, ...]] | None:
+    """Moments of RY gates and CZ diagonals, or None when the circuit has other ops."""
+    n = circuit.n_qubits
+    steps: list[_Moment] = []
+    diags: list[Tensor] = []
+    idx = np.arange(1 << n)
+    for op in circuit.ops:
+        if op.controls or op.adjoint or op.name not in ("ry", "cz"):
+            return None
+        if op.name == "ry":
+            if not isinstance(op.param, int):
+                return None
+            last = steps[-1] if steps else None
+            if last is not None and last[0] == "ry" and op.wires[0] not in last[1]:
+                steps[-1] = ("ry", (*last[1], op.wires[0]), (*last[2], op.param))
+            else:
+                steps.append(("ry", op.wires, (op.param,)))
+            continue
+        bits = [(idx >> (n - 1 - w)) & 1 for w in op.wires]
+        sign = np.where(bits[0] & bits[1], -1.0, 1.0)
+        if steps and steps[-1][0] == "cz":
+            diags[-1] = diags[-1] * torch.from_numpy(sign)
+        else:
+            steps.append(("cz", (), (len(diags),)))
+            diags.append(torch.from_numpy(sign))
+    return tuple(steps), tuple(diags)
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxy"
+
+
+def two_design_columns(circuit: Circuit, theta: Tensor, k: int) -> Tensor:
+    """The first ``k`` columns of an RY/CZ circuit's unitary, ``(..., 2^n, k)``, for angles
+    ``(..., num_params)`` (see Note [two-design columns]); equal to ``exact.columns``."""
+    plan = _ry_cz_plan(circuit)
+    n = circuit.n_qubits
+    if plan is None or n > len(_LETTERS):
+        return exact.columns(circuit, theta, k)
+    steps, diags = plan
+    batch = theta.shape[:-1]
+    dim = 1 << n
+    state = torch.eye(dim, k, dtype=theta.dtype, device=theta.device).expand(*batch, dim, k)
+    axes = _LETTERS[:n]
+    for kind, wires, params in steps:
+        if kind == "cz":
+            state = state * diags[params[0]].to(state)[:, None]
+            continue
+        half = theta[..., list(params)] / 2  # (..., m)
+        c, s = torch.cos(half), torch.sin(half)
+        mats = torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
+        out_axes = "".join(a.upper() if i in wires else a for i, a in enumerate(axes))
+        subs = [f"...{axes[w].upper()}{axes[w]}" for w in wires]
+        spec = ",".join(subs) + f",...{axes}z->...{out_axes}z"
+        operands = [mats[..., j, :, :] for j in range(len(wires))]
+        tensor = state.reshape(*batch, *([2] * n), k)
+        state = torch.einsum(spec, *operands, tensor).reshape(*batch, dim, k)
+    return state
 
 
 # ---------------------------------------------------------------------------- the Lie map
