@@ -45,7 +45,7 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
     ) from err
 
 from backends.postselection import postselect_counts
-from backends.qiskit import parameter_values, to_qiskit
+from backends.qiskit import check_shots, parameter_sets, parameter_values, to_qiskit
 
 __all__ = [
     "PostselectedSample",
@@ -64,32 +64,6 @@ Noise = NoiseModel | Any | str | None
 
 
 # ---------------------------------------------------------------------------- helpers
-def _check_params(circuit: Circuit, params: Any) -> tuple[np.ndarray, bool]:
-    """(params as (B, P) float64, whether the input was a single vector)."""
-    if not isinstance(circuit, Circuit):
-        raise TypeError(f"expected a circuits.Circuit; found {type(circuit).__name__}")
-    if hasattr(params, "detach"):
-        params = params.detach().cpu().numpy()
-    try:
-        arr = np.asarray(params, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"params must be real numbers; found {type(params).__name__}") from None
-    if arr.ndim not in (1, 2) or arr.shape[-1] != circuit.num_params:
-        raise ValueError(
-            f"expected params of shape ({circuit.num_params},) or (B, {circuit.num_params}); "
-            f"found shape {arr.shape}"
-        )
-    if not np.isfinite(arr).all():
-        raise ValueError(f"params must be finite; found {arr[~np.isfinite(arr)][0]}")
-    return arr.reshape(-1 if arr.size else 1, circuit.num_params), arr.ndim == 1
-
-
-def _check_shots(shots: Any) -> int:
-    if isinstance(shots, bool) or not isinstance(shots, int | np.integer) or shots <= 0:
-        raise ValueError(f"expected shots to be a positive int; found {shots!r}")
-    return int(shots)
-
-
 def simulator(noise: Noise = None, *, method: str = "automatic", seed: int | None = None) -> Any:
     """The ``AerSimulator`` for a noise spec (see the module docstring).
 
@@ -204,8 +178,8 @@ def sample(
     Raises:
         ValueError: params of the wrong shape or non-finite, shots <= 0, unknown noise backend.
     """
-    arr, single = _check_params(circuit, params)
-    shots = _check_shots(shots)
+    arr, single = parameter_sets(circuit, params)
+    shots = check_shots(shots)
     sim = simulator(noise, method=method, seed=seed)
     if circuit.n_qubits > sim.num_qubits:
         raise ValueError(
@@ -227,7 +201,7 @@ def probabilities(circuit: Circuit, params: Any) -> np.ndarray:
     Returns:
         Shape ``(2^n,)`` or ``(B, 2^n)``, indexed by the IR basis index.
     """
-    arr, single = _check_params(circuit, params)
+    arr, single = parameter_sets(circuit, params)
     sim = AerSimulator(method="statevector")
     symbolic = to_qiskit(circuit)
     qc = _transpile(symbolic, sim, 0, 0)
@@ -246,7 +220,7 @@ def unitary(circuit: Circuit, params: Any) -> np.ndarray:
     Returns:
         Complex array ``(2^n, 2^n)`` or ``(B, 2^n, 2^n)``.
     """
-    arr, single = _check_params(circuit, params)
+    arr, single = parameter_sets(circuit, params)
     sim = AerSimulator(method="unitary")
     symbolic = to_qiskit(circuit)
     qc = _transpile(symbolic, sim, 0, 0)
@@ -337,7 +311,7 @@ def expectation(
     Raises:
         ValueError: bad params, shots <= 0, or observables of the wrong size or type.
     """
-    arr, single_p = _check_params(circuit, params)
+    arr, single_p = parameter_sets(circuit, params)
     ops, single_o = _observables(observables, circuit.n_qubits)
     sim = simulator(noise, seed=seed)
     symbolic = to_qiskit(circuit)
@@ -352,7 +326,7 @@ def expectation(
         res = estimator.run(pubs).result()
         out = np.stack([np.broadcast_to(np.real(r.data.evs), (len(arr),)) for r in res], -1)
     else:
-        shots = _check_shots(shots)
+        shots = check_shots(shots)
         terms = [(label, complex(c)) for op in ops for label, c in op.to_list()]
         bases = _qwc_groups([t[0] for t in terms])
         circuits = [_basis_circuit(symbolic, b) for b in bases]
@@ -431,7 +405,7 @@ def sample_postselected(
     """
     if not isinstance(circuit, Circuit) or not circuit.ancillas or not circuit.postselect:
         raise ValueError("expected a circuit with ancillas and a postselect pattern")
-    arr, single = _check_params(circuit, params)
+    arr, single = parameter_sets(circuit, params)
     raw = sample(
         circuit, arr, shots=shots, seed=seed, noise=noise, optimization_level=optimization_level
     )
@@ -474,5 +448,5 @@ def tv_bound(dim: int, shots: int, delta: float = 1e-9) -> float:
 
         TV ≤ ½ (sqrt(dim/N) + sqrt(2 ln(1/delta) / N))
     """
-    shots = _check_shots(shots)
+    shots = check_shots(shots)
     return 0.5 * (np.sqrt(dim / shots) + np.sqrt(2 * np.log(1 / delta) / shots))

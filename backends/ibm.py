@@ -53,7 +53,7 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
     ) from err
 
 from backends.postselection import postselect_counts
-from backends.qiskit import parameter_values, to_qiskit
+from backends.qiskit import check_shots, parameter_sets, parameter_values, to_qiskit
 
 __all__ = [
     "IBMAccountMissingError",
@@ -201,28 +201,15 @@ def _is_local(backend: Any) -> bool:
 
 # ---------------------------------------------------------------------------- validation
 def _check(circuit: Circuit, params: Any, shots: Any, backend: Any) -> tuple[np.ndarray, bool]:
-    if not isinstance(circuit, Circuit):
-        raise TypeError(f"expected a circuits.Circuit; found {type(circuit).__name__}")
-    if hasattr(params, "detach"):
-        params = params.detach().cpu().numpy()
-    arr = np.asarray(params, dtype=np.float64)
-    if arr.ndim not in (1, 2) or arr.shape[-1] != circuit.num_params:
-        raise ValueError(
-            f"expected params of shape ({circuit.num_params},) or (B, {circuit.num_params}); "
-            f"found shape {arr.shape}"
-        )
-    if not np.isfinite(arr).all():
-        raise ValueError(f"params must be finite; found {arr[~np.isfinite(arr)][0]}")
-    if shots is not None and (
-        isinstance(shots, bool) or not isinstance(shots, int | np.integer) or shots <= 0
-    ):
-        raise ValueError(f"expected shots to be a positive int; found {shots!r}")
+    arr, single = parameter_sets(circuit, params)
+    if shots is not None:
+        check_shots(shots)
     if circuit.n_qubits > backend.num_qubits:
         raise ValueError(
             f"the circuit needs {circuit.n_qubits} qubits; backend {backend.name!r} has "
             f"{backend.num_qubits}"
         )
-    return arr.reshape(-1 if arr.size else 1, circuit.num_params), arr.ndim == 1
+    return arr, single
 
 
 def _check_mode(mode: str) -> None:

@@ -278,6 +278,35 @@ def _check_values(circuit: Circuit, params: Any, *, batched: bool) -> np.ndarray
     return arr
 
 
+def parameter_sets(circuit: Circuit, params: Any) -> tuple[np.ndarray, bool]:
+    """Validate one parameter vector or a batch of them, for the executors (Aer, IBM).
+
+    Returns:
+        (params as a (B, num_params) float64 array, whether a single vector was given).
+
+    Raises:
+        TypeError: ``circuit`` is not a Circuit.
+        ValueError: a shape other than (P,) or (B, P), or a non-finite value.
+    """
+    if not isinstance(circuit, Circuit):
+        raise TypeError(f"expected a circuits.Circuit; found {type(circuit).__name__}")
+    arr = _as_array(params)
+    if arr.ndim not in (1, 2) or arr.shape[-1] != circuit.num_params:
+        raise ValueError(
+            f"expected params of shape ({circuit.num_params},) or (B, {circuit.num_params}); "
+            f"found shape {arr.shape}"
+        )
+    arr = _check_values(circuit, arr, batched=True)
+    return arr.reshape(-1 if arr.size else 1, circuit.num_params), arr.ndim == 1
+
+
+def check_shots(shots: Any) -> int:
+    """``shots`` as an int, or a ValueError naming what was found."""
+    if isinstance(shots, bool) or not isinstance(shots, int | np.integer) or shots <= 0:
+        raise ValueError(f"expected shots to be a positive int; found {shots!r}")
+    return int(shots)
+
+
 def _angle(op: Op, values: Sequence[Angle]) -> Angle | None:
     if op.param is None:
         return None
