@@ -10,6 +10,7 @@ read from the postselected, renormalised state.
 - :func:`adapt` — task B: freeze ``U_QNN``; train ``α``, ``U_QA``'s angles and the threshold
   through the exact postselected operator, optionally penalising a low success probability.
 - :func:`retrain`, :func:`train_qa_alone`, :func:`with_new_threshold` — the baselines.
+- :func:`select` — pick one of several trained candidates (restarts) on a validation set.
 
 Everything runs on :mod:`backends.exact` (float64, autograd); :mod:`qadapters.qnn_execution`
 runs a trained classifier on Aer and IBM backends.
@@ -25,7 +26,7 @@ over the kept shots. ``p`` is what a run pays — ``1/p`` shots per kept shot �
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -49,6 +50,7 @@ __all__ = [
     "adapter_circuit",
     "coefficients",
     "retrain",
+    "select",
     "train_qa_alone",
     "train_qnn",
     "with_new_threshold",
@@ -348,3 +350,17 @@ def coefficients(classifier: Classifier) -> np.ndarray:
     return np.array(
         [np.cos(a_v / 2) * np.cos(a_w / 2), np.sin(a_v / 2) * np.sin(a_w / 2)]
     )
+
+
+def select(candidates: Sequence[Classifier], validation: QuantumDataset) -> Classifier:
+    """The candidate with the highest exact accuracy on ``validation`` (the first on ties).
+
+    Restarts (initial ``α``, seeds) are chosen here on a validation split, never on the test set.
+
+    Raises:
+        ValueError: no candidates.
+    """
+    if not candidates:
+        raise ValueError("expected at least one candidate classifier to select from; found none")
+    scores = [accuracy(c, validation) for c in candidates]
+    return candidates[int(np.argmax(scores))]

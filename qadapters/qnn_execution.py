@@ -3,10 +3,18 @@
 Backends are named by a spec string (:data:`BACKEND_HELP`):
 
 - ``"exact"`` — :mod:`backends.exact`, no shots;
-- ``"aer"`` — ideal Aer sampling; ``"aer-noisy"`` — Aer with a fake device's noise model, basis
-  gates and coupling map (``noise_backend``, default ``"fake_manila"``);
-- ``"ibm:fake_<name>"`` — the runtime's executor-based Sampler on a fake backend in local testing
-  mode (noisy); ``"ibm:<device>"`` — a real device (needs an account).
+- ``"aer"`` — ideal Aer sampling (no coupling map, a generic basis);
+- ``"aer-noisy"`` — ``qiskit_aer``'s own ``SamplerV2`` on ``AerSimulator.from_backend`` of a fake
+  device (``noise_backend``, default :data:`DEFAULT_NOISE_BACKEND`): its noise model, basis gates
+  and coupling map;
+- ``"ibm:fake_<name>"`` — ``qiskit_ibm_runtime``'s ``SamplerV2`` in local testing mode on that fake
+  backend (noisy; the runtime builds its own Aer simulator of the device); ``"ibm:<device>"`` — a
+  real device (needs an account).
+
+``aer-noisy`` and ``ibm:fake_*`` go through different primitives; by default they also simulate
+*different devices* (Heron r1 ``fake_torino`` and Heron r2 ``fake_marrakesh``), so the two rows are
+two noise levels, not one simulation twice. Both transpile with ``optimization_level``
+(default 3, :data:`OPTIMIZATION_LEVEL`); :func:`two_qubit_gate_count` reports what a backend runs.
 
 Each test state ``ψ`` is prepared exactly by :func:`qadapters.state_prep.preparation_circuit` on the
 system wires, followed by the classifier's circuit; all states of a test set are one circuit with
@@ -38,13 +46,19 @@ __all__ = [
     "BackendRun",
     "check_backend",
     "check_success",
+    "describe",
     "evaluate",
     "prepared_circuit",
+    "two_qubit_gate_count",
 ]
 
 BACKEND_HELP = "exact, aer, aer-noisy, ibm:fake_<name> (local testing mode) or ibm:<device>"
 #: Smallest exact success probability accepted for a test state before sampling.
 MIN_SUCCESS = 1e-6
+#: Fake device whose noise model ``"aer-noisy"`` uses unless told otherwise (Heron r1, 133 qubits).
+DEFAULT_NOISE_BACKEND = "fake_torino"
+#: Preset pass-manager level used for every sampling backend (3: the fewest two-qubit gates).
+OPTIMIZATION_LEVEL = 3
 
 
 @dataclass(frozen=True)
@@ -60,6 +74,8 @@ class BackendRun:
         exact_success: mean exact success probability over test states.
         mean_abs_expectation: mean ``|<O>|`` (estimated, or exact): noise shrinks it towards 0.
         seconds: wall time of the run (transpiling included).
+        two_qubit_gates: two-qubit gates in the transpiled circuit the backend ran (``None`` for
+            exact, or when not counted; see :func:`two_qubit_gate_count`).
     """
 
     backend: str
@@ -69,6 +85,7 @@ class BackendRun:
     exact_success: float
     mean_abs_expectation: float
     seconds: float
+    two_qubit_gates: int | None = None
 
 
 def _resolve(spec: str, noise_backend: str) -> Any:
@@ -89,7 +106,7 @@ def _resolve(spec: str, noise_backend: str) -> Any:
     raise ValueError(f"unknown backend {spec!r}; expected {BACKEND_HELP}")
 
 
-def check_backend(spec: str, n_qubits: int, *, noise_backend: str = "fake_manila") -> Any:
+def check_backend(spec: str, n_qubits: int, *, noise_backend: str = DEFAULT_NOISE_BACKEND) -> Any:
     """Resolve a backend spec and check that it has ``n_qubits`` qubits; nothing runs.
 
     Args:
@@ -170,8 +187,9 @@ def evaluate(
     *,
     shots: int | None = None,
     seed: int | None = 0,
-    noise_backend: str = "fake_manila",
+    noise_backend: str = DEFAULT_NOISE_BACKEND,
     resolved: Any = None,
+    optimization_level: int = OPTIMIZATION_LEVEL,
 ) -> BackendRun:
     """Test accuracy and postselection rate of a classifier on a backend.
 
@@ -183,6 +201,7 @@ def evaluate(
         seed: seeds the sampler and the transpiler.
         noise_backend: fake backend for ``"aer-noisy"``.
         resolved: the result of :func:`check_backend` (resolved here when ``None``).
+        optimization_level: preset pass-manager level of the transpiler (0..3).
 
     Returns:
         A :class:`BackendRun`.
@@ -203,7 +222,9 @@ def evaluate(
     if resolved is None:
         resolved = check_backend(backend, classifier.circuit.n_qubits, noise_backend=noise_backend)
     circuit, rows = prepared_circuit(classifier, data.states)
-    counts = _sample(circuit, rows, backend, resolved, shots, seed, noise_backend)
+    counts = _sample(
+        circuit, rows, backend, resolved, shots, seed, optimization_level
+    )
     estimates = [_estimate(c, classifier.observable) for c in counts]
     values = np.array([e for e, _ in estimates])
     labels = classifier.labels_from(values)
@@ -226,23 +247,88 @@ def _sample(
     resolved: Any,
     shots: int,
     seed: int | None,
-    noise_backend: str,
+    level: int,
 ) -> list[dict[str, int]]:
     """Kept counts (system bitstrings) per row."""
     if backend.startswith("ibm:"):
         from backends import ibm
 
+        kw: dict[str, Any] = {"backend": resolved, "shots": shots, "seed": seed}
         if circuit.ancillas:
-            _, kept, _ = ibm.sample_postselected(
-                circuit, rows, backend=resolved, shots=shots, seed=seed
-            )
+            _, kept, _ = ibm.sample_postselected(circuit, rows, optimization_level=level, **kw)
             return kept
-        raw = ibm.sample(circuit, rows, backend=resolved, shots=shots, seed=seed)
-        return list(raw.counts)  # type: ignore[arg-type]
+        return list(ibm.sample(circuit, rows, optimization_level=level, **kw).counts)  # type: ignore[arg-type]
     from backends import aer
 
-    noise = noise_backend if backend == "aer-noisy" else None
+    noise = resolved if backend == "aer-noisy" else None
+    kw = {"shots": shots, "seed": seed, "noise": noise, "optimization_level": level}
     if circuit.ancillas:
-        run = aer.sample_postselected(circuit, rows, shots=shots, seed=seed, noise=noise)
-        return list(run.counts)  # type: ignore[arg-type]
-    return list(aer.sample(circuit, rows, shots=shots, seed=seed, noise=noise).counts)  # type: ignore[arg-type]
+        return list(aer.sample_postselected(circuit, rows, **kw).counts)  # type: ignore[arg-type]
+    return list(aer.sample(circuit, rows, **kw).counts)  # type: ignore[arg-type]
+
+
+def two_qubit_gate_count(
+    classifier: Classifier,
+    backend: str,
+    *,
+    resolved: Any = None,
+    noise_backend: str = DEFAULT_NOISE_BACKEND,
+    seed: int | None = 0,
+    optimization_level: int = OPTIMIZATION_LEVEL,
+) -> int | None:
+    """Two-qubit gates of "prepare ψ, then the classifier" as the backend's transpiler emits it.
+
+    The same preset pass manager (level, seed, target) as :func:`evaluate`'s sampling, so the
+    count is that of the circuit that ran: onto the fake device's target for ``"aer-noisy"`` and
+    ``"ibm:*"``, onto a generic all-to-all basis for ``"aer"``. ``None`` for ``"exact"``.
+
+    Raises:
+        ValueError: the errors of :func:`check_backend`.
+    """
+    if backend == "exact":
+        return None
+    from qiskit.transpiler import generate_preset_pass_manager
+
+    from backends.qiskit import to_qiskit
+
+    if resolved is None:
+        resolved = check_backend(backend, classifier.circuit.n_qubits, noise_backend=noise_backend)
+    circuit, _ = prepared_circuit(classifier, np.eye(1, 2**classifier.n_system))
+    symbolic = to_qiskit(circuit, measure=True)
+    seed = 0 if seed is None else seed
+    if backend == "aer":
+        from backends.aer import _SAFE_BASIS
+
+        pm = generate_preset_pass_manager(
+            optimization_level=optimization_level, basis_gates=_SAFE_BASIS, seed_transpiler=seed
+        )
+    else:
+        target = resolved
+        if backend == "aer-noisy":
+            from backends.aer import simulator
+
+            target = simulator(resolved)
+        pm = generate_preset_pass_manager(
+            backend=target, optimization_level=optimization_level, seed_transpiler=seed
+        )
+    isa = pm.run(symbolic)
+    return sum(1 for inst in isa.data if inst.operation.num_qubits == 2)
+
+
+def describe(backend: str, noise_backend: str = DEFAULT_NOISE_BACKEND) -> str:
+    """One line saying what a backend row simulates (for the demo's table)."""
+    if backend == "exact":
+        return "exact: backends.exact, float64 operator, no shots"
+    if backend == "aer":
+        return "aer: qiskit-aer SamplerV2, ideal, all-to-all"
+    if backend == "aer-noisy":
+        return (
+            f"aer-noisy: qiskit-aer SamplerV2 on AerSimulator.from_backend({noise_backend}): "
+            "its noise model, basis and coupling map"
+        )
+    if backend.startswith("ibm:fake_"):
+        return (
+            f"{backend}: qiskit-ibm-runtime SamplerV2, local testing mode on "
+            f"{backend[4:]} (its own noise model, basis and coupling map)"
+        )
+    return f"{backend}: qiskit-ibm-runtime SamplerV2 on the device"

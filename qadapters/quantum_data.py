@@ -8,6 +8,12 @@ computed with ``scipy.sparse`` and ``scipy.sparse.linalg.eigsh``:
 - ``"xxz"``, the XXZ chain ``H = Σ −(X_i X_{i+1} + Y_i Y_{i+1}) + Δ Z_i Z_{i+1}``; label 0 for the
   critical XY phase ``Δ < 1``, label 1 for the gapped Néel (antiferromagnetic) phase ``Δ > 1``.
 
+:func:`make_order_dataset` mixes both families into one harder task, *ordered vs disordered*:
+label 0 for a long-range ordered phase (TFIM ferromagnet, XXZ Néel antiferromagnet), label 1 for
+a disordered or critical one (TFIM paramagnet, XXZ XY phase). A classifier of TFIM phases is right
+on the TFIM half of it and has to learn the XXZ half, where the ordered phase is at *large*
+coupling. ``QuantumDataset.groups`` records the family of each state.
+
 States are real float64 vectors of length ``2^n`` in the IR's basis order (wire 0 = spin 0 = most
 significant bit of the index), ready for :mod:`backends.exact`;
 :mod:`qadapters.state_prep` turns them into preparation circuits for Aer and IBM backends.
@@ -44,6 +50,7 @@ __all__ = [
     "ground_state",
     "hamiltonian",
     "make_dataset",
+    "make_order_dataset",
     "phase_label",
     "train_test_split",
 ]
@@ -193,6 +200,8 @@ class QuantumDataset:
         states: real unit vectors, shape ``(N, 2^n)``, IR basis order.
         labels: phase labels (:func:`phase_label`), int64, shape ``(N,)``.
         energies: ground energies, shape ``(N,)``.
+        groups: index into ``family.split("+")`` of each state's Hamiltonian family, int64,
+            shape ``(N,)`` (all 0 for a one-family dataset).
     """
 
     family: str
@@ -201,6 +210,11 @@ class QuantumDataset:
     states: np.ndarray
     labels: np.ndarray
     energies: np.ndarray
+    groups: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.groups is None:
+            object.__setattr__(self, "groups", np.zeros(len(self.labels), dtype=np.int64))
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -215,6 +229,7 @@ class QuantumDataset:
             self.states[index],
             self.labels[index],
             self.energies[index],
+            self.groups[index],  # type: ignore[index]
         )
 
 
@@ -280,10 +295,49 @@ def make_dataset(
     )
 
 
+def make_order_dataset(
+    n_qubits: int, num_states: int, *, seed: int = 0, margin: float = 0.1
+) -> QuantumDataset:
+    """Ordered (label 0) vs disordered (label 1) ground states of both families.
+
+    ``num_states // 2`` TFIM chains (label = :func:`phase_label`: 1 for the paramagnet) and the
+    rest XXZ chains (label = 1 − :func:`phase_label`: 1 for the XY phase, 0 for the Néel phase),
+    each half made by :func:`make_dataset` with its default range and balanced by phase.
+
+    Args:
+        n_qubits: spins, ``2 <= n <= MAX_QUBITS``.
+        num_states: at least 4 (two per family).
+        seed: seeds both halves (different streams); same seed, same dataset.
+        margin: see :func:`make_dataset`.
+
+    Returns:
+        A :class:`QuantumDataset` with family ``"tfim+xxz"`` and ``groups`` 0 (TFIM) / 1 (XXZ);
+        ``couplings`` holds h or Δ; ``energies`` are each chain's own ground energy.
+
+    Raises:
+        ValueError: ``num_states < 4`` or the errors of :func:`make_dataset`.
+    """
+    if isinstance(num_states, bool) or not isinstance(num_states, int) or num_states < 4:
+        raise ValueError(f"expected num_states >= 4 (two per family); found {num_states!r}")
+    tfim = make_dataset("tfim", n_qubits, num_states // 2, seed=seed, margin=margin)
+    xxz = make_dataset("xxz", n_qubits, num_states - num_states // 2, seed=seed + 7919,
+                       margin=margin)  # fmt: skip
+    parts = (tfim, xxz)
+    return QuantumDataset(
+        "tfim+xxz",
+        tfim.n_qubits,
+        np.concatenate([d.couplings for d in parts]),
+        np.concatenate([d.states for d in parts]),
+        np.concatenate([tfim.labels, 1 - xxz.labels]).astype(np.int64),
+        np.concatenate([d.energies for d in parts]),
+        np.repeat(np.arange(2, dtype=np.int64), [len(tfim), len(xxz)]),
+    )
+
+
 def train_test_split(
     data: QuantumDataset, test_fraction: float = 0.3, *, seed: int = 0
 ) -> tuple[QuantumDataset, QuantumDataset]:
-    """A seeded split, stratified by label (each class split in the same proportion).
+    """A seeded split, stratified by label and family group (each stratum split alike).
 
     Args:
         data: the dataset.
@@ -291,7 +345,7 @@ def train_test_split(
         seed: same seed, same split.
 
     Returns:
-        ``(train, test)``, each sorted by coupling.
+        ``(train, test)``, each in the dataset's order (sorted by coupling for one family).
 
     Raises:
         ValueError: a fraction outside (0, 1), or a class with fewer than 2 states.
@@ -301,11 +355,14 @@ def train_test_split(
     rng = np.random.default_rng(seed)
     train: list[int] = []
     test: list[int] = []
-    for label in np.unique(data.labels):
-        members = np.flatnonzero(data.labels == label)
+    groups = np.asarray(data.groups)
+    strata = {(int(g), int(y)) for g, y in zip(groups, data.labels, strict=True)}
+    for group, label in sorted(strata):
+        members = np.flatnonzero((data.labels == label) & (groups == group))
         if len(members) < 2:
+            where = f" of group {group}" if groups.any() else ""
             raise ValueError(
-                f"class {label} has {len(members)} state(s); expected at least 2 to split"
+                f"class {label}{where} has {len(members)} state(s); expected at least 2 to split"
             )
         members = rng.permutation(members)
         k = min(len(members) - 1, max(1, round(test_fraction * len(members))))
