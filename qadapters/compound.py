@@ -160,28 +160,40 @@ class CompoundAdapter(Adapter):
         return {"theta": self.circuit}
 
     def block_matrices(self) -> list[Tensor]:
-        """``A^(k)`` for each order: shape ``(num_adapters, blocks, C(n,k), C(n,k))``."""
-        return [exact.hamming_block(self.circuit, self.theta, k) for k in self.orders]
+        """``A^(k)`` for each order: shape ``(num_adapters, blocks, C(n,k), C(n,k))``.
+
+        The pyramid is nearest-neighbour, so the weight-1 block is simulated once and the other
+        orders are its compounds (Cauchy–Binet; see Note [compound blocks])."""
+        a = exact.hamming_block(self.circuit, self.theta, 1)
+        return [a if k == 1 else exact.compound(a, k) for k in self.orders]
+
+    def block_diagonal(self, dtype: torch.dtype, *, inverse: bool = False) -> Tensor:
+        """``M_b`` (or ``M_b⁻¹``) of every block: ``(blocks, W, W)``, ``W = Σ_k C(n,k)``."""
+        width, offset, rows = sum(self.sizes), 0, []
+        for m in self.block_matrices():
+            size = m.shape[-1]
+            rows.append(torch.nn.functional.pad(m.to(dtype), (offset, width - offset - size)))
+            offset += size
+        per_adapter = flush_subnormal(torch.cat(rows, -2))  # (A, r, W, W)
+        if self.combine == "sum":
+            mean = per_adapter.mean(0)
+            return torch.linalg.inv(mean) if inverse else mean
+        if inverse:
+            per_adapter = per_adapter.transpose(-1, -2).flip(0)
+        out = per_adapter[0]
+        for a in range(1, self.num_adapters):
+            out = out @ per_adapter[a]
+        return out
 
     def mix(self, x: Tensor, *, inverse: bool = False) -> Tensor:
-        """``x · M`` (or ``x · M⁻¹``) on the last axis, block by block."""
+        """``x · M`` (or ``x · M⁻¹``) on the last axis: one batched product over the r blocks,
+        the identity on the remaining features (a dense ``out × out`` matrix is never formed)."""
         r, width = self.blocks, sum(self.sizes)
-        mats = [flush_subnormal(m.to(x.dtype)) for m in self.block_matrices()]
+        m = self.block_diagonal(x.dtype, inverse=inverse)
         head = x[..., : r * width].reshape(*x.shape[:-1], r, width)
-        segs = list(head.split(self.sizes, dim=-1))
-        order = range(self.num_adapters)
-        for i, (seg, m) in enumerate(zip(segs, mats, strict=True)):
-            if self.combine == "product":
-                for a in reversed(order) if inverse else order:
-                    mat = m[a].transpose(-1, -2) if inverse else m[a]
-                    seg = torch.einsum("...bi,bij->...bj", seg, mat)
-            else:
-                mean = m.mean(0)
-                if inverse:
-                    mean = torch.linalg.inv(mean)
-                seg = torch.einsum("...bi,bij->...bj", seg, mean)
-            segs[i] = seg
-        head = torch.cat(segs, -1).reshape(*x.shape[:-1], r * width)
+        head = torch.einsum("...bi,bij->...bj", head, m).reshape(*x.shape[:-1], r * width)
+        if r * width == x.shape[-1]:
+            return head
         return torch.cat([head, x[..., r * width :]], -1)
 
     def forward(self, x: Tensor, base_out: Tensor) -> Tensor:

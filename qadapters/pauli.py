@@ -50,7 +50,7 @@ class SVDFormAdapter(Adapter):
         """``base_out + ((x V_K) ⊙ s) U_Kᵀ · scale``."""
         u, v = self.factors()
         u, v, s = u.to(x.dtype), v.to(x.dtype), self.s.to(x.dtype)
-        return base_out + ((x @ v) * s) @ u.T * self.scale
+        return base_out + ((x @ v) * (s * self.scale)) @ u.T  # scale on K values, not the output
 
     def merge(self, weight: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """``(W + ΔW, b)``."""
