@@ -30,7 +30,7 @@ success probability of every test state is above :data:`MIN_SUCCESS`.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -49,6 +49,7 @@ __all__ = [
     "describe",
     "evaluate",
     "prepared_circuit",
+    "refit_threshold",
     "two_qubit_gate_count",
 ]
 
@@ -76,6 +77,8 @@ class BackendRun:
         seconds: wall time of the run (transpiling included).
         two_qubit_gates: two-qubit gates in the transpiled circuit the backend ran (``None`` for
             exact, or when not counted; see :func:`two_qubit_gate_count`).
+        accuracy_recalibrated: test accuracy with the threshold re-fitted on calibration states
+            run on the same backend (``None`` without them; see :func:`evaluate`).
     """
 
     backend: str
@@ -86,6 +89,7 @@ class BackendRun:
     mean_abs_expectation: float
     seconds: float
     two_qubit_gates: int | None = None
+    accuracy_recalibrated: float | None = None
 
 
 def _resolve(spec: str, noise_backend: str) -> Any:
@@ -190,8 +194,14 @@ def evaluate(
     noise_backend: str = DEFAULT_NOISE_BACKEND,
     resolved: Any = None,
     optimization_level: int = OPTIMIZATION_LEVEL,
+    calibration: QuantumDataset | None = None,
 ) -> BackendRun:
     """Test accuracy and postselection rate of a classifier on a backend.
+
+    With ``calibration`` (labelled states that are *not* the test set, e.g. the validation
+    split), those states run in the same job and the threshold is re-fitted on their estimates
+    (:func:`refit_threshold`): a device shifts and shrinks ``<O>``, and this measures how much of
+    the accuracy a cheap on-device recalibration of the readout gets back.
 
     Args:
         classifier: a trained classifier (unitary or LCU).
@@ -202,6 +212,7 @@ def evaluate(
         noise_backend: fake backend for ``"aer-noisy"``.
         resolved: the result of :func:`check_backend` (resolved here when ``None``).
         optimization_level: preset pass-manager level of the transpiler (0..3).
+        calibration: states for the recalibrated threshold (``None``: not recalibrated).
 
     Returns:
         A :class:`BackendRun`.
@@ -221,14 +232,22 @@ def evaluate(
         raise ValueError(f"expected a positive number of shots for {backend!r}; found {shots!r}")
     if resolved is None:
         resolved = check_backend(backend, classifier.circuit.n_qubits, noise_backend=noise_backend)
-    circuit, rows = prepared_circuit(classifier, data.states)
-    counts = _sample(
-        circuit, rows, backend, resolved, shots, seed, optimization_level
-    )
+    states = data.states
+    if calibration is not None:
+        check_success(classifier, calibration.states)
+        states = np.concatenate([calibration.states, data.states])
+    circuit, rows = prepared_circuit(classifier, states)
+    counts = _sample(circuit, rows, backend, resolved, shots, seed, optimization_level)
     estimates = [_estimate(c, classifier.observable) for c in counts]
-    values = np.array([e for e, _ in estimates])
+    all_values = np.array([e for e, _ in estimates])
+    all_kept = np.array([k for _, k in estimates]) / shots
+    values, kept = all_values[-len(data) :], all_kept[-len(data) :]
     labels = classifier.labels_from(values)
-    kept = np.array([k for _, k in estimates]) / shots
+    recalibrated = None
+    if calibration is not None:
+        thr = refit_threshold(classifier, all_values[: len(calibration)], calibration.labels)
+        recalibrated = float((replace(classifier, threshold=thr).labels_from(values)
+                              == data.labels).mean())  # fmt: skip
     return BackendRun(
         backend,
         shots,
@@ -237,7 +256,30 @@ def evaluate(
         float(p.mean()),
         float(np.abs(values).mean()),
         time.perf_counter() - start,
+        accuracy_recalibrated=recalibrated,
     )
+
+
+def refit_threshold(classifier: Classifier, values: np.ndarray, labels: np.ndarray) -> float:
+    """The threshold that labels estimated ``<O>`` values best (the classifier's sign kept).
+
+    Candidates are the midpoints between sorted values (and the two ends); ties go to the one
+    nearest the classifier's own threshold.
+
+    Raises:
+        ValueError: ``values`` and ``labels`` of different lengths, or none.
+    """
+    values, labels = np.asarray(values, dtype=np.float64), np.asarray(labels)
+    if values.shape != labels.shape or values.ndim != 1 or not len(values):
+        raise ValueError(
+            f"expected equal-length 1-d values and labels; found {values.shape}, {labels.shape}"
+        )
+    v = np.sort(values)
+    candidates = np.concatenate([[v[0] - 1.0], (v[1:] + v[:-1]) / 2, [v[-1] + 1.0]])
+    pred = classifier.scale * (values[None, :] - candidates[:, None]) > 0
+    acc = (pred == labels[None, :].astype(bool)).mean(1)
+    best = np.flatnonzero(acc == acc.max())
+    return float(candidates[best[np.argmin(np.abs(candidates[best] - classifier.threshold))]])
 
 
 def _sample(

@@ -28,8 +28,11 @@ even length), so the spectrum and the phases are those of the standard antiferro
 ``eigsh`` is started from the uniform state ``|+…+>``, which overlaps every positive vector and
 is invariant under the global spin flip: the Krylov space never leaves the flip-even sector, so
 the TFIM's nearly degenerate ferromagnetic pair (gap ~ h^n) cannot mix into a symmetry-broken
-state, and the result is deterministic (no random start vector). Signs are fixed so that the
-amplitudes sum to a positive number.
+state. An *exactly* degenerate ground space (the XXZ chain with odd n: magnetisation ±1/2) makes
+any returned eigenvector arbitrary, so the state is the uniform state projected on the ground
+space (the eigenvectors within a relative 1e-9 of the lowest energy; dense ``eigh`` up to
+dimension 256, else the 4 lowest by Lanczos): deterministic, and flip-symmetric. Signs are fixed
+so that the amplitudes sum to a positive number.
 """
 
 from __future__ import annotations
@@ -61,6 +64,10 @@ FAMILIES: tuple[str, ...] = ("tfim", "xxz")
 CRITICAL: dict[str, float] = {"tfim": 1.0, "xxz": 1.0}
 #: Largest chain diagonalised (a 2^10-dimensional sparse matrix).
 MAX_QUBITS = 10
+#: Chains up to this dimension are diagonalised densely (exact and deterministic).
+_DENSE_MAX = 256
+#: Relative energy window treated as one (degenerate) ground space.
+_DEGENERATE = 1e-9
 #: Default coupling ranges [low, high] sampled by :func:`make_dataset`.
 DEFAULT_RANGE: dict[str, tuple[float, float]] = {"tfim": (0.05, 2.0), "xxz": (0.0, 2.0)}
 
@@ -168,8 +175,14 @@ def ground_state(
     h = hamiltonian(family, n_qubits, coupling, periodic=periodic)
     dim = h.shape[0]
     v0 = np.full(dim, 1.0 / np.sqrt(dim))
-    values, vectors = eigsh(h, k=1, which="SA", v0=v0, tol=1e-12)
-    state = vectors[:, 0]
+    if dim <= _DENSE_MAX:
+        values, vectors = np.linalg.eigh(h.toarray())
+    else:
+        values, vectors = eigsh(h, k=4, which="SA", v0=v0, tol=1e-12)
+        order = np.argsort(values)
+        values, vectors = values[order], vectors[:, order]
+    ground = vectors[:, values - values[0] <= _DEGENERATE * max(1.0, abs(values[0]))]
+    state = ground @ (ground.T @ v0)  # the uniform state projected on the ground space
     state = state / np.linalg.norm(state)
     if state.sum() < 0:
         state = -state

@@ -149,7 +149,7 @@ def test_errors_come_before_any_work(tasks, models):
     (_, _), (b_train, b_test) = tasks
     base, adapted = models
     with pytest.raises(ValueError, match="has 5 qubits; the circuit needs 6"):
-        qe.check_backend("aer-noisy", 6)
+        qe.check_backend("aer-noisy", 6, noise_backend="fake_manila")
     with pytest.raises(ValueError, match="unknown backend 'gpu'"):
         qe.check_backend("gpu", 2)
     with pytest.raises(ValueError, match="positive number of shots"):
@@ -174,3 +174,51 @@ def test_errors_come_before_any_work(tasks, models):
     )
     with pytest.raises(ValueError, match="success probability > 1e-06 for every test state"):
         qe.evaluate(zero, b_test, "aer", shots=100)
+
+
+def test_refit_threshold_moves_with_a_shifted_readout():
+    model = qnn.Classifier("m", two_design(2, 1), torch.zeros(3), (0,), 4.0, 0.0, 0)
+    values = np.array([-0.5, -0.2, 0.3, 0.6])
+    labels = np.array([0, 0, 1, 1])
+    assert qe.refit_threshold(model, values, labels) == pytest.approx(0.05)
+    # a device that shrinks and shifts <O>: the trained threshold 0 now says "all 1"
+    shifted = 0.4 * values + 0.3
+    assert (model.labels_from(shifted) == labels).mean() == 0.5
+    thr = qe.refit_threshold(model, shifted, labels)
+    assert (replace(model, threshold=thr).labels_from(shifted) == labels).all()
+    # a negative scale flips which side is label 1
+    flipped = replace(model, scale=-4.0)
+    assert (replace(flipped, threshold=qe.refit_threshold(flipped, -values, labels))
+            .labels_from(-values) == labels).all()  # fmt: skip
+    with pytest.raises(ValueError, match="equal-length"):
+        qe.refit_threshold(model, values, labels[:3])
+
+
+def test_select_uses_the_validation_set(tasks, models):
+    (_, _), (_, b_test) = tasks
+    base, adapted = models
+    worse, better = (adapted, base) if qnn.accuracy(base, b_test) > qnn.accuracy(
+        adapted, b_test) else (base, adapted)  # fmt: skip
+    if qnn.accuracy(worse, b_test) == qnn.accuracy(better, b_test):
+        pytest.skip("tie on this split")
+    assert qnn.select([worse, better], b_test) is better
+    assert qnn.select([better, better], b_test) is better
+    with pytest.raises(ValueError, match="at least one candidate"):
+        qnn.select([], b_test)
+
+
+def test_calibrated_evaluation_and_two_qubit_counts(tasks, models):
+    pytest.importorskip("qiskit_aer")
+    (_, _), (b_train, b_test) = tasks
+    _, adapted = models
+    plain = qe.evaluate(adapted, b_test, "aer", shots=2000, seed=5)
+    calib = qe.evaluate(adapted, b_test, "aer", shots=2000, seed=5, calibration=b_train)
+    assert plain.accuracy_recalibrated is None
+    assert calib.accuracy_recalibrated is not None and 0 <= calib.accuracy_recalibrated <= 1
+    assert calib.kept_fraction == pytest.approx(plain.kept_fraction, abs=0.05)
+    assert qe.two_qubit_gate_count(adapted, "exact") is None
+    ideal = qe.two_qubit_gate_count(adapted, "aer")
+    assert ideal is not None and ideal > 0
+    pytest.importorskip("qiskit_ibm_runtime")
+    routed = qe.two_qubit_gate_count(adapted, "ibm:fake_manila")
+    assert routed is not None and routed >= ideal  # a linear chain only adds swaps

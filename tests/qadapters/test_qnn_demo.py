@@ -8,7 +8,7 @@ import pytest
 
 from qadapters.cli import main
 
-TINY = ["--qubits", "2", "--states", "8", "--steps", "10", "--shots", "50,200", "--quiet"]
+TINY = ["--qubits", "2", "--states", "16", "--steps", "10", "--shots", "50,200", "--quiet"]
 
 
 def test_tiny_run_writes_table_json_and_plot(tmp_path, capsys):
@@ -17,17 +17,25 @@ def test_tiny_run_writes_table_json_and_plot(tmp_path, capsys):
     out = tmp_path / "qnn"
     assert main(["qnn-demo", *TINY, "--backend", "exact,aer", "--out", str(out)]) == 0
     table = capsys.readouterr().out
-    for name in ("frozen QNN", "qnn retrained", "U_QA alone", "LCU adapter", "\naer "):
+    for name in ("frozen QNN", "qnn retrained", "U_QA alone", "LCU adapter", "\naer ",
+                 "2q gates", "recal.", "aer: qiskit-aer SamplerV2, ideal"):  # fmt: skip
         assert name in table
     payload = json.loads((out / "results.json").read_text())
     assert {"config", "models", "backends", "adapter", "wall_seconds"} <= set(payload)
     assert [m["model"] for m in payload["models"]] == [
         "frozen QNN", "qnn + new threshold", "qnn retrained", "U_QA alone", "LCU adapter"
     ]  # fmt: skip
+    for m in payload["models"]:
+        assert {"val_b", "acc_b", "acc_b_tfim", "acc_b_xxz"} <= set(m)
+        # the test set is half TFIM, half XXZ: its accuracy is the mean of the two halves
+        assert m["acc_b"] == pytest.approx((m["acc_b_tfim"] + m["acc_b_xxz"]) / 2)
+    assert payload["task_b"]["family"] == "tfim+xxz"
     runs = [(r["backend"], r["shots"]) for r in payload["backends"]]
     assert runs == [("exact", None), ("aer", 50), ("aer", 200)]
     for r in payload["backends"]:
         assert 0 <= r["accuracy"] <= 1 and 0 < r["exact_success"] <= 1
+        assert (r["two_qubit_gates"] is None) == (r["backend"] == "exact")
+        assert (r["accuracy_recalibrated"] is None) == (r["backend"] == "exact")
     assert payload["adapter"]["n_qubits"] == 3
     assert (out / "accuracy_vs_shots.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
@@ -37,9 +45,11 @@ def test_tiny_run_writes_table_json_and_plot(tmp_path, capsys):
     ("extra", "message"),
     [
         (["--qubits", "11", "--backend", "exact"], "2..10 spins; found 11"),
-        (["--qubits", "5", "--backend", "aer-noisy"], "has 5 qubits; the circuit needs 6"),
+        (["--qubits", "5", "--backend", "aer-noisy", "--noise-backend", "fake_manila"],
+         "has 5 qubits; the circuit needs 6"),
         (["--backend", "exact,quantum"], "unknown backend 'quantum'"),
         (["--backend", "ibm:fake_nowhere"], "unknown fake backend 'fake_nowhere'"),
+        (["--backend", "exact", "--val-fraction", "1.5"], "--val-fraction: expected 0 < f < 1"),
     ],
 )
 def test_bad_input_fails_before_any_work(tmp_path, capsys, extra, message):

@@ -156,3 +156,28 @@ def test_preparation_circuit_prepares_real_states_exactly(n):
 def test_bad_input_is_a_clear_error(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_order_dataset_mixes_both_families_with_order_labels():
+    d = qd.make_order_dataset(3, 12, seed=4)
+    assert d.family == "tfim+xxz" and d.groups.tolist() == [0] * 6 + [1] * 6
+    tfim, xxz = d.couplings[:6], d.couplings[6:]
+    assert d.labels[:6].tolist() == [int(h > 1) for h in tfim]  # paramagnet = disordered
+    assert d.labels[6:].tolist() == [int(g < 1) for g in xxz]  # XY = disordered, Néel = ordered
+    train, test = qd.train_test_split(d, 0.5, seed=0)
+    assert (len(train), len(test)) == (4, 8)  # 4 strata of 3 states, round(1.5) = 2 tested each
+    for part in (train, test):  # stratified by family and label
+        assert {(g, y) for g, y in zip(part.groups, part.labels, strict=True)} == {
+            (0, 0), (0, 1), (1, 0), (1, 1)}
+    with pytest.raises(ValueError, match="num_states >= 4"):
+        qd.make_order_dataset(3, 3)
+
+
+def test_degenerate_xxz_ground_state_is_deterministic_and_flip_symmetric():
+    e, s = qd.ground_state("xxz", 3, 0.4)
+    e2, s2 = qd.ground_state("xxz", 3, 0.4)
+    assert np.array_equal(s, s2) and e == e2
+    h = qd.hamiltonian("xxz", 3, 0.4).toarray()
+    assert np.allclose(h @ s, e * s, atol=1e-10)  # an eigenvector of the lowest energy
+    assert e == pytest.approx(np.linalg.eigvalsh(h)[0], abs=1e-12)
+    assert np.allclose(s, s[::-1], atol=1e-12)  # global spin flip reverses the index
