@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIN_HASH := $(shell cat constraints.txt requirements.lock pyproject.toml | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(PIN_HASH)
 
-.PHONY: venv test test-slow lint demo bench-unitary clean
+.PHONY: venv test test-slow lint demo finetune bench-unitary clean
 
 venv: $(STAMP)
 
@@ -32,6 +32,11 @@ test-slow: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/qadapters demo
+
+# LoRA vs circuit adapters on MiniLM + WordNet glosses, small enough for a few minutes on 2 cores.
+finetune: $(STAMP)
+	test -f /usr/share/wordnet/data.noun || apt-get install -y wordnet-base || (apt-get update && apt-get install -y wordnet-base)
+	HF_HUB_OFFLINE=1 $(PY) examples/finetune_text.py --max-steps 60 --per-class 100 --eval-every 20
 
 bench-unitary: $(STAMP)
 	$(PY) -m benchmarks.unitary
