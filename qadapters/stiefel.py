@@ -243,44 +243,63 @@ def _evaluate(node: _Node, p: Tensor) -> Tensor:
 # ---------------------------------------------------------------------------- fast columns
 # Note [two-design columns]
 # A two-design is moments of RY gates on distinct wires separated by layers of CZ gates. Its
-# first k columns are simulated on the k basis states directly: the state is viewed as a tensor
-# with one axis of size 2 per wire, a moment of RYs is one einsum (each wire's 2×2 matrix on its
-# axis) and a CZ layer is one ±1 vector. That is ~3 small ops per moment instead of one per
-# gate, and no 2^a × 2^a matrix; a batch of parameter vectors (U and V together) costs the same
-# number of ops. Circuits with other gates go through :func:`backends.exact.columns`.
-_Moment = tuple[str, tuple[int, ...], tuple[int, ...]]  # ("ry", wires, params) / ("cz", ...)
+# first k columns are simulated on the k basis states directly. A moment of RYs is a Kronecker
+# product K_hi ⊗ K_lo over the upper and lower halves of the wires (identity where a wire has no
+# gate), so with the state viewed as (2^h, 2^(n-h), k) it is two small matmuls; a CZ layer is
+# one ±1 vector. The 2×2 matrices of every moment are gathered at once and the half-products
+# built for all moments together, so the whole circuit costs a few dozen small ops whatever its
+# gate count (a gate-by-gate sweep costs several per gate), and a batch of parameter vectors (U
+# and V together) costs the same. Circuits with other gates go through ``exact.columns``.
+
+
+@dataclass(frozen=True)
+class _RyCzPlan:
+    gather: Tensor  # (moments, n): parameter index of each wire's RY, or num_params (identity)
+    steps: tuple[tuple[str, int], ...]  # ("ry", moment) / ("cz", diagonal) in circuit order
+    diags: tuple[Tensor, ...]  # ±1 vectors of the CZ layers
 
 
 @lru_cache(maxsize=256)
-def _ry_cz_plan(circuit: Circuit) -> tuple[tuple[_Moment, ...], tuple[Tensor, ...]] | None:
-    """Moments of RY gates and CZ diagonals, or None when the circuit has other ops."""
-    n = circuit.n_qubits
-    steps: list[_Moment] = []
-    diags: list[Tensor] = []
-    idx = np.arange(1 << n)
+def _ry_cz_plan(circuit: Circuit) -> _RyCzPlan | None:
+    """The moments of an RY/CZ circuit, or None when it has any other kind of op."""
+    n, idx = circuit.n_qubits, np.arange(1 << circuit.n_qubits)
+    rows: list[list[int]] = []
+    steps: list[tuple[str, int]] = []
+    diags: list[np.ndarray] = []
     for op in circuit.ops:
         if op.controls or op.adjoint or op.name not in ("ry", "cz"):
             return None
+        last = steps[-1][0] if steps else None
         if op.name == "ry":
             if not isinstance(op.param, int):
                 return None
-            last = steps[-1] if steps else None
-            if last is not None and last[0] == "ry" and op.wires[0] not in last[1]:
-                steps[-1] = ("ry", (*last[1], op.wires[0]), (*last[2], op.param))
-            else:
-                steps.append(("ry", op.wires, (op.param,)))
+            w = op.wires[0]
+            if last != "ry" or rows[-1][w] != circuit.num_params:
+                rows.append([circuit.num_params] * n)
+                steps.append(("ry", len(rows) - 1))
+            rows[-1][w] = op.param
             continue
-        bits = [(idx >> (n - 1 - w)) & 1 for w in op.wires]
-        sign = np.where(bits[0] & bits[1], -1.0, 1.0)
-        if steps and steps[-1][0] == "cz":
-            diags[-1] = diags[-1] * torch.from_numpy(sign)
+        a, b = ((idx >> (n - 1 - w)) & 1 for w in op.wires)
+        sign = np.where(a & b, -1.0, 1.0)
+        if last == "cz":
+            diags[-1] = diags[-1] * sign
         else:
-            steps.append(("cz", (), (len(diags),)))
-            diags.append(torch.from_numpy(sign))
-    return tuple(steps), tuple(diags)
+            steps.append(("cz", len(diags)))
+            diags.append(sign)
+    gather = torch.tensor(rows, dtype=torch.long).reshape(len(rows), n)
+    return _RyCzPlan(gather, tuple(steps), tuple(torch.from_numpy(d) for d in diags))
 
 
-_LETTERS = "abcdefghijklmnopqrstuvwxy"
+def _kron(mats: Tensor) -> Tensor:
+    """Kronecker product over axis -3 of ``(..., m, 2, 2)`` matrices: ``(..., 2^m, 2^m)``."""
+    out = mats[..., 0, :, :]
+    for j in range(1, mats.shape[-3]):
+        m = mats[..., j, :, :]
+        p, q = out.shape[-2:]
+        out = (out[..., :, None, :, None] * m[..., None, :, None, :]).reshape(
+            *out.shape[:-2], 2 * p, 2 * q
+        )
+    return out
 
 
 def two_design_columns(circuit: Circuit, theta: Tensor, k: int) -> Tensor:
@@ -288,26 +307,26 @@ def two_design_columns(circuit: Circuit, theta: Tensor, k: int) -> Tensor:
     ``(..., num_params)`` (see Note [two-design columns]); equal to ``exact.columns``."""
     plan = _ry_cz_plan(circuit)
     n = circuit.n_qubits
-    if plan is None or n > len(_LETTERS):
+    if plan is None or n < 2:
         return exact.columns(circuit, theta, k)
-    steps, diags = plan
     batch = theta.shape[:-1]
-    dim = 1 << n
+    half = theta / 2
+    c, s = torch.cos(half), torch.sin(half)
+    rot = torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)  # (..., P, 2, 2)
+    eye = torch.eye(2, dtype=theta.dtype, device=theta.device).expand(*batch, 1, 2, 2)
+    table = torch.cat([rot, eye], -3)
+    mats = table[..., plan.gather.to(theta.device), :, :]  # (..., moments, n, 2, 2)
+    h = n // 2
+    k_hi, k_lo = _kron(mats[..., :h, :, :]), _kron(mats[..., h:, :, :])
+    dim, hi, lo = 1 << n, 1 << h, 1 << (n - h)
     state = torch.eye(dim, k, dtype=theta.dtype, device=theta.device).expand(*batch, dim, k)
-    axes = _LETTERS[:n]
-    for kind, wires, params in steps:
+    for kind, i in plan.steps:
         if kind == "cz":
-            state = state * diags[params[0]].to(state)[:, None]
+            state = state * plan.diags[i].to(state)[:, None]
             continue
-        half = theta[..., list(params)] / 2  # (..., m)
-        c, s = torch.cos(half), torch.sin(half)
-        mats = torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
-        out_axes = "".join(a.upper() if i in wires else a for i, a in enumerate(axes))
-        subs = [f"...{axes[w].upper()}{axes[w]}" for w in wires]
-        spec = ",".join(subs) + f",...{axes}z->...{out_axes}z"
-        operands = [mats[..., j, :, :] for j in range(len(wires))]
-        tensor = state.reshape(*batch, *([2] * n), k)
-        state = torch.einsum(spec, *operands, tensor).reshape(*batch, dim, k)
+        x = k_hi[..., i, :, :] @ state.reshape(*batch, hi, lo * k)
+        x = k_lo[..., i, :, :].unsqueeze(-3) @ x.reshape(*batch, hi, lo, k)
+        state = x.reshape(*batch, dim, k)
     return state
 
 
