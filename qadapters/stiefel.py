@@ -248,15 +248,31 @@ def _evaluate(node: _Node, p: Tensor) -> Tensor:
 # gate), so with the state viewed as (2^h, 2^(n-h), k) it is two small matmuls; a CZ layer is
 # one ±1 vector. The 2×2 matrices of every moment are gathered at once and the half-products
 # built for all moments together, so the whole circuit costs a few dozen small ops whatever its
-# gate count (a gate-by-gate sweep costs several per gate), and a batch of parameter vectors (U
+# gate count (a gate-by-gate sweep costs several per gate; each half-product is one gather
+# and one product over its factors), and a batch of parameter vectors (U
 # and V together) costs the same. Circuits with other gates go through ``exact.columns``.
 
 
 @dataclass(frozen=True)
 class _RyCzPlan:
-    gather: Tensor  # (moments, n): parameter index of each wire's RY, or num_params (identity)
+    hi: Tensor  # (moments, 4^h, h): flat table index of each factor of each K_hi entry
+    lo: Tensor  # (moments, 4^(n-h), n-h): the same for K_lo
     steps: tuple[tuple[str, int], ...]  # ("ry", moment) / ("cz", diagonal) in circuit order
     diags: tuple[Tensor, ...]  # ±1 vectors of the CZ layers
+
+
+def _kron_index(gather: np.ndarray) -> Tensor:
+    """Flat-table indices of the factors of every entry of the Kronecker product of one moment.
+
+    ``gather`` is ``(moments, m)``: the table row (a 2×2 matrix stored as 4 entries) of each
+    wire. Entry ``(r, c)`` of the product is ``Π_j table[gather[j], 2 r_j + c_j]`` with ``r_j``,
+    ``c_j`` the bits of wire j (most significant first)."""
+    m = gather.shape[1]
+    size = 1 << m
+    r, c = np.divmod(np.arange(size * size), size)
+    shifts = m - 1 - np.arange(m)
+    local = ((r[:, None] >> shifts) & 1) * 2 + ((c[:, None] >> shifts) & 1)  # (4^m, m)
+    return torch.from_numpy(gather[:, None, :] * 4 + local[None])
 
 
 @lru_cache(maxsize=256)
@@ -286,20 +302,25 @@ def _ry_cz_plan(circuit: Circuit) -> _RyCzPlan | None:
         else:
             steps.append(("cz", len(diags)))
             diags.append(sign)
-    gather = torch.tensor(rows, dtype=torch.long).reshape(len(rows), n)
-    return _RyCzPlan(gather, tuple(steps), tuple(torch.from_numpy(d) for d in diags))
+    gather = np.asarray(rows, dtype=np.int64).reshape(len(rows), n)
+    h = n // 2
+    return _RyCzPlan(
+        _kron_index(gather[:, :h]),
+        _kron_index(gather[:, h:]),
+        tuple(steps),
+        tuple(torch.from_numpy(d) for d in diags),
+    )
 
 
-def _kron(mats: Tensor) -> Tensor:
-    """Kronecker product over axis -3 of ``(..., m, 2, 2)`` matrices: ``(..., 2^m, 2^m)``."""
-    out = mats[..., 0, :, :]
-    for j in range(1, mats.shape[-3]):
-        m = mats[..., j, :, :]
-        p, q = out.shape[-2:]
-        out = (out[..., :, None, :, None] * m[..., None, :, None, :]).reshape(
-            *out.shape[:-2], 2 * p, 2 * q
-        )
-    return out
+def _kron(table: Tensor, index: Tensor) -> Tensor:
+    """``(..., moments, 2^m, 2^m)`` Kronecker products: one gather, then m − 1 products."""
+    moments, entries, m = index.shape
+    factors = table[..., index.reshape(-1).to(table.device)]
+    factors = factors.reshape(*table.shape[:-1], moments, entries, m)
+    out = factors[..., 0]
+    for j in range(1, m):  # plain products: prod()'s backward costs several ops more
+        out = out * factors[..., j]
+    return out.reshape(*table.shape[:-1], moments, 1 << m, 1 << m)
 
 
 def two_design_columns(circuit: Circuit, theta: Tensor, k: int) -> Tensor:
@@ -310,14 +331,12 @@ def two_design_columns(circuit: Circuit, theta: Tensor, k: int) -> Tensor:
     if plan is None or n < 2:
         return exact.columns(circuit, theta, k)
     batch = theta.shape[:-1]
-    half = theta / 2
-    c, s = torch.cos(half), torch.sin(half)
-    rot = torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)  # (..., P, 2, 2)
-    eye = torch.eye(2, dtype=theta.dtype, device=theta.device).expand(*batch, 1, 2, 2)
-    table = torch.cat([rot, eye], -3)
-    mats = table[..., plan.gather.to(theta.device), :, :]  # (..., moments, n, 2, 2)
+    c, s = torch.cos(theta / 2), torch.sin(theta / 2)
+    rot = torch.stack([c, -s, s, c], -1)  # (..., P, 4): RY as [[c, -s], [s, c]], row-major
+    eye = torch.tensor([1.0, 0.0, 0.0, 1.0], dtype=theta.dtype, device=theta.device)
+    table = torch.cat([rot, eye.expand(*batch, 1, 4)], -2).reshape(*batch, -1)
+    k_hi, k_lo = _kron(table, plan.hi), _kron(table, plan.lo)
     h = n // 2
-    k_hi, k_lo = _kron(mats[..., :h, :, :]), _kron(mats[..., h:, :, :])
     dim, hi, lo = 1 << n, 1 << h, 1 << (n - h)
     state = torch.eye(dim, k, dtype=theta.dtype, device=theta.device).expand(*batch, dim, k)
     for kind, i in plan.steps:
