@@ -4,9 +4,10 @@ Two variants:
 
 - ``"hw"`` — ``ΔW_i`` is the whole unitary of an RBS circuit on ``q = ⌈log2 max(in, out)⌉`` qubits:
   block diagonal over all Hamming weights, ``⊕_{k=0}^{q} A_i^(k)``, with only ``O(q²)`` angles (an
-  exponential compression). It is applied to activations as a state: ``x`` is padded with zeros
-  to ``2^q``, run through :func:`backends.exact.apply` and truncated to ``out`` — the ``2^q × 2^q``
-  matrix is never formed in the forward pass.
+  exponential compression). It is applied to activations one Hamming weight at a time, each
+  group of input features multiplied by ``Σ_i α_i A_i^(k)`` (see Note [weight blocks]); circuits
+  for which the compound identity fails are run on the zero-padded input as a state through
+  :func:`backends.exact.apply`. The ``2^q × 2^q`` matrix is never formed in the forward pass.
 - ``"compound"`` — ``ΔW_i = A_i^(k)``, one order k, with n the smallest such that
   ``C(n, k) >= max(in, out)`` (padding/truncation as above); the block comes from
   :func:`backends.exact.hamming_block` and is ``C(n,k) × C(n,k)``, about the size of the layer,
