@@ -11,9 +11,10 @@ An RBS pyramid preserves Hamming weight, so its ``2^n × 2^n`` unitary is block 
 ``C(n,k) × C(n,k)`` block per weight k, and for nearest-neighbour RBS gates the weight-k block is
 the k-th compound ``A^(k)`` (k×k minors) of the weight-1 block (Cauchy–Binet). Compounds of an
 orthogonal matrix are orthogonal, so every ``M_b`` is orthogonal and ``M`` is the identity at
-``θ = 0`` (every RBS is then the identity). :func:`backends.exact.hamming_block` builds each
-``A^(k)`` in its subspace only (one call per order, batched over adapters and blocks), and ``M``
-is applied block by block — a dense ``out × out`` matrix is never formed.
+``θ = 0`` (every RBS is then the identity). :func:`backends.exact.hamming_block` builds the
+weight-1 block ``A`` in its subspace only (batched over adapters and blocks), the higher orders
+are :func:`backends.exact.compound` of it, and ``M`` is applied as one batched product over the r
+``W × W`` blocks (``W = Σ_k C(n,k)``) — a dense ``out × out`` matrix is never formed.
 
 Several adapters (``num_adapters``): ``"product"`` chains them, ``M = M^1 M^2 ⋯`` (still
 orthogonal, the natural composition of circuits and what keeps the orthogonality the paper finds
