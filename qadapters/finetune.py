@@ -24,6 +24,7 @@ import platform
 import statistics
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,7 +117,9 @@ def adapt(encoder: nn.Module, method: Method, seed: int) -> nn.Module:
     if method.kind == "lora":
         from peft import LoraConfig, get_peft_model
 
-        return get_peft_model(model, LoraConfig(target_modules=list(TARGETS), **method.options))
+        with warnings.catch_warnings():  # transformers 5 deprecation notices raised inside peft
+            warnings.simplefilter("ignore", FutureWarning)
+            return get_peft_model(model, LoraConfig(target_modules=list(TARGETS), **method.options))
     from qadapters.config import QAdapterConfig
     from qadapters.model import get_qadapter_model
 
