@@ -60,3 +60,14 @@ def test_hamming_blockwise_equals_state_sweep(d_in, d_out, options):
         xp = a._pad(x)
         want = sum(exact.apply(a.circuit, a.theta[i], xp) * a.alpha[i] for i in range(len(a.alpha)))
         assert torch.allclose(a.delta(x), want[..., :d_out], atol=1e-12)
+
+
+@pytest.mark.parametrize("n, layers, k", [(2, 1, 1), (4, 2, 3), (5, 1, 4)])
+def test_two_design_adjoint_gradient_equals_autograd_through_exact(n, layers, k):
+    circuit = two_design(n, layers)
+    theta = torch.randn(2, circuit.num_params, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: two_design_columns(circuit, t, k), (theta,))
+    weight = torch.randn(2, 2**n, k, dtype=torch.float64)
+    (fast,) = torch.autograd.grad((two_design_columns(circuit, theta, k) * weight).sum(), theta)
+    (slow,) = torch.autograd.grad((exact.columns(circuit, theta, k) * weight).sum(), theta)
+    assert torch.allclose(fast, slow, atol=1e-12)
