@@ -178,11 +178,12 @@ def _tree_product(mats: Tensor) -> Tensor:
     """``M_{m-1} ⋯ M_1 M_0`` for mats of shape (B, m, d, d), multiplied pairwise as a balanced
     tree. One small matmul per pair: a single batched call over the pairs would hand tiny
     matrices to the thread pool, which costs far more than it saves on a busy CPU."""
-    level = list(mats.unbind(1))
+    single = mats.shape[0] == 1  # plain 2-D products skip the batched-matmul plumbing
+    level = list(mats[0].unbind(0) if single else mats.unbind(1))
     while len(level) > 1:
         paired = [level[i + 1] @ level[i] for i in range(0, len(level) - 1, 2)]
         level = paired + level[len(level) - len(level) % 2 :]
-    return level[0]
+    return level[0].unsqueeze(0) if single else level[0]
 
 
 def simulate(circuit: Circuit, p: Tensor, k: int, dtype: torch.dtype) -> Tensor:
