@@ -167,6 +167,7 @@ class TwoDesignStiefel:
         self._root = _build(d, k, layers, 0)
         self.num_params = self._root.num_params
         self._circuit: Circuit | None = None
+        self._stack: tuple[list[_Node], _RyCzPlan | None, int, int] | None = None
 
     @property
     def circuit(self) -> Circuit:
@@ -201,7 +202,7 @@ class TwoDesignStiefel:
             raise ValueError(
                 f"expected params of shape ({self.num_params},); found {tuple(params.shape)}"
             )
-        return _evaluate(self._root, params)
+        return _evaluate(self._root, params, self._leaf_columns(params))
 
     def batched(self, params: Tensor) -> Tensor:
         """``(..., d, k)`` matrices for parameters of shape ``(..., num_params)`` in one pass
@@ -210,11 +211,41 @@ class TwoDesignStiefel:
             raise ValueError(
                 f"expected params of shape (..., {self.num_params}); found {tuple(params.shape)}"
             )
-        return _evaluate(self._root, params)
+        return _evaluate(self._root, params, self._leaf_columns(params))
+
+    def _leaf_columns(self, params: Tensor) -> dict[int, Tensor]:
+        """Columns of every two-design leaf (>= 2 qubits) by parameter offset, all leaves in one
+        stacked pass when their circuits share a moment structure (Note [two-design columns])."""
+        if self._stack is None:
+            nodes, todo = [], [self._root]
+            while todo:
+                node = todo.pop()
+                if node.top is not None and node.bottom is not None:
+                    todo += [node.top, node.bottom]
+                elif node.leaf is not None and node.leaf.n_qubits >= 2:
+                    nodes.append(node)
+            n = max((node.leaf.n_qubits for node in nodes if node.leaf), default=0)
+            circuits = tuple(
+                node.leaf.shift_params(node.offset, self.num_params).on_wires(
+                    range(n - node.leaf.n_qubits, n), n
+                )
+                for node in nodes
+                if node.leaf is not None
+            )
+            plan = _ry_cz_plan(circuits) if nodes else None
+            self._stack = (nodes, plan, n, max((node.k for node in nodes), default=0))
+        nodes, plan, n, k = self._stack
+        if plan is None:
+            return {}
+        flat = params.reshape(-1, params.shape[-1])
+        cols = _TwoDesignColumns.apply(flat, plan, n, k)
+        cols = cols.reshape(*params.shape[:-1], len(nodes), 1 << n, k)
+        return {node.offset: cols[..., i, : node.d, : node.k] for i, node in enumerate(nodes)}
 
 
-def _evaluate(node: _Node, p: Tensor) -> Tensor:
-    """The node's ``(..., d, k)`` matrix for parameters ``(..., num_params)``."""
+def _evaluate(node: _Node, p: Tensor, leaves: dict[int, Tensor]) -> Tensor:
+    """The node's ``(..., d, k)`` matrix for parameters ``(..., num_params)``; ``leaves`` holds
+    precomputed leaf columns by parameter offset."""
     batch = p.shape[:-1]
     if node.top is None:
         if node.leaf is None:
@@ -224,9 +255,12 @@ def _evaluate(node: _Node, p: Tensor) -> Tensor:
             c, s = torch.cos(theta[..., 0] / 2), torch.sin(theta[..., 0] / 2)
             rows = [torch.stack([c, -s], -1), torch.stack([s, c], -1)]
             return torch.stack(rows, -2)[..., : node.k]
+        if node.offset in leaves:
+            return leaves[node.offset]
         return two_design_columns(node.leaf, theta, node.k)
     assert node.bottom is not None
-    top, bot = _evaluate(node.top, p), _evaluate(node.bottom, p)  # (..., 2^a, kt), (..., r, kb)
+    top = _evaluate(node.top, p, leaves)  # (..., 2^a, kt)
+    bot = _evaluate(node.bottom, p, leaves)  # (..., r, kb)
     kt, kb = top.shape[-1], bot.shape[-1]
     half = p[..., node.offset : node.offset + kb] / 2  # RY(θ) rotates by θ/2
     c, s = torch.cos(half).unsqueeze(-2), torch.sin(half).unsqueeze(-2)  # (..., 1, kb)
@@ -255,30 +289,32 @@ def _evaluate(node: _Node, p: Tensor) -> Tensor:
 
 @dataclass(frozen=True)
 class _RyCzPlan:
-    wires: Tensor  # (moments, n): parameter index of each wire's RY, num_params for none
-    hi: Tensor  # (moments, 4^h, h): flat table index of each factor of each K_hi entry
-    lo: Tensor  # (moments, 4^(n-h), n-h): the same for K_lo
+    """C circuits with one moment structure: ``steps`` is shared, the tables have a leading C."""
+
+    wires: Tensor  # (C, moments, n): parameter index of each wire's RY, num_params for none
+    hi: Tensor  # (C, moments, 4^h, h): flat table index of each factor of each K_hi entry
+    lo: Tensor  # (C, moments, 4^(n-h), n-h): the same for K_lo
     steps: tuple[tuple[str, int], ...]  # ("ry", moment) / ("cz", diagonal) in circuit order
-    diags: tuple[Tensor, ...]  # ±1 vectors of the CZ layers
+    diags: tuple[Tensor, ...]  # (C, 2^n) ±1 vectors of the CZ layers
 
 
 def _kron_index(gather: np.ndarray) -> Tensor:
-    """Flat-table indices of the factors of every entry of the Kronecker product of one moment.
+    """Flat-table indices of the factors of every entry of the Kronecker product of a moment.
 
-    ``gather`` is ``(moments, m)``: the table row (a 2×2 matrix stored as 4 entries) of each
-    wire. Entry ``(r, c)`` of the product is ``Π_j table[gather[j], 2 r_j + c_j]`` with ``r_j``,
-    ``c_j`` the bits of wire j (most significant first)."""
-    m = gather.shape[1]
+    ``gather`` is ``(..., m)``: the table row (a 2×2 matrix stored as 4 entries) of each wire.
+    Entry ``(r, c)`` of the product is ``Π_j table[gather[j], 2 r_j + c_j]`` with ``r_j``, ``c_j``
+    the bits of wire j (most significant first). Returns ``(..., 4^m, m)``."""
+    m = gather.shape[-1]
     size = 1 << m
     r, c = np.divmod(np.arange(size * size), size)
     shifts = m - 1 - np.arange(m)
     local = ((r[:, None] >> shifts) & 1) * 2 + ((c[:, None] >> shifts) & 1)  # (4^m, m)
-    return torch.from_numpy(gather[:, None, :] * 4 + local[None])
+    return torch.from_numpy(gather[..., None, :] * 4 + local)
 
 
 @lru_cache(maxsize=256)
-def _ry_cz_plan(circuit: Circuit) -> _RyCzPlan | None:
-    """The moments of an RY/CZ circuit, or None when it has any other kind of op."""
+def _moments(circuit: Circuit) -> tuple[np.ndarray, tuple[tuple[str, int], ...], list] | None:
+    """(RY parameter per moment and wire, steps, CZ diagonals), or None for other ops."""
     n, idx = circuit.n_qubits, np.arange(1 << circuit.n_qubits)
     rows: list[list[int]] = []
     steps: list[tuple[str, int]] = []
@@ -303,43 +339,61 @@ def _ry_cz_plan(circuit: Circuit) -> _RyCzPlan | None:
         else:
             steps.append(("cz", len(diags)))
             diags.append(sign)
-    gather = np.asarray(rows, dtype=np.int64).reshape(len(rows), n)
-    h = n // 2
+    return np.asarray(rows, dtype=np.int64).reshape(len(rows), n), tuple(steps), diags
+
+
+@lru_cache(maxsize=256)
+def _ry_cz_plan(circuits: tuple[Circuit, ...]) -> _RyCzPlan | None:
+    """The stacked moments of RY/CZ circuits with equal sizes, parameter counts and moment
+    structure; None when any has another kind of op or the structures differ."""
+    parts = [_moments(c) for c in circuits]
+    if not parts or any(part is None for part in parts):
+        return None
+    first = circuits[0]
+    if any(
+        c.n_qubits != first.n_qubits or c.num_params != first.num_params for c in circuits
+    ) or any(part[1] != parts[0][1] for part in parts):  # type: ignore[index]
+        return None
+    gather = np.stack([part[0] for part in parts])  # type: ignore[index]
+    h = first.n_qubits // 2
+    diags = [np.stack([part[2][i] for part in parts]) for i in range(len(parts[0][2]))]  # type: ignore[index]
     return _RyCzPlan(
         torch.from_numpy(gather),
-        _kron_index(gather[:, :h]),
-        _kron_index(gather[:, h:]),
-        tuple(steps),
+        _kron_index(gather[..., :h]),
+        _kron_index(gather[..., h:]),
+        parts[0][1],  # type: ignore[index]
         tuple(torch.from_numpy(d) for d in diags),
     )
 
 
 def _kron(table: Tensor, index: Tensor) -> Tensor:
-    """``(..., moments, 2^m, 2^m)`` Kronecker products: one gather, then m − 1 products."""
-    moments, entries, m = index.shape
-    factors = table[..., index.reshape(-1).to(table.device)]
-    factors = factors.reshape(*table.shape[:-1], moments, entries, m)
+    """``(B, C, moments, 2^m, 2^m)`` Kronecker products from a ``(B, 4·rows)`` table: one
+    gather, then m − 1 products."""
+    *lead, entries, m = index.shape
+    factors = table[:, index.reshape(-1).to(table.device)]
+    factors = factors.reshape(table.shape[0], *lead, entries, m)
     out = factors[..., 0]
     for j in range(1, m):  # plain products: prod()'s backward costs several ops more
         out = out * factors[..., j]
-    return out.reshape(*table.shape[:-1], moments, 1 << m, 1 << m)
+    return out.reshape(table.shape[0], *lead, 1 << m, 1 << m)
 
 
 def two_design_columns(circuit: Circuit, theta: Tensor, k: int) -> Tensor:
     """The first ``k`` columns of an RY/CZ circuit's unitary, ``(..., 2^n, k)``, for angles
     ``(..., num_params)`` (see Note [two-design columns]); equal to ``exact.columns``."""
-    plan = _ry_cz_plan(circuit)
+    plan = _ry_cz_plan((circuit,))
     n = circuit.n_qubits
     if plan is None or n < 2:
         return exact.columns(circuit, theta, k)
     batch = theta.shape[:-1]
     flat = theta.reshape(-1, theta.shape[-1])
     out = _TwoDesignColumns.apply(flat, plan, n, k)
-    return out.reshape(*batch, 1 << n, k)
+    return out.reshape(*batch, 1 << n, k)  # C = 1
 
 
 def _moment_matrices(theta: Tensor, plan: _RyCzPlan) -> tuple[Tensor, Tensor]:
-    """``K_hi``, ``K_lo`` of every moment: ``(B, moments, 2^h, 2^h)`` and the lower half."""
+    """``K_hi``, ``K_lo`` of every circuit and moment: ``(B, C, moments, 2^h, 2^h)`` and the
+    lower half."""
     c, s = torch.cos(theta / 2), torch.sin(theta / 2)
     rot = torch.stack([c, -s, s, c], -1)  # (B, P, 4): RY as [[c, -s], [s, c]], row-major
     eye = torch.tensor([1.0, 0.0, 0.0, 1.0], dtype=theta.dtype, device=theta.device)
@@ -347,13 +401,13 @@ def _moment_matrices(theta: Tensor, plan: _RyCzPlan) -> tuple[Tensor, Tensor]:
     return _kron(table, plan.hi), _kron(table, plan.lo)
 
 
-def _apply_moment(k_hi: Tensor, k_lo: Tensor, state: Tensor, n: int) -> Tensor:
-    """``(K_hi ⊗ K_lo) state`` for a state ``(B, 2^n, k)``: two small matmuls."""
-    b, dim, k = state.shape
+def _apply_moment(k_hi: Tensor, k_lo: Tensor, state: Tensor) -> Tensor:
+    """``(K_hi ⊗ K_lo) state`` for states ``(B, C, 2^n, k)``: two small matmuls."""
+    *lead, dim, k = state.shape
     hi, lo = k_hi.shape[-1], k_lo.shape[-1]
-    x = k_hi @ state.reshape(b, hi, lo * k)
-    x = k_lo.unsqueeze(-3) @ x.reshape(b, hi, lo, k)
-    return x.reshape(b, dim, k)
+    x = k_hi @ state.reshape(*lead, hi, lo * k)
+    x = k_lo.unsqueeze(-3) @ x.reshape(*lead, hi, lo, k)
+    return x.reshape(*lead, dim, k)
 
 
 @lru_cache(maxsize=64)
@@ -367,29 +421,29 @@ def _flip_tables(n: int) -> tuple[Tensor, Tensor]:
 
 
 class _TwoDesignColumns(torch.autograd.Function):
-    """Columns of an RY/CZ circuit with an adjoint-state backward.
+    """Columns of C stacked RY/CZ circuits, ``(B, C, 2^n, k)``, with an adjoint-state backward.
 
     Note [adjoint gradient]: with ``S_{t+1} = K_t S_t`` for an RY moment and ``Λ_t = K_tᵀ Λ_{t+1}``
     the adjoint (``Λ_T`` = the output gradient; CZ layers are their own transpose), an RY on wire
     j satisfies ``∂K_t/∂θ_j = K_t · G_j`` with ``G = R(θ)ᵀ R'(θ) = ½[[0, −1], [1, 0]]`` on wire j,
     so ``∂L/∂θ_j = ⟨Λ_t, G_j S_t⟩``: every wire of a moment at once from one gather of ``S_t``
     with bit j flipped. Far fewer ops than autograd through the products (the states are tiny,
-    so op count is the cost); checked against autograd by the family gradchecks.
+    so op count is the cost); tests compare it with autograd through ``exact.columns``.
     """
 
     @staticmethod
     def forward(ctx, theta: Tensor, plan: _RyCzPlan, n: int, k: int) -> Tensor:  # type: ignore[override]
         k_hi, k_lo = _moment_matrices(theta, plan)
-        dim = 1 << n
+        dim, stack = 1 << n, plan.wires.shape[0]
         state = torch.eye(dim, k, dtype=theta.dtype, device=theta.device)
-        state = state.expand(theta.shape[0], dim, k)
+        state = state.expand(theta.shape[0], stack, dim, k)
         before = []
         for kind, i in plan.steps:
             if kind == "cz":
-                state = state * plan.diags[i].to(state)[:, None]
+                state = state * plan.diags[i].to(state)[..., None]
                 continue
             before.append(state)
-            state = _apply_moment(k_hi[:, i], k_lo[:, i], state, n)
+            state = _apply_moment(k_hi[:, :, i], k_lo[:, :, i], state)
         ctx.plan, ctx.n, ctx.num_params = plan, n, theta.shape[-1]
         ctx.save_for_backward(k_hi, k_lo, *before)
         return state
@@ -401,17 +455,18 @@ class _TwoDesignColumns(torch.autograd.Function):
         k_hi, k_lo, *before = ctx.saved_tensors
         flips, signs = (t.to(grad.device) for t in _flip_tables(n))
         signs = signs.to(grad.dtype)
-        out = grad.new_zeros(grad.shape[0], ctx.num_params + 1)  # last slot: identity wires
+        b = grad.shape[0]
+        out = grad.new_zeros(b, ctx.num_params + 1)  # last slot: wires without a gate
         lam = grad
         for kind, i in reversed(plan.steps):
             if kind == "cz":
-                lam = lam * plan.diags[i].to(lam)[:, None]
+                lam = lam * plan.diags[i].to(lam)[..., None]
                 continue
-            lam = _apply_moment(k_hi[:, i].transpose(-1, -2), k_lo[:, i].transpose(-1, -2), lam, n)
-            state = before.pop()
-            flipped = state[:, flips, :]  # (B, n, 2^n, k)
-            g = ((flipped * lam.unsqueeze(1)).sum(-1) * signs).sum(-1)  # (B, n)
-            out = out.index_add(1, plan.wires[i].to(grad.device), g)
+            k_hi_t, k_lo_t = k_hi[:, :, i].transpose(-1, -2), k_lo[:, :, i].transpose(-1, -2)
+            lam = _apply_moment(k_hi_t, k_lo_t, lam)
+            flipped = before.pop()[:, :, flips, :]  # (B, C, n, 2^n, k)
+            g = ((flipped * lam.unsqueeze(2)).sum(-1) * signs).sum(-1)  # (B, C, n)
+            out = out.index_add(1, plan.wires[:, i].reshape(-1).to(grad.device), g.reshape(b, -1))
         return out[:, :-1], None, None, None
 
 

@@ -71,3 +71,16 @@ def test_two_design_adjoint_gradient_equals_autograd_through_exact(n, layers, k)
     (fast,) = torch.autograd.grad((two_design_columns(circuit, theta, k) * weight).sum(), theta)
     (slow,) = torch.autograd.grad((exact.columns(circuit, theta, k) * weight).sum(), theta)
     assert torch.allclose(fast, slow, atol=1e-12)
+
+
+@pytest.mark.parametrize("d", [384, 768, 1000])
+def test_stacked_leaves_equal_the_composed_circuit(d):
+    m = TwoDesignStiefel(d, 4, layers=1)
+    params = m.init_params(torch.Generator().manual_seed(1), torch.float64).requires_grad_()
+    q = m(params)
+    assert m._stack is not None and m._stack[1] is not None  # leaves ran in one stacked pass
+    assert torch.allclose(q, exact.columns(m.circuit, params, 4)[:d], atol=1e-12)
+    weight = torch.randn(d, 4, dtype=torch.float64)
+    (fast,) = torch.autograd.grad((q * weight).sum(), params)
+    (slow,) = torch.autograd.grad((exact.columns(m.circuit, params, 4)[:d] * weight).sum(), params)
+    assert torch.allclose(fast, slow, atol=1e-10)
