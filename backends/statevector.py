@@ -17,6 +17,7 @@ Kronecker factor.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -125,17 +126,28 @@ def _apply_matrix(
     xp = xv.movedim(src, list(range(1, 1 + t)))
     shape = xp.shape
     y = torch.matmul(m, xp.reshape(b, 1 << t, -1)).reshape(shape)
-    return y.movedim(list(range(1, 1 + t)), src).reshape(b, dim, cols)
+    y = y.movedim(list(range(1, 1 + t)), src)
+    if out is not None:
+        return out.view(y.shape).copy_(y).view(b, dim, cols)
+    return y.reshape(b, dim, cols)
 
 
-def _kron(ms: list[Tensor]) -> Tensor:
-    """Batched Kronecker product of (B, p_i, q_i) matrices."""
-    out = ms[0]
-    for m in ms[1:]:
-        b, p, q = out.shape
+def _kron(ms: list[Tensor], out: Tensor | None = None) -> Tensor:
+    """Batched Kronecker product of (B, p_i, q_i) matrices (the last product written to ``out``
+    when given)."""
+    acc = ms[0]
+    for i, m in enumerate(ms[1:], start=2):
+        b, p, q = acc.shape
         _, p2, q2 = m.shape
-        out = (out[:, :, None, :, None] * m[:, None, :, None, :]).reshape(b, p * p2, q * q2)
-    return out
+        left, right = acc[:, :, None, :, None], m[:, None, :, None, :]
+        if out is not None and i == len(ms):
+            torch.mul(left, right, out=out.view(b, p, p2, q, q2))
+            return out
+        acc = (left * right).reshape(b, p * p2, q * q2)
+    if out is not None:
+        out.copy_(acc)
+        return out
+    return acc
 
 
 @dataclass(frozen=True)
@@ -231,16 +243,12 @@ def _block_matrix(block: _Block, p: Tensor, dtype: torch.dtype) -> Tensor:
     return run(block.sub, p, eye.expand(p.shape[0], -1, -1), dtype, fuse=False)
 
 
-def _identity_start(
-    circuit: Circuit, p: Tensor, dtype: torch.dtype
-) -> tuple[Tensor, tuple[_Block | _Step, ...]]:
-    """The unitary's first sweep without an identity matrix to sweep over: the leading fused
-    blocks that act on disjoint wires multiply the identity into their Kronecker product."""
+@lru_cache(maxsize=128)
+def _identity_plan(circuit: Circuit) -> tuple[tuple[_Block, ...], tuple[_Block | _Step, ...]]:
+    """The fused plan split into its leading blocks on disjoint wires and the sweeps after them."""
     steps = _fused_plan(circuit)
-    n, b = circuit.n_qubits, p.shape[0]
-    placed: dict[int, _Block] = {}
+    leading: list[_Block] = []
     used: set[int] = set()
-    count = 0
     for step in steps:
         if not isinstance(step, _Block):
             break
@@ -248,8 +256,18 @@ def _identity_start(
         if wires & used:
             break
         used |= wires
-        placed[step.start] = step
-        count += 1
+        leading.append(step)
+    return tuple(leading), steps[len(leading) :]
+
+
+def _identity_start(
+    circuit: Circuit, p: Tensor, dtype: torch.dtype, out: Tensor | None = None
+) -> tuple[Tensor, tuple[_Block | _Step, ...]]:
+    """The unitary's first sweep without an identity matrix to sweep over: the leading fused
+    blocks that act on disjoint wires multiply the identity into their Kronecker product."""
+    leading, rest = _identity_plan(circuit)
+    placed = {blk.start: blk for blk in leading}
+    n, b = circuit.n_qubits, p.shape[0]
     factors: list[Tensor] = []
     w = 0
     while w < n:
@@ -262,7 +280,23 @@ def _identity_start(
             gap += 1
         factors.append(torch.eye(1 << gap, dtype=dtype, device=p.device).expand(b, -1, -1))
         w += gap
-    return _kron(factors), steps[count:]
+    return _kron(factors, out), rest
+
+
+#: Scratch buffers at most this large are kept per thread between calls of :func:`run`.
+_SCRATCH_LIMIT = 64 << 20
+_scratch = threading.local()
+
+
+def _scratch_buffer(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
+    """A per-thread scratch tensor, reused across calls: fresh memory costs a page fault per
+    4 KiB page on first touch, more than a sweep over it. Never handed to the caller."""
+    buf = getattr(_scratch, "buffer", None)
+    if buf is None or buf.shape != shape or buf.dtype != dtype or buf.device != device:
+        buf = torch.empty(shape, dtype=dtype, device=device)
+        if buf.numel() * buf.element_size() <= _SCRATCH_LIMIT:
+            _scratch.buffer = buf
+    return buf
 
 
 def run(
@@ -275,21 +309,33 @@ def run(
 ) -> Tensor:
     """Apply the circuit to X (B, 2^n, M), or build its unitary when X is None.
 
-    Without autograd, two buffers are reused so that the sweeps do not pay for fresh
-    page-faulting allocations.
+    Without autograd the sweeps alternate between two buffers instead of allocating one each,
+    and for a unitary one of the two is a per-thread scratch kept between calls: fresh memory
+    pays a page fault per 4 KiB on first touch, which costs more than a sweep over it.
     """
     n = circuit.n_qubits
     b = p.shape[0]
-    owned = x is None
+    needs_grad = p.requires_grad or (x is not None and x.requires_grad)
+    reuse = fuse and not (torch.is_grad_enabled() and needs_grad)
+    buffers: list[Tensor] = []
+    fresh = scratch = None  # the returned buffer; the per-thread one reused by the next call
     if x is None:
-        x, steps = _identity_start(circuit, p, dtype)
-        x = x.contiguous()
+        if reuse:
+            # Without autograd every sweep writes into the other of two buffers: a fresh one,
+            # which is returned, and the thread's scratch. The sweep count fixes which of them
+            # the identity start must fill for the last sweep to land in the fresh one.
+            dim = 1 << n
+            shape, device = (b, dim, dim), p.device
+            fresh = torch.empty(shape, dtype=dtype, device=device)
+            scratch = _scratch_buffer(shape, dtype, device)
+            sweeps = len(_identity_plan(circuit)[1])
+            buffers = [fresh, scratch] if sweeps % 2 == 0 else [scratch, fresh]
+            x, steps = _identity_start(circuit, p, dtype, out=buffers[0])
+        else:
+            x, steps = _identity_start(circuit, p, dtype)
+            x = x.contiguous()
     else:
         steps = _fused_plan(circuit) if fuse else _plan(circuit)
-    reuse = fuse and not (torch.is_grad_enabled() and (p.requires_grad or x.requires_grad))
-    buffers: list[Tensor] = []
-    if reuse and owned:
-        buffers.append(x)  # built here (the identity start), so it may be overwritten
 
     def target() -> Tensor | None:
         """A buffer of X's shape that does not hold X, when buffers are in use."""
@@ -323,5 +369,7 @@ def run(
             m = gate_matrix(step.op, p, dtype)
             wires = step.op.all_wires
         x = _apply_matrix(x, m, wires, n, out=target())
+    if scratch is not None and x.data_ptr() == scratch.data_ptr():
+        x = fresh.copy_(x)  # a sweep that could not write in place broke the alternation
     return x
 

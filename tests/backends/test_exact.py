@@ -133,6 +133,23 @@ def test_no_grad_buffer_reuse_gives_the_same_matrix() -> None:
     torch.testing.assert_close(fast, slow.detach(), atol=1e-13, rtol=0)
 
 
+@pytest.mark.parametrize(
+    "c",
+    [two_design(n, 2) for n in (7, 8, 9, 10, 11)] + [rbs_pyramid(8), fbs_butterfly(8)],
+    ids=lambda c: c.name,
+)
+def test_results_never_share_the_reused_scratch_memory(c: Circuit) -> None:
+    first, second = _params(c, seed=8), _params(c, seed=9)
+    with torch.no_grad():
+        u1 = exact.unitary(c, first)
+        kept = u1.clone()
+        u2 = exact.unitary(c, second)
+    assert u1.data_ptr() != u2.data_ptr()
+    torch.testing.assert_close(u1, kept, atol=0, rtol=0)
+    torch.testing.assert_close(u1, exact.unitary(c, first.clone().requires_grad_()).detach(),
+                               atol=1e-13, rtol=0)
+
+
 # ------------------------------------------------------------------------- gradients
 @pytest.mark.parametrize("make", CIRCUITS.values(), ids=CIRCUITS.keys())
 @pytest.mark.parametrize("what", ["unitary", "apply", "columns"])
