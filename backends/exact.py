@@ -27,7 +27,7 @@ import torch
 
 from backends import subspace
 from backends.statevector import run
-from backends.subspace import compound, is_fermionic
+from backends.subspace import compound, compounds, is_fermionic
 from backends.torch_gates import gate_matrix
 from circuits import Circuit, get_gate
 from circuits.subspace import subspace_dim
@@ -254,6 +254,7 @@ __all__ = [
     "apply",
     "columns",
     "compound",
+    "compounds",
     "gate_matrix",
     "hamming_block",
     "is_fermionic",

@@ -261,16 +261,30 @@ def compound(matrix: Tensor, k: int) -> Tensor:
         raise ValueError(f"expected 0 <= k <= n = {n}; found k={k!r}")
     if k == 0:
         return torch.ones(*matrix.shape[:-2], 1, 1, dtype=matrix.dtype, device=matrix.device)
-    out = matrix
+    return compounds(matrix, k)[-1]
+
+
+def compounds(matrix: Tensor, k: int) -> list[Tensor]:
+    """Every compound of orders 1..k in one pass: ``[A^(1), A^(2), …, A^(k)]``.
+
+    Each order is built from the one below (see :func:`compound`), so asking for all of them
+    costs what the highest one costs alone.
+    """
+    n = matrix.shape[-1]
+    out = [matrix]
+    rows_dim, cols_dim = matrix.ndim - 2, matrix.ndim - 1
     for order in range(2, k + 1):
         first, rest, col_t, drop_t = (
             torch.as_tensor(a, device=matrix.device) for a in _minor_tables(n, order)
         )
-        a_rows = matrix[..., first, :]
-        prev_rows = out[..., rest, :]
+        # index_select everywhere: its backward is a plain index_add
+        a_rows = matrix.index_select(rows_dim, first)
+        prev_rows = out[-1].index_select(rows_dim, rest)
         acc = None
         for t in range(order):
-            term = a_rows[..., :, col_t[t]] * prev_rows[..., :, drop_t[t]]
+            term = a_rows.index_select(cols_dim, col_t[t]) * prev_rows.index_select(
+                cols_dim, drop_t[t]
+            )
             acc = term if acc is None else (acc - term if t % 2 else acc + term)
-        out = acc
+        out.append(acc)
     return out

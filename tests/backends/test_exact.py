@@ -238,6 +238,11 @@ def test_compound_matches_determinants(k: int) -> None:
     for b in range(2):
         np.testing.assert_allclose(got[b].numpy(), compound_by_minors(a[b].numpy(), k), atol=1e-12)
     assert torch.autograd.gradcheck(lambda m: exact.compound(m, k), (a.requires_grad_(),))
+    if k:
+        every = exact.compounds(a, k)
+        assert len(every) == k
+        for order, block in enumerate(every, start=1):
+            torch.testing.assert_close(block, exact.compound(a, order))
 
 
 def test_hamming_block_runs_at_32_qubits() -> None:
