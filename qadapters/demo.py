@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,19 +18,10 @@ from typing import Any
 import torch
 
 from qadapters import experiment, report
+from qadapters.console import positive_int, progress
 from qadapters.data import load_images, make_tasks
 
 DEFAULT_OUT = "runs/demo"
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; found {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; found {value}")
-    return value
 
 
 def _methods(text: str) -> list[str]:
@@ -48,12 +38,12 @@ def _methods(text: str) -> list[str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``qadapters demo``."""
-    parser.add_argument("--seeds", type=_positive, default=3, help="number of seeds (default 3)")
+    parser.add_argument("--seeds", type=positive_int, default=3, help="number of seeds (default 3)")
     parser.add_argument(
-        "--epochs", type=_positive, default=20, help="adaptation epochs per method (default 20)"
+        "--epochs", type=positive_int, default=20, help="adaptation epochs per method (default 20)"
     )
     parser.add_argument(
-        "--pretrain-epochs", type=_positive, default=12, help="epochs on digits 0-4 (default 12)"
+        "--pretrain-epochs", type=positive_int, default=12, help="epochs on digits 0-4 (default 12)"
     )
     parser.add_argument(
         "--methods",
@@ -78,48 +68,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--side",
-        type=_positive,
+        type=positive_int,
         default=8,
         help="images are cropped and average-pooled to SIDE×SIDE = N_H features (default 8)",
     )
     parser.add_argument(
-        "--per-class", type=_positive, default=None, help="keep at most N images per digit"
+        "--per-class", type=positive_int, default=None, help="keep at most N images per digit"
     )
     parser.add_argument(
         "--threads",
-        type=_positive,
+        type=positive_int,
         default=None,
         help="torch threads (default 1: the matrices are tiny, more threads only add overhead)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-def _progress(total: int, quiet: bool) -> Any:
-    """A tqdm bar on stderr, disabled with ``--quiet`` or when stderr is not a terminal."""
-    disable = quiet or not sys.stderr.isatty()
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # progress bars are a nicety: fall back to none
-        disable = True
-    if disable:
-        return _NoBar()
-    return tqdm(total=total, unit="epoch", dynamic_ncols=True, leave=False)
-
-
-class _NoBar:
-    """Stand-in for a tqdm bar that shows nothing."""
-
-    def update(self, n: int = 1) -> None:
-        """Ignore progress."""
-
-    def set_description(self, text: str) -> None:
-        """Ignore the description."""
-
-    def set_postfix_str(self, text: str) -> None:
-        """Ignore the postfix."""
-
-    def close(self) -> None:
-        """Nothing to close."""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -137,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     say(f"data: {images.source}; features N_H = {args.side**2} ({args.side}×{args.side} pooled)")
 
     per_seed = args.pretrain_epochs + args.epochs * len(methods)
-    bar = _progress(args.seeds * per_seed, args.quiet)
+    bar = progress(args.seeds * per_seed, "epoch", args.quiet)
     runs: list[dict[str, Any]] = []
     pretrained_rows: list[dict[str, Any]] = []
     try:

@@ -22,7 +22,6 @@ import copy
 import os
 import platform
 import statistics
-import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from qadapters import text_data
-from qadapters.demo import _NoBar, _positive
+from qadapters.console import positive_int, progress
 from qadapters.finetune_report import format_table, write_plot
 
 DEFAULT_OUT = "runs/finetune"
@@ -277,7 +276,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=",".join(text_data.DEFAULT_CLASSES),
         help="comma-separated WordNet lexnames (default: %(default)s)",
     )
-    add("--per-class", type=_positive, default=200, help="WordNet glosses per class (default 200)")
+    add("--per-class", type=positive_int, default=200, help="WordNet glosses per class (200)")
     add(
         "--methods",
         type=_methods,
@@ -285,10 +284,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"comma-separated subset of {','.join(METHODS)} (default: "
         f"{','.join(DEFAULT_METHODS)})",
     )
-    add("--max-steps", type=_positive, default=100, help="training steps per method (default 100)")
-    add("--batch-size", type=_positive, default=32, help="batch size (default 32)")
-    add("--max-length", type=_positive, default=64, help="tokens per text (default 64)")
-    add("--eval-every", type=_positive, default=25, help="validate every N steps (default 25)")
+    add("--max-steps", type=positive_int, default=100, help="training steps per method (100)")
+    add("--batch-size", type=positive_int, default=32, help="batch size (default 32)")
+    add("--max-length", type=positive_int, default=64, help="tokens per text (default 64)")
+    add("--eval-every", type=positive_int, default=25, help="validate every N steps (default 25)")
     add("--seed", type=int, default=0, help="seed of the split, batches and adapters")
     add(
         "--model",
@@ -296,7 +295,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="a local Hugging Face encoder directory (default: offline all-MiniLM-L6-v2)",
     )
-    add("--threads", type=_positive, default=None, help="torch threads (default: torch's)")
+    add("--threads", type=positive_int, default=None, help="torch threads (default: torch's)")
     add(
         "--out",
         type=Path,
@@ -305,17 +304,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"output directory (default {DEFAULT_OUT})",
     )
     add("--quiet", action="store_true", help="no progress bars or log lines")
-
-
-def _progress(total: int, quiet: bool) -> Any:
-    """A tqdm bar on stderr; none with ``--quiet``, off a terminal, or without tqdm."""
-    if quiet or not sys.stderr.isatty():
-        return _NoBar()
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return _NoBar()
-    return tqdm(total=total, unit="step", dynamic_ncols=True, leave=False)
 
 
 def load_data(args: argparse.Namespace) -> text_data.TextSet:
@@ -348,7 +336,7 @@ def run(args: argparse.Namespace) -> int:
         f"model: {model_path}"
     )
     methods = [METHODS[m] for m in args.methods]
-    bar = _progress(args.max_steps * len(methods), args.quiet)
+    bar = progress(args.max_steps * len(methods), "step", args.quiet)
     rows = []
     try:
         for method in methods:

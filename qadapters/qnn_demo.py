@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -29,6 +28,7 @@ import torch
 
 from qadapters import qnn
 from qadapters.config import atomic_write
+from qadapters.console import positive_int, progress
 from qadapters.qnn_execution import (
     BACKEND_HELP,
     DEFAULT_NOISE_BACKEND,
@@ -51,18 +51,8 @@ RESULTS_NAME = "results.json"
 PLOT_NAME = "accuracy_vs_shots.png"
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; found {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; found {value}")
-    return value
-
-
 def _int_list(text: str) -> list[int]:
-    values = [_positive(t.strip()) for t in text.split(",") if t.strip()]
+    values = [positive_int(t.strip()) for t in text.split(",") if t.strip()]
     if not values:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated positive integers; found {text!r}"
@@ -86,44 +76,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"comma-separated: {BACKEND_HELP} (default {DEFAULT_BACKENDS})",
     )
     parser.add_argument(
-        "--qubits", type=_positive, default=3, help=f"system qubits, 2..{MAX_QUBITS} (default 3)"
+        "--qubits", type=positive_int, default=3, help=f"system qubits, 2..{MAX_QUBITS} (default 3)"
     )
     parser.add_argument(
         "--shots", type=_int_list, default=[100, 1000, 10000], help="default 100,1000,10000"
     )
     parser.add_argument("--seed", type=int, default=0, help="data, initial angles, sampler")
     parser.add_argument(
-        "--states", type=_positive, default=160, help="ground states per task (default 160)"
+        "--states", type=positive_int, default=160, help="ground states per task (default 160)"
     )
     parser.add_argument("--test-fraction", type=float, default=0.5, help="default 0.5")
     parser.add_argument(
         "--val-fraction", type=float, default=0.3,
         help="share of task B's training states held out to choose restarts (default 0.3)",
     )  # fmt: skip
-    parser.add_argument("--layers", type=_positive, default=1, help="QNN two-design layers (1)")
+    parser.add_argument("--layers", type=positive_int, default=1, help="QNN two-design layers (1)")
     parser.add_argument(
         "--adapter", choices=("pyramid", "brick"), default="pyramid",
         help="U_QA layout: RBS pyramid, n(n-1)/2 angles (default), or brick of --adapter-depth",
     )  # fmt: skip
-    parser.add_argument("--adapter-depth", type=_positive, default=1, help="brick depth (1)")
-    parser.add_argument("--steps", type=_positive, default=150, help="Adam steps per model")
+    parser.add_argument("--adapter-depth", type=positive_int, default=1, help="brick depth (1)")
+    parser.add_argument("--steps", type=positive_int, default=150, help="Adam steps per model")
     parser.add_argument(
         "--noise-backend", default=DEFAULT_NOISE_BACKEND,
         help=f"fake device whose noise model aer-noisy uses ({DEFAULT_NOISE_BACKEND})",
     )  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), metavar="DIR")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or chatter")
-
-
-def _progress(total: int, quiet: bool) -> Any:
-    """A tqdm bar on stderr; ``None`` with ``--quiet``, off a terminal or without tqdm."""
-    if quiet or not sys.stderr.isatty():
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, unit="run", dynamic_ncols=True, leave=False)
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -183,12 +162,11 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     train_b, val_b = train_test_split(train_b, args.val_fraction, seed=args.seed + 1)
     runs_total = 5 + sum(1 if b == "exact" else len(args.shots) for b in args.backend)
-    bar = _progress(runs_total, args.quiet)
+    bar = progress(runs_total, "run", args.quiet)
 
     def step(text: str) -> None:
-        if bar is not None:
-            bar.set_description(text)
-            bar.update(1)
+        bar.set_description(text)
+        bar.update(1)
 
     try:
         base, models = train_models(args, task_a, train_b, val_b, step)
@@ -207,8 +185,7 @@ def run(args: argparse.Namespace) -> int:
                 backend_runs.append(replace(result, two_qubit_gates=gates))
                 step(f"{b} {shots or ''}".strip())
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
 
     alpha = qnn.coefficients(adapted)
     sizes = {"train": len(train_b), "validation": len(val_b), "test": len(test_b)}
