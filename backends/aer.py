@@ -195,22 +195,27 @@ def sample(
     return Sample(counts[0] if single else counts, probs[0] if single else probs, shots)
 
 
+def _saved_result(circuit: Circuit, params: Any, method: str, key: str) -> np.ndarray:
+    """Run ``circuit`` once per parameter set with Aer's ``save_<key>`` instruction."""
+    arr, single = parameter_sets(circuit, params)
+    sim = AerSimulator(method=method)
+    symbolic = to_qiskit(circuit)
+    qc = _transpile(symbolic, sim, 0, 0)
+    getattr(qc, f"save_{key}")()
+    values = _bindings(symbolic, qc, arr)
+    binds = [{p: values[:, k] for k, p in enumerate(qc.parameters)}] if qc.num_parameters else None
+    result = sim.run(qc, parameter_binds=binds, shots=1).result()
+    out = np.stack([np.asarray(result.data(b)[key]) for b in range(len(arr))])
+    return out[0] if single else out
+
+
 def probabilities(circuit: Circuit, params: Any) -> np.ndarray:
     """Exact noiseless probabilities of every basis state (Aer statevector method).
 
     Returns:
         Shape ``(2^n,)`` or ``(B, 2^n)``, indexed by the IR basis index.
     """
-    arr, single = parameter_sets(circuit, params)
-    sim = AerSimulator(method="statevector")
-    symbolic = to_qiskit(circuit)
-    qc = _transpile(symbolic, sim, 0, 0)
-    qc.save_probabilities()
-    values = _bindings(symbolic, qc, arr)
-    binds = [{p: values[:, k] for k, p in enumerate(qc.parameters)}] if qc.num_parameters else None
-    result = sim.run(qc, parameter_binds=binds, shots=1).result()
-    out = np.stack([np.asarray(result.data(b)["probabilities"]) for b in range(len(arr))])
-    return out[0] if single else out
+    return _saved_result(circuit, params, "statevector", "probabilities")
 
 
 def unitary(circuit: Circuit, params: Any) -> np.ndarray:
@@ -220,16 +225,7 @@ def unitary(circuit: Circuit, params: Any) -> np.ndarray:
     Returns:
         Complex array ``(2^n, 2^n)`` or ``(B, 2^n, 2^n)``.
     """
-    arr, single = parameter_sets(circuit, params)
-    sim = AerSimulator(method="unitary")
-    symbolic = to_qiskit(circuit)
-    qc = _transpile(symbolic, sim, 0, 0)
-    qc.save_unitary()
-    values = _bindings(symbolic, qc, arr)
-    binds = [{p: values[:, k] for k, p in enumerate(qc.parameters)}] if qc.num_parameters else None
-    result = sim.run(qc, parameter_binds=binds, shots=1).result()
-    out = np.stack([np.asarray(result.data(b)["unitary"]) for b in range(len(arr))])
-    return out[0] if single else out
+    return _saved_result(circuit, params, "unitary", "unitary")
 
 
 # ---------------------------------------------------------------------------- expectation values
