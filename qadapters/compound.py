@@ -13,8 +13,10 @@ the k-th compound ``A^(k)`` (k×k minors) of the weight-1 block (Cauchy–Binet)
 orthogonal matrix are orthogonal, so every ``M_b`` is orthogonal and ``M`` is the identity at
 ``θ = 0`` (every RBS is then the identity). :func:`backends.exact.hamming_block` builds the
 weight-1 block ``A`` in its subspace only (batched over adapters and blocks), the higher orders
-are :func:`backends.exact.compound` of it, and ``M`` is applied as one batched product over the r
-``W × W`` blocks (``W = Σ_k C(n,k)``) — a dense ``out × out`` matrix is never formed.
+are :func:`backends.exact.compounds` of it, and ``M`` is applied as one batched product per order
+over the r blocks (:mod:`qadapters.block_mix`) — neither a dense ``out × out`` matrix nor the
+zero off-diagonal parts of a ``W × W`` tile (``W = Σ_k C(n,k)``) are formed, and since ``M`` is
+orthogonal the backward keeps the output instead of the input (Note [orthogonal block mix]).
 
 Several adapters (``num_adapters``): ``"product"`` chains them, ``M = M^1 M^2 ⋯`` (still
 orthogonal, the natural composition of circuits and what keeps the orthogonality the paper finds
@@ -38,6 +40,7 @@ from torch import Tensor, nn
 from backends import exact
 from circuits import Circuit, rbs_pyramid
 from qadapters.base import Adapter
+from qadapters.block_mix import block_mix
 from qadapters.hamming import flush_subnormal
 
 Combine = Literal["product", "sum"]
@@ -163,39 +166,49 @@ class CompoundAdapter(Adapter):
     def block_matrices(self) -> list[Tensor]:
         """``A^(k)`` for each order: shape ``(num_adapters, blocks, C(n,k), C(n,k))``.
 
-        The pyramid is nearest-neighbour, so the weight-1 block is simulated once and the other
-        orders are its compounds (Cauchy–Binet; see Note [compound blocks])."""
+        The pyramid is nearest-neighbour, so the weight-1 block is simulated once and every
+        order up to the highest comes from one pass of :func:`backends.exact.compounds`
+        (Cauchy–Binet; see Note [compound blocks])."""
         a = exact.hamming_block(self.circuit, self.theta, 1)
-        return [a if k == 1 else exact.compound(a, k) for k in self.orders]
+        every = exact.compounds(a, max(self.orders))
+        return [every[k - 1] for k in self.orders]
 
-    def block_diagonal(self, dtype: torch.dtype, *, inverse: bool = False) -> Tensor:
-        """``M_b`` (or ``M_b⁻¹``) of every block: ``(blocks, W, W)``, ``W = Σ_k C(n,k)``."""
-        width, offset, rows = sum(self.sizes), 0, []
+    @property
+    def orthogonal(self) -> bool:
+        """Whether M is orthogonal: always, except for a ``"sum"`` of several adapters."""
+        return self.combine == "product" or self.num_adapters == 1
+
+    def order_blocks(self, dtype: torch.dtype, *, inverse: bool = False) -> list[Tensor]:
+        """Per order, the combined ``A^(k)`` (or its inverse) of every block:
+        ``(blocks, C(n,k), C(n,k))``. M is block diagonal per order, so combining the adapters'
+        M (product or mean) is done one order at a time."""
+        out = []
         for m in self.block_matrices():
-            size = m.shape[-1]
-            rows.append(torch.nn.functional.pad(m.to(dtype), (offset, width - offset - size)))
-            offset += size
-        per_adapter = flush_subnormal(torch.cat(rows, -2))  # (A, r, W, W)
-        if self.combine == "sum":
-            mean = per_adapter.mean(0)
-            return torch.linalg.inv(mean) if inverse else mean
-        if inverse:
-            per_adapter = per_adapter.transpose(-1, -2).flip(0)
-        out = per_adapter[0]
-        for a in range(1, self.num_adapters):
-            out = out @ per_adapter[a]
+            m = flush_subnormal(m.to(dtype))  # (A, r, C, C)
+            if self.combine == "sum":
+                mean = m.mean(0)
+                out.append(torch.linalg.inv(mean) if inverse else mean)
+                continue
+            if inverse:
+                m = m.transpose(-1, -2).flip(0)
+            prod = m[0]
+            for a in range(1, self.num_adapters):
+                prod = prod @ m[a]
+            out.append(prod)
         return out
 
+    def block_diagonal(self, dtype: torch.dtype, *, inverse: bool = False) -> Tensor:
+        """``M_b`` (or ``M_b⁻¹``) of every block as dense tiles: ``(blocks, W, W)``,
+        ``W = Σ_k C(n,k)`` (for inspection; :meth:`mix` never forms it)."""
+        per_order = self.order_blocks(dtype, inverse=inverse)
+        return torch.stack([torch.block_diag(*t) for t in zip(*per_order, strict=True)])
+
     def mix(self, x: Tensor, *, inverse: bool = False) -> Tensor:
-        """``x · M`` (or ``x · M⁻¹``) on the last axis: one batched product over the r blocks,
-        the identity on the remaining features (a dense ``out × out`` matrix is never formed)."""
-        r, width = self.blocks, sum(self.sizes)
-        m = self.block_diagonal(x.dtype, inverse=inverse)
-        head = x[..., : r * width].reshape(*x.shape[:-1], r, width)
-        head = torch.einsum("...bi,bij->...bj", head, m).reshape(*x.shape[:-1], r * width)
-        if r * width == x.shape[-1]:
-            return head
-        return torch.cat([head, x[..., r * width :]], -1)
+        """``x · M`` (or ``x · M⁻¹``) on the last axis: one batched product per order over the r
+        blocks, the identity on the remaining features (see :func:`qadapters.block_mix.block_mix`;
+        an orthogonal M keeps only its output for backward)."""
+        blocks = self.order_blocks(x.dtype, inverse=inverse)
+        return block_mix(x, blocks, orthogonal=self.orthogonal)
 
     def forward(self, x: Tensor, base_out: Tensor) -> Tensor:
         """``base_out · M``."""
