@@ -33,6 +33,7 @@ from backends import exact
 from circuits import Circuit, rbs_brick, rbs_butterfly, rbs_pyramid
 from circuits.subspace import weight_indices, weight_positions
 from qadapters.base import Adapter
+from qadapters.permuted_blocks import inverse_permutation, permuted_block_linear
 
 Variant = Literal["hw", "compound"]
 Layout = Literal["pyramid", "brick", "butterfly"]
@@ -75,6 +76,7 @@ class _Tables:
     sizes_in: list[int]  # inputs of each weight
     local: list[tuple[Tensor, Tensor]]  # per weight: (kept rows, kept columns) of A^(k)
     inv_out: Tensor  # output position of each feature in the concatenated block outputs
+    inverses: tuple[Tensor, Tensor]  # inverse permutations of perm_in and inv_out
 
 
 @lru_cache(maxsize=64)
@@ -90,7 +92,9 @@ def _weight_tables(n: int, in_features: int, out_features: int) -> _Tables:
     order = np.concatenate(perm_out)
     inv = np.empty_like(order)
     inv[order] = np.arange(len(order))
-    return _Tables(torch.from_numpy(np.concatenate(perm_in)), sizes, local, torch.from_numpy(inv))
+    p_in = torch.from_numpy(np.concatenate(perm_in))
+    inverses = (inverse_permutation(p_in), torch.from_numpy(order))
+    return _Tables(p_in, sizes, local, torch.from_numpy(inv), inverses)
 
 
 @lru_cache(maxsize=64)
@@ -108,15 +112,15 @@ def _complement_tables(n: int, k: int) -> tuple[Tensor, Tensor]:
 def compounds(a: Tensor) -> list[Tensor]:
     """``[A^(0), A^(1), …, A^(n)]`` of rotations ``a`` (``(..., n, n)``, det 1).
 
-    Orders above n/2 come from the complementary minors (see Note [weight blocks]); the result
-    equals :func:`backends.exact.compound` for every order when ``a`` is a rotation.
+    Orders up to n/2 come from one pass of :func:`backends.exact.compounds`, the others from the
+    complementary minors (see Note [weight blocks]); the result equals
+    :func:`backends.exact.compound` for every order when ``a`` is a rotation.
     """
     n = a.shape[-1]
     out: list[Tensor | None] = [None] * (n + 1)
     out[0] = a.new_ones(*a.shape[:-2], 1, 1)
-    out[1] = a
-    for k in range(2, n // 2 + 1):
-        out[k] = exact.compound(a, k)
+    for k, block in enumerate(exact.compounds(a, max(1, n // 2)), start=1):
+        out[k] = block
     for k in range(n - n // 2, n + 1):
         if out[k] is None:
             comp, sign = (t.to(a.device) for t in _complement_tables(n, n - k))
@@ -243,14 +247,19 @@ class HammingAdapter(Adapter):
         """``Σ_i α_i ΔW_i x`` one Hamming weight at a time (see Note [weight blocks])."""
         tables = _weight_tables(self.n_qubits, self.in_features, self.out_features)
         a = exact.hamming_block(self.circuit, theta, 1)  # (R, n, n), an SO(n) matrix each
-        blocks = compounds(a)
-        parts = x.index_select(-1, tables.perm_in.to(x.device)).split(tables.sizes_in, -1)
-        outs = []
-        for k, (part, block) in enumerate(zip(parts, blocks, strict=True)):
+        mixed = []
+        for k, block in enumerate(compounds(a)):
             rows, cols = (t.to(x.device) for t in tables.local[k])
-            mixed = torch.einsum("r,rij->ij", alpha, block[:, rows][:, :, cols])
-            outs.append(part @ flush_subnormal(mixed).T)
-        return torch.cat(outs, -1).index_select(-1, tables.inv_out.to(x.device))
+            full = torch.einsum("r,rij->ij", alpha, block)
+            mixed.append(flush_subnormal(full.index_select(0, rows).index_select(1, cols)))
+        dev = x.device
+        return permuted_block_linear(
+            x,
+            tables.perm_in.to(dev),
+            tables.inv_out.to(dev),
+            mixed,
+            tuple(t.to(dev) for t in tables.inverses),  # type: ignore[arg-type]
+        )
 
     def delta_weight(self) -> Tensor:
         """The dense ``ΔW`` (``out × in``), for merging."""
