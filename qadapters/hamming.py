@@ -65,8 +65,10 @@ def flush_subnormal(t: Tensor) -> Tensor:
 # the input as independent blocks: gather the inputs by Hamming weight of their basis index,
 # multiply each group by Σ_i α_i A_i^(k) (only the rows < out and columns < in that the padding
 # and truncation keep), scatter back. That is Σ_k C(q,k)² ≤ 4^q / √(πq/2) multiply-adds per
-# token instead of a sweep of the 2^q state per gate, and only the layer's own activations are
-# kept for backward. Since A is a rotation (det 1), Jacobi's complementary-minor identity gives
+# token instead of a sweep of the 2^q state per gate, and only the layer's own input is kept for
+# backward (gather, block products and scatter are one autograd Function,
+# :mod:`qadapters.permuted_blocks`, Note [permuted block linear]). Since A is a rotation
+# (det 1), Jacobi's complementary-minor identity gives
 # A^(q−k)[Iᶜ, Jᶜ] = (−1)^(ΣI+ΣJ) A^(k)[I, J], so only orders up to q/2 need minors.
 
 
