@@ -118,6 +118,7 @@ def _worker(rank: int, port: int, out: str) -> None:
             if rank == 0:
                 torch.save({n: p.detach() for n, p in trainable(ddp).items()}, f"{out}/{family}.pt")
         Path(out, f"rank{rank}.json").write_text(json.dumps(report))
+        dist.barrier()  # no rank tears gloo down while the other still talks to it
     finally:
         dist.destroy_process_group()
 
