@@ -107,7 +107,19 @@ CASES: dict[str, Callable[[], Circuit]] = {
 }
 
 
-def random_params(circuit: Circuit, seed: int = 0) -> np.ndarray:
-    """Seeded float64 angles in [-π, π)."""
+def random_params(circuit: Circuit, seed: int = 0, batch: int | None = None) -> np.ndarray:
+    """Seeded float64 angles in [-π, π): shape (P,), or (batch, P)."""
     rng = np.random.default_rng(seed)
-    return rng.uniform(-np.pi, np.pi, circuit.num_params)
+    shape = (circuit.num_params,) if batch is None else (batch, circuit.num_params)
+    return rng.uniform(-np.pi, np.pi, size=shape)
+
+
+def exact_probabilities(circuit: Circuit, params: np.ndarray) -> np.ndarray:
+    """Basis-state probabilities of ``circuit`` from |0…0>, by backends.exact."""
+    import torch
+
+    from backends import exact
+
+    zero = torch.zeros(2**circuit.n_qubits, dtype=torch.float64)
+    zero[0] = 1
+    return (exact.apply(circuit, torch.as_tensor(params), zero).abs() ** 2).numpy()

@@ -21,6 +21,8 @@ from circuits import (
     two_design,
 )
 from circuits.lcu import lcu
+from tests.backends.cases import exact_probabilities as _exact_probs
+from tests.backends.cases import random_params as _params
 
 BUILDERS = [
     *(two_design(n, layers) for n in (2, 3, 5) for layers in (0, 2)),
@@ -32,19 +34,6 @@ BUILDERS = [
     lcu([two_design(3, 1), rbs_pyramid(3)]),
     lcu([two_design(2, 1), rbs_pyramid(2), rbs_brick(2, 2)]),
 ]
-
-
-def _params(c: Circuit, seed: int, batch: int | None = None) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    shape = (c.num_params,) if batch is None else (batch, c.num_params)
-    return rng.uniform(-np.pi, np.pi, size=shape)
-
-
-def _exact_probs(c: Circuit, params: np.ndarray) -> np.ndarray:
-    zero = torch.zeros(2**c.n_qubits, dtype=torch.float64)
-    zero[0] = 1
-    amp = exact.apply(c, torch.as_tensor(params), zero)
-    return (amp.abs() ** 2).numpy()
 
 
 @pytest.mark.parametrize("circuit", BUILDERS, ids=lambda c: c.name)

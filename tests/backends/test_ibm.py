@@ -7,28 +7,17 @@ import traceback
 
 import numpy as np
 import pytest
-import torch
 
 pytest.importorskip("qiskit_ibm_runtime")
 
-from backends import aer, exact, ibm
-from circuits import Circuit, rbs_pyramid, two_design
+from backends import aer, ibm
+from circuits import rbs_pyramid, two_design
 from circuits.lcu import lcu
+from tests.backends.cases import exact_probabilities as _exact_probs
+from tests.backends.cases import random_params as _params
 
 LCU = lcu([two_design(2, 1), rbs_pyramid(2)])
 TOKEN = "tok-3141592653-secret"
-
-
-def _params(c: Circuit, seed: int, batch: int | None = None) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    shape = (c.num_params,) if batch is None else (batch, c.num_params)
-    return rng.uniform(-np.pi, np.pi, size=shape)
-
-
-def _exact_probs(c: Circuit, params: np.ndarray) -> np.ndarray:
-    zero = torch.zeros(2**c.n_qubits, dtype=torch.float64)
-    zero[0] = 1
-    return (exact.apply(c, torch.as_tensor(params), zero).abs() ** 2).numpy()
 
 
 def test_fake_backend_without_noise_matches_exact_within_tv_bound():
