@@ -264,6 +264,9 @@ class Circuit:
             share_params: if False (default) ``other``'s parameter indices are shifted past this
                 circuit's, so the composed vector is ``concat(self_params, other_params)``; if
                 True both index one shared vector.
+
+        The result keeps the ancilla register (and postselection) of whichever circuit has one;
+        two different registers are an error.
         """
         if other.n_qubits != self.n_qubits:
             raise ValueError(
@@ -275,9 +278,21 @@ class Circuit:
         num = max(self.num_params, other.num_params) if share_params else (
             self.num_params + other.num_params
         )
-        if self.ancillas != other.ancillas and other.ancillas:
-            raise ValueError("cannot compose circuits with different ancilla registers")
-        return replace(self, ops=self.ops + shifted.ops, num_params=num)
+        registers = {(c.ancillas, c.postselect) for c in (self, other) if c.ancillas}
+        if len(registers) > 1:
+            raise ValueError(
+                "cannot compose circuits with different ancilla registers; found "
+                f"{self.ancillas} (postselect {self.postselect}) and {other.ancillas} "
+                f"(postselect {other.postselect})"
+            )
+        ancillas, postselect = registers.pop() if registers else ((), ())
+        return replace(
+            self,
+            ops=self.ops + shifted.ops,
+            num_params=num,
+            ancillas=ancillas,
+            postselect=postselect,
+        )
 
     def shift_params(self, offset: int, num_params: int | None = None) -> Circuit:
         """Add ``offset`` to every parameter index."""

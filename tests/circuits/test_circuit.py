@@ -94,6 +94,16 @@ def test_compose_shifts_parameters_unless_shared() -> None:
         a.compose(rbs_pyramid(4))
 
 
+def test_compose_keeps_the_ancilla_register_of_either_side() -> None:
+    prep = two_design(3, 1)
+    with_anc = Circuit(3, [Op("h", (0,))], ancillas=(0,), postselect=(0,))
+    for c in (prep.compose(with_anc), with_anc.compose(prep)):
+        assert (c.ancillas, c.postselect) == ((0,), (0,))
+    other = Circuit(3, [], ancillas=(1,), postselect=(0,))
+    with pytest.raises(ValueError, match=r"different ancilla registers; found \(0,\)"):
+        with_anc.compose(other)
+
+
 def test_on_wires_and_controlled() -> None:
     c = rbs_pyramid(3).on_wires([1, 2, 3], 4).controlled([0], [0])
     assert c.n_qubits == 4
