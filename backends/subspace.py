@@ -198,8 +198,7 @@ def simulate(circuit: Circuit, p: Tensor, k: int, dtype: torch.dtype) -> Tensor:
     if dense is not None:
         base, positions, entries = (torch.as_tensor(a, device=p.device) for a in dense)
         values = table.index_select(1, entries)
-        flat = torch.zeros(b, base.numel(), dtype=dtype, device=p.device)
-        flat = flat.index_add(1, positions, values) + base.to(dtype)
+        flat = base.to(dtype).expand(b, -1).index_add(1, positions, values)
         return _tree_product(flat.reshape(b, len(passes), rows, rows))
     x = torch.eye(rows, dtype=dtype, device=p.device).expand(b, rows, rows)
     for sp in passes:

@@ -72,19 +72,29 @@ def fbs_sign(n: int, op: Op) -> np.ndarray | None:
 
 
 
+#: (fixed, cos, sin) parts of the real rotations, flattened row-major
+_ROTATION_PARTS = {
+    "ry": ([0.0, 0, 0, 0], [1.0, 0, 0, 1], [0.0, -1, 1, 0]),
+    "rbs": (
+        [1.0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+        [0.0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0],
+        [0.0, 0, 0, 0, 0, 0, 1, 0, 0, -1, 0, 0, 0, 0, 0, 0],
+    ),
+}
+_ROTATION_PARTS["fbs"] = _ROTATION_PARTS["rbs"]
+
+
 def rotation(name: str, theta: Tensor, dtype: torch.dtype) -> Tensor:
     """Matrices of a one-parameter gate for every angle in ``theta``: shape (*theta.shape, d, d)."""
     t = theta
-    if name == "ry":
-        c, s = torch.cos(t / 2), torch.sin(t / 2)
-        m = torch.stack([c, -s, s, c], -1).to(dtype)
-    elif name in ("rbs", "fbs"):
-        c, s = torch.cos(t), torch.sin(t)
-        one, zero = torch.ones_like(c), torch.zeros_like(c)
-        m = torch.stack(
-            [one, zero, zero, zero, zero, c, s, zero, zero, -s, c, zero, zero, zero, zero, one],
-            -1,
-        ).to(dtype)
+    if name in ("ry", "rbs", "fbs"):
+        # real rotations: fixed part + cos · C + sin · S, three broadcast ops whatever the batch
+        half = t / 2 if name == "ry" else t
+        fixed, cos_part, sin_part = (
+            torch.as_tensor(a, dtype=t.dtype, device=t.device) for a in _ROTATION_PARTS[name]
+        )
+        c, s = torch.cos(half)[..., None], torch.sin(half)[..., None]
+        m = (fixed + c * cos_part + s * sin_part).to(dtype)
     elif name == "rx":
         c, s = torch.cos(t / 2).to(dtype), torch.sin(t / 2).to(dtype)
         m = torch.stack([c, -1j * s, -1j * s, c], -1)
