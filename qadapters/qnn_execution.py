@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from circuits import Circuit
-from qadapters.qnn import Classifier
+from qadapters.qnn import Classifier, refit_threshold
 from qadapters.quantum_data import QuantumDataset
 from qadapters.state_prep import preparation_circuit, preparation_params
 
@@ -258,28 +258,6 @@ def evaluate(
         time.perf_counter() - start,
         accuracy_recalibrated=recalibrated,
     )
-
-
-def refit_threshold(classifier: Classifier, values: np.ndarray, labels: np.ndarray) -> float:
-    """The threshold that labels estimated ``<O>`` values best (the classifier's sign kept).
-
-    Candidates are the midpoints between sorted values (and the two ends); ties go to the one
-    nearest the classifier's own threshold.
-
-    Raises:
-        ValueError: ``values`` and ``labels`` of different lengths, or none.
-    """
-    values, labels = np.asarray(values, dtype=np.float64), np.asarray(labels)
-    if values.shape != labels.shape or values.ndim != 1 or not len(values):
-        raise ValueError(
-            f"expected equal-length 1-d values and labels; found {values.shape}, {labels.shape}"
-        )
-    v = np.sort(values)
-    candidates = np.concatenate([[v[0] - 1.0], (v[1:] + v[:-1]) / 2, [v[-1] + 1.0]])
-    pred = classifier.scale * (values[None, :] - candidates[:, None]) > 0
-    acc = (pred == labels[None, :].astype(bool)).mean(1)
-    best = np.flatnonzero(acc == acc.max())
-    return float(candidates[best[np.argmin(np.abs(candidates[best] - classifier.threshold))]])
 
 
 def _sample(

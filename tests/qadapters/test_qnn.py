@@ -104,6 +104,12 @@ def test_baselines_train_what_they_say(tasks, models):
     base, _ = models
     thr = qnn.with_new_threshold(base, b_train, FAST)
     assert torch.equal(thr.params, base.params) and thr.trainable == 2
+    # fitted for accuracy: the pretrained readout is one of the candidates, so it can only gain
+    assert qnn.accuracy(thr, b_train) >= qnn.accuracy(base, b_train)
+    flipped = replace(base, scale=-base.scale)
+    assert qnn.accuracy(qnn.with_new_threshold(flipped, b_train), b_train) >= qnn.accuracy(
+        base, b_train
+    )  # a wrong sign is fixed too
     again = qnn.retrain(base, b_train, FAST)
     assert not torch.equal(again.params, base.params)
     alone = qnn.train_qa_alone(b_train, config=FAST)
