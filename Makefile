@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIN_HASH := $(shell cat constraints.txt requirements.lock pyproject.toml | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(PIN_HASH)
 
-.PHONY: venv test test-slow lint demo finetune bench-unitary clean
+.PHONY: venv test test-slow lint demo finetune bench-unitary bench-step clean
 
 venv: $(STAMP)
 
@@ -40,6 +40,9 @@ finetune: $(STAMP)
 
 bench-unitary: $(STAMP)
 	$(PY) -m benchmarks.unitary
+
+bench-step: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) -m benchmarks.step_time
 
 clean:
 	rm -rf $(VENV) build *.egg-info
