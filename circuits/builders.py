@@ -1,4 +1,4 @@
-"""Builders: functions that return the adapter circuit families of DESIGN.md §4."""
+"""Builders: functions that return the adapter circuit families of docs/architecture.md."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 A circuit is plain data. It names gates from :mod:`circuits.gates`, refers to its parameters by
 index into one flat parameter vector, and says nothing about how it is run; :mod:`backends` compile
-it. Wire 0 is the most significant bit of a basis index (DESIGN.md §3).
+it. Wire 0 is the most significant bit of a basis index (docs/architecture.md, "Conventions").
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ backends build their own fast versions from the name; the tests check them again
 :func:`reference_matrix`.
 
 Matrices act on the gate's wires in the order given, the first wire being the most significant
-bit (DESIGN.md §3). ``RBS(θ)`` on wires ``(i, j)`` in the basis ``|00>, |01>, |10>, |11>``::
+bit (docs/architecture.md, "Conventions").
+``RBS(θ)`` on wires ``(i, j)`` in the basis ``|00>, |01>, |10>, |11>``::
 
     [[1,      0,     0, 0],
      [0,  cos θ, sin θ, 0],

@@ -1,7 +1,7 @@
 """Fine-tune all-MiniLM-L6-v2 on WordNet glosses (or your CSV/JSONL): LoRA vs circuit adapters.
 
-A thin wrapper around ``qadapters finetune`` (see :mod:`qadapters.finetune`); every option of the
-command works here, e.g.::
+A thin wrapper around ``qadapters finetune`` (see :mod:`qadapters.experiments.finetune`); every
+option of the command works here, e.g.::
 
     python examples/finetune_text.py --max-steps 60 --per-class 100
     python examples/finetune_text.py --data my_reviews.csv --methods lora,pauli

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from qadapters import qnn
 from qadapters.config import atomic_write
-from qadapters.qnn_demo import format_backends, write_plot
-from qadapters.qnn_execution import check_backend, evaluate
-from qadapters.quantum_data import make_dataset, make_order_dataset, train_test_split
+from qadapters.experiments.qnn_demo import format_backends, write_plot
+from qadapters.qnn import classifier as qnn
+from qadapters.qnn.execution import check_backend, evaluate
+from qadapters.qnn.quantum_data import make_dataset, make_order_dataset, train_test_split
 
 
 def main() -> None:

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from qadapters.base import Adapter
+from qadapters.families.base import Adapter
 
 ADAPTER_PREFIX = "qadapter_"
 _HALF = (torch.float16, torch.bfloat16)

@@ -1,0 +1,133 @@
+"""Reporting for the demo: per-method summaries, the printed table, ``results.json`` and plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qadapters.config import atomic_write
+from qadapters.experiments.mnist import mean_std
+
+RESULTS_NAME = "results.json"
+CURVES_PLOT = "val_accuracy.png"
+PARAMS_PLOT = "params_vs_accuracy.png"
+
+
+def summarize(runs: list[dict[str, Any]], methods: list[str]) -> dict[str, dict[str, Any]]:
+    """Mean ± sample std over seeds of every metric, per method (in ``methods`` order)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in methods:
+        rows = [r for r in runs if r["method"] == name]
+        if not rows:
+            continue
+        summary: dict[str, Any] = {
+            "trainable_params": rows[0]["trainable_params"],
+            "adapter_bytes": rows[0]["adapter_bytes"],
+            "lr": rows[0]["lr"],
+            "seeds": [r["seed"] for r in rows],
+        }
+        for key in ("acc_b", "acc_a_kept", "seconds"):
+            values = [float(r[key]) for r in rows]
+            m, s = mean_std(values)
+            summary[key] = {"mean": m, "std": s, "values": values}
+        curves = np.asarray([r["val_curve"] for r in rows], dtype=float)
+        summary["val_curve"] = {
+            "mean": curves.mean(axis=0).tolist(),
+            "std": (curves.std(axis=0, ddof=1) if len(rows) > 1 else 0 * curves[0]).tolist(),
+        }
+        out[name] = summary
+    return out
+
+
+def _pct(stat: dict[str, float]) -> str:
+    return f"{100 * stat['mean']:5.1f} ± {100 * stat['std']:4.1f}"
+
+
+def format_table(summary: dict[str, dict[str, Any]], n_seeds: int) -> str:
+    """The printed table: one row per method, accuracies in percent, mean ± std over seeds."""
+    header = (
+        f"{'method':<9} {'trainable':>9} {'bytes':>8} {'acc 5-9 (%)':>12} "
+        f"{'kept 0-4 (%)':>12} {'seconds':>12}"
+    )
+    lines = [header, "-" * len(header)]
+    for name, s in summary.items():
+        sec = s["seconds"]
+        lines.append(
+            f"{name:<9} {s['trainable_params']:>9,} {s['adapter_bytes']:>8,} "
+            f"{_pct(s['acc_b']):>12} {_pct(s['acc_a_kept']):>12} "
+            f"{sec['mean']:6.2f} ± {sec['std']:4.2f}"
+        )
+    lines.append(f"mean ± std over {n_seeds} seed(s); seconds = adaptation training time")
+    return "\n".join(lines)
+
+
+def write_json(out_dir: Path, payload: dict[str, Any]) -> Path:
+    """Write ``results.json`` atomically (temporary file + ``os.replace``)."""
+    path = Path(out_dir) / RESULTS_NAME
+    atomic_write(path, (json.dumps(payload, indent=2) + "\n").encode())
+    return path
+
+
+def write_plots(out_dir: Path, summary: dict[str, dict[str, Any]]) -> list[Path]:
+    """Validation accuracy per epoch, and trainable parameters (log x) vs accuracy on 5-9."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError("the demo plots need matplotlib: pip install 'qadapters[demo]'") from err
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for name, s in summary.items():
+        mean = 100 * np.asarray(s["val_curve"]["mean"])
+        std = 100 * np.asarray(s["val_curve"]["std"])
+        epochs = np.arange(1, len(mean) + 1)
+        ax.plot(epochs, mean, marker="o", ms=3, label=name)
+        ax.fill_between(epochs, mean - std, mean + std, alpha=0.15)
+    ax.set(xlabel="epoch", ylabel="validation accuracy on 5-9 (%)", title="Adapting 0-4 → 5-9")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    curves = out_dir / CURVES_PLOT
+    _save(fig, curves)
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for name, s in summary.items():
+        ax.errorbar(
+            s["trainable_params"],
+            100 * s["acc_b"]["mean"],
+            yerr=100 * s["acc_b"]["std"],
+            fmt="o",
+            capsize=3,
+            label=name,
+        )
+        ax.annotate(
+            name,
+            (s["trainable_params"], 100 * s["acc_b"]["mean"]),
+            fontsize=8,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
+    ax.set_xscale("log")
+    ax.set(xlabel="trainable parameters (log)", ylabel="test accuracy on 5-9 (%)")
+    ax.set_title("Parameters vs accuracy")
+    ax.grid(alpha=0.3, which="both")
+    params = out_dir / PARAMS_PLOT
+    _save(fig, params)
+    return [curves, params]
+
+
+def _save(fig: Any, path: Path) -> None:
+    """Save a figure through a temporary name so a reader never sees half a PNG."""
+    import matplotlib.pyplot as plt
+
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.tight_layout()
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)

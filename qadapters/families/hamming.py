@@ -1,0 +1,286 @@
+"""QML adapters (Raj & Coyle): additive ``h' = W x + Σ_{i<R} α_i ΔW_i x`` with RBS circuits.
+
+Two variants:
+
+- ``"hw"`` — ``ΔW_i`` is the whole unitary of an RBS circuit on ``q = ⌈log2 max(in, out)⌉`` qubits:
+  block diagonal over all Hamming weights, ``⊕_{k=0}^{q} A_i^(k)``, with only ``O(q²)`` angles (an
+  exponential compression). It is applied to activations one Hamming weight at a time, each
+  group of input features multiplied by ``Σ_i α_i A_i^(k)`` (see Note [weight blocks]); circuits
+  for which the compound identity fails are run on the zero-padded input as a state through
+  :func:`backends.exact.apply`. The ``2^q × 2^q`` matrix is never formed in the forward pass.
+- ``"compound"`` — ``ΔW_i = A_i^(k)``, one order k, with n the smallest such that
+  ``C(n, k) >= max(in, out)`` (padding/truncation as above); the block comes from
+  :func:`backends.exact.hamming_block` and is ``C(n,k) × C(n,k)``, about the size of the layer,
+  because that matrix *is* the variant's ``ΔW``.
+
+``α`` starts at zero, so the adapted layer equals the frozen one at init; circuit angles start
+uniform in ``[−π, π)`` so the R sub-adapters differ. ``merge`` forms the dense ``ΔW``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from math import comb
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from backends import exact
+from circuits import Circuit, rbs_brick, rbs_butterfly, rbs_pyramid
+from circuits.subspace import weight_indices, weight_positions
+from qadapters.families.base import Adapter
+from qadapters.families.kernels.permuted_blocks import inverse_permutation, permuted_block_linear
+
+Variant = Literal["hw", "compound"]
+Layout = Literal["pyramid", "brick", "butterfly"]
+
+
+def _check(num_adapters: int, variant: str, layout: str, depth: int, order: int) -> None:
+    for name, v in (("num_adapters", num_adapters), ("depth", depth), ("order", order)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be an int >= 1; found {v!r}")
+    if variant not in ("hw", "compound"):
+        raise ValueError(f"variant must be one of 'hw', 'compound'; found {variant!r}")
+    if layout not in ("pyramid", "brick", "butterfly"):
+        raise ValueError(f"layout must be one of 'pyramid', 'brick', 'butterfly'; found {layout!r}")
+
+
+def flush_subnormal(t: Tensor) -> Tensor:
+    """Zero the subnormal entries of ``t`` (far corners of compounds of near-identity blocks are
+    products of many small sines; float32 matmuls slow down ~50× on subnormal operands).
+
+    The gradient passes through unchanged: ``masked_fill`` would zero it at the flushed entries,
+    and at θ = 0 (or α = 0) those are all the off-diagonal ones, so training could never start."""
+    return t - torch.where(t.abs() < torch.finfo(t.dtype).tiny, t, 0.0).detach()
+
+
+# Note [weight blocks]
+# ---------------------
+# For a fermionic circuit (nearest-neighbour RBS or FBS gates) the weight-k block of the 2^q
+# unitary is the k-th compound A^(k) of its weight-1 block A (Cauchy–Binet), so ΔW_i acts on
+# the input as independent blocks: gather the inputs by Hamming weight of their basis index,
+# multiply each group by Σ_i α_i A_i^(k) (only the rows < out and columns < in that the padding
+# and truncation keep), scatter back. That is Σ_k C(q,k)² ≤ 4^q / √(πq/2) multiply-adds per
+# token instead of a sweep of the 2^q state per gate, and only the layer's own input is kept for
+# backward (gather, block products and scatter are one autograd Function,
+# :mod:`qadapters.families.kernels.permuted_blocks`, Note [permuted block linear]). Since A is
+# a rotation (det 1), Jacobi's complementary-minor identity gives
+# A^(q−k)[Iᶜ, Jᶜ] = (−1)^(ΣI+ΣJ) A^(k)[I, J], so only orders up to q/2 need minors.
+
+
+@dataclass(frozen=True)
+class _Tables:
+    perm_in: Tensor  # input features ordered by the Hamming weight of their index
+    sizes_in: list[int]  # inputs of each weight
+    local: list[tuple[Tensor, Tensor]]  # per weight: (kept rows, kept columns) of A^(k)
+    inv_out: Tensor  # output position of each feature in the concatenated block outputs
+    inverses: tuple[Tensor, Tensor]  # inverse permutations of perm_in and inv_out
+
+
+@lru_cache(maxsize=64)
+def _weight_tables(n: int, in_features: int, out_features: int) -> _Tables:
+    perm_in, perm_out, sizes, local = [], [], [], []
+    for k in range(n + 1):
+        idx = weight_indices(n, k)
+        cols, rows = np.flatnonzero(idx < in_features), np.flatnonzero(idx < out_features)
+        perm_in.append(idx[cols])
+        perm_out.append(idx[rows])
+        sizes.append(len(cols))
+        local.append((torch.from_numpy(rows), torch.from_numpy(cols)))
+    order = np.concatenate(perm_out)
+    inv = np.empty_like(order)
+    inv[order] = np.arange(len(order))
+    p_in = torch.from_numpy(np.concatenate(perm_in))
+    inverses = (inverse_permutation(p_in), torch.from_numpy(order))
+    return _Tables(p_in, sizes, local, torch.from_numpy(inv), inverses)
+
+
+@lru_cache(maxsize=64)
+def _complement_tables(n: int, k: int) -> tuple[Tensor, Tensor]:
+    """For order n−k: the index in order k of each state's complement, and its sign (−1)^ΣI."""
+    pos_k = weight_positions(n, k)
+    lookup = {tuple(p): i for i, p in enumerate(pos_k.tolist())}
+    pos = weight_positions(n, n - k)
+    full = set(range(n))
+    comp = [lookup[tuple(sorted(full - set(p)))] for p in pos.tolist()]
+    sign = np.where(pos.sum(axis=1) % 2, -1.0, 1.0) if n - k else np.ones(1)
+    return torch.tensor(comp, dtype=torch.long), torch.from_numpy(sign)
+
+
+def compounds(a: Tensor) -> list[Tensor]:
+    """``[A^(0), A^(1), …, A^(n)]`` of rotations ``a`` (``(..., n, n)``, det 1).
+
+    Orders up to n/2 come from one pass of :func:`backends.exact.compounds`, the others from the
+    complementary minors (see Note [weight blocks]); the result equals
+    :func:`backends.exact.compound` for every order when ``a`` is a rotation.
+    """
+    n = a.shape[-1]
+    out: list[Tensor | None] = [None] * (n + 1)
+    out[0] = a.new_ones(*a.shape[:-2], 1, 1)
+    for k, block in enumerate(exact.compounds(a, max(1, n // 2)), start=1):
+        out[k] = block
+    for k in range(n - n // 2, n + 1):
+        if out[k] is None:
+            comp, sign = (t.to(a.device) for t in _complement_tables(n, n - k))
+            low = out[n - k]
+            assert low is not None
+            sign = sign.to(a.dtype)
+            out[k] = low[..., comp, :][..., :, comp] * sign[:, None] * sign[None, :]
+    return [t for t in out if t is not None]
+
+
+def register_size(in_features: int, out_features: int, variant: str, order: int) -> int:
+    """Qubits n of the circuit: ``⌈log2 max⌉`` (``"hw"``) or the least n with
+    ``C(n, order) >= max`` (``"compound"``); at least 2 (and at least ``order``)."""
+    d = max(in_features, out_features)
+    if variant == "hw":
+        return max(2, (d - 1).bit_length())
+    n = max(2, order)
+    while comb(n, order) < d:
+        n += 1
+    return n
+
+
+def build_circuit(n: int, layout: str, depth: int) -> Circuit:
+    """The sub-adapter circuit: RBS pyramid, brick of ``depth`` layers, or butterfly (FBS)."""
+    if layout == "pyramid":
+        return rbs_pyramid(n)
+    if layout == "brick":
+        return rbs_brick(n, depth)
+    if n & (n - 1):
+        raise ValueError(f"layout 'butterfly' needs a power-of-two number of qubits; found n={n}")
+    return rbs_butterfly(n, gate="fbs")
+
+
+class HammingAdapter(Adapter):
+    """QML adapter: ``base_out + Σ_i α_i ΔW_i x`` (see the module docstring).
+
+    Trainable parameters: ``R · (1 + P)`` with P the circuit's angles: ``n(n−1)/2`` (pyramid),
+    ``Σ_{d<depth} ⌈(n − 1 − d mod 2)/2⌉`` (brick) or ``(n/2)·log2 n`` (butterfly).
+
+    Args:
+        in_features: input width.
+        out_features: output width.
+        num_adapters: R, sub-adapters in the linear combination (paper: 2).
+        variant: ``"hw"`` (all Hamming weights) or ``"compound"`` (one order).
+        layout: ``"pyramid"``, ``"brick"`` or ``"butterfly"``.
+        depth: layers of the brick layout.
+        order: Hamming weight k of the ``"compound"`` variant.
+
+    Raises:
+        ValueError: an invalid option (the message lists the valid values).
+
+    Example:
+        >>> a = HammingAdapter(784, 64, num_adapters=2)
+        >>> a.n_qubits, a.num_trainable()
+        (10, 92)
+    """
+
+    angle_names = ("theta",)
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        num_adapters: int = 2,
+        variant: Variant = "hw",
+        layout: Layout = "pyramid",
+        depth: int = 4,
+        order: int = 2,
+    ) -> None:
+        super().__init__(in_features, out_features)
+        _check(num_adapters, variant, layout, depth, order)
+        self.num_adapters, self.variant, self.layout = num_adapters, variant, layout
+        self.depth, self.order = depth, order
+        self.n_qubits = register_size(in_features, out_features, variant, order)
+        self.circuit = build_circuit(self.n_qubits, layout, depth)
+        dim = 2**self.n_qubits if variant == "hw" else comb(self.n_qubits, order)
+        self.dim = dim
+        init = (torch.rand(num_adapters, self.circuit.num_params) * 2 - 1) * math.pi
+        self.theta = nn.Parameter(init)
+        self.alpha = nn.Parameter(torch.zeros(num_adapters))
+
+    @classmethod
+    def count(
+        cls,
+        in_features: int,
+        out_features: int,
+        num_adapters: int = 2,
+        variant: Variant = "hw",
+        layout: Layout = "pyramid",
+        depth: int = 4,
+        order: int = 2,
+    ) -> int:
+        """Trainable parameters, from sizes only."""
+        _check(num_adapters, variant, layout, depth, order)
+        n = register_size(in_features, out_features, variant, order)
+        return num_adapters * (1 + build_circuit(n, layout, depth).num_params)
+
+    @property
+    def circuits(self) -> dict[str, Circuit]:
+        """``{"theta": circuit}``; ``theta`` holds one angle vector per sub-adapter."""
+        return {"theta": self.circuit}
+
+    def _pad(self, x: Tensor) -> Tensor:
+        return torch.nn.functional.pad(x, (0, self.dim - x.shape[-1]))
+
+    def delta(self, x: Tensor) -> Tensor:
+        """``Σ_i α_i ΔW_i x`` for ``x`` of shape ``(..., in)``; never forms ``2^q × 2^q``."""
+        theta, alpha = self.theta.to(x.dtype), self.alpha.to(x.dtype)
+        xp = self._pad(x)
+        if self.variant == "compound":
+            m = exact.hamming_block(self.circuit, theta, self.order)  # (R, C, C)
+            w = flush_subnormal(torch.einsum("r,rij->ij", alpha, m))
+            return (xp @ w.T)[..., : self.out_features]
+        if not exact.is_fermionic(self.circuit):  # the compound identity does not hold
+            out = None
+            for i in range(self.num_adapters):
+                term = exact.apply(self.circuit, theta[i], xp) * alpha[i]
+                out = term if out is None else out + term
+            assert out is not None
+            return out[..., : self.out_features]
+        return self._blockwise(x, theta, alpha)
+
+    def _blockwise(self, x: Tensor, theta: Tensor, alpha: Tensor) -> Tensor:
+        """``Σ_i α_i ΔW_i x`` one Hamming weight at a time (see Note [weight blocks])."""
+        tables = _weight_tables(self.n_qubits, self.in_features, self.out_features)
+        a = exact.hamming_block(self.circuit, theta, 1)  # (R, n, n), an SO(n) matrix each
+        mixed = []
+        for k, block in enumerate(compounds(a)):
+            rows, cols = (t.to(x.device) for t in tables.local[k])
+            full = torch.einsum("r,rij->ij", alpha, block)
+            mixed.append(flush_subnormal(full.index_select(0, rows).index_select(1, cols)))
+        dev = x.device
+        return permuted_block_linear(
+            x,
+            tables.perm_in.to(dev),
+            tables.inv_out.to(dev),
+            mixed,
+            tuple(t.to(dev) for t in tables.inverses),  # type: ignore[arg-type]
+        )
+
+    def delta_weight(self) -> Tensor:
+        """The dense ``ΔW`` (``out × in``), for merging."""
+        theta, alpha = self.theta, self.alpha
+        if self.variant == "compound":
+            m = exact.hamming_block(self.circuit, theta, self.order)
+        else:
+            m = exact.columns(self.circuit, theta, self.in_features)  # (R, 2^q, in)
+        w = torch.einsum("r,rij->ij", alpha.to(m.dtype), m)
+        return w[: self.out_features, : self.in_features]
+
+    def forward(self, x: Tensor, base_out: Tensor) -> Tensor:
+        """``base_out + Σ_i α_i ΔW_i x``."""
+        return base_out + self.delta(x)
+
+    def merge(self, weight: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """``(W + ΔW, b)``."""
+        return weight + self.delta_weight().to(weight.dtype), bias
+
+    def unmerge(self, weight: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """``(W − ΔW, b)``."""
+        return weight - self.delta_weight().to(weight.dtype), bias

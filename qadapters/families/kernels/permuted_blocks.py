@@ -1,0 +1,111 @@
+"""``y = P_outᵀ (⊕_k W_k) P_in x``: a block-diagonal linear map on permuted features.
+
+The engine of the ``"hw"`` variant of :class:`qadapters.families.hamming.HammingAdapter`: the input
+features are ordered by the Hamming weight of their index (``perm_in``), each contiguous group
+is multiplied by its block ``W_k`` (``rows_k × cols_k``), and the concatenated outputs are put
+back in feature order (``inv_out``).
+
+Note [permuted block linear]
+----------------------------
+Autograd through ``index_select`` + ``mm`` + ``cat`` + ``index_select`` keeps the permuted input
+(a new ``T × in`` activation per adapter) and scatters gradients back with ``index_add`` into
+zeros. Here the backward instead
+
+- keeps the *unpermuted* input ``x``: the layer input, which every adapter of the same input
+  (query and value of one attention block) shares, so it is kept once, as LoRA keeps it, and
+  gathers ``P_in x`` again when needed (one ``T × in`` gather);
+- undoes the permutations by gathering with the inverse permutation (a permutation's transpose
+  is its inverse), which is several times cheaper than ``index_add``.
+
+The values and gradients are those of the straightforward computation, up to summation order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+
+def _blocks_apply(x: Tensor, blocks: Sequence[Tensor], sizes: Sequence[int], out: Tensor) -> None:
+    """``out[:, group k] ← x[:, group k] · blocks[k]`` over contiguous groups of columns."""
+    start_in = start_out = 0
+    for b, size in zip(blocks, sizes, strict=True):
+        rows = b.shape[-1]
+        out[:, start_out : start_out + rows] = x[:, start_in : start_in + size] @ b
+        start_in += size
+        start_out += rows
+
+
+class _PermutedBlockLinear(torch.autograd.Function):
+    """See Note [permuted block linear]; ``blocks[k]`` has shape ``(rows_k, cols_k)``."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx, x: Tensor, perms: tuple[Tensor, Tensor, Tensor, Tensor], *blocks: Tensor
+    ) -> Tensor:
+        perm_in, inv_in, perm_out, inv_out = perms
+        flat = x.reshape(-1, x.shape[-1])
+        xp = flat.index_select(-1, perm_in)
+        yp = flat.new_empty(flat.shape[0], perm_out.numel())
+        _blocks_apply(xp, [b.T for b in blocks], [b.shape[-1] for b in blocks], yp)
+        ctx.save_for_backward(x, perm_in, inv_in, perm_out, *blocks)
+        return yp.index_select(-1, inv_out).view(*x.shape[:-1], -1)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        x, perm_in, inv_in, perm_out, *blocks = ctx.saved_tensors
+        gp = grad.reshape(-1, grad.shape[-1]).index_select(-1, perm_out)
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            gxp = gp.new_empty(gp.shape[0], perm_in.numel())
+            _blocks_apply(gp, blocks, [b.shape[0] for b in blocks], gxp)
+            grad_x = gxp.index_select(-1, inv_in).view(x.shape)
+        grads: list[Tensor | None] = [None] * len(blocks)
+        if any(ctx.needs_input_grad[2:]):
+            xp = x.reshape(-1, x.shape[-1]).index_select(-1, perm_in)
+            start_in = start_out = 0
+            for k, b in enumerate(blocks):
+                rows, cols = b.shape
+                if ctx.needs_input_grad[2 + k]:
+                    g_k = gp[:, start_out : start_out + rows]
+                    grads[k] = g_k.T @ xp[:, start_in : start_in + cols]
+                start_in += cols
+                start_out += rows
+        return (grad_x, None, *grads)
+
+
+def inverse_permutation(perm: Tensor) -> Tensor:
+    """``inv`` with ``inv[perm[i]] = i``."""
+    inv = torch.empty_like(perm)
+    inv[perm] = torch.arange(perm.numel(), device=perm.device)
+    return inv
+
+
+def permuted_block_linear(
+    x: Tensor,
+    perm_in: Tensor,
+    inv_out: Tensor,
+    blocks: Sequence[Tensor],
+    inverses: tuple[Tensor, Tensor] | None = None,
+) -> Tensor:
+    """``P_outᵀ (⊕_k blocks[k]) P_in x`` for ``x`` ``(..., in)`` (see the module docstring).
+
+    Args:
+        x: activations ``(..., in)``.
+        perm_in: a permutation of ``range(in)``: the feature read at each permuted position.
+        inv_out: a permutation of ``range(out)``: the permuted position of each output feature.
+        blocks: ``(rows_k, cols_k)`` with ``Σ cols_k = in`` and ``Σ rows_k = out``.
+        inverses: ``(inverse of perm_in, inverse of inv_out)`` if already known.
+
+    Returns:
+        ``(..., out)``.
+    """
+    if sum(b.shape[1] for b in blocks) != perm_in.numel() or perm_in.numel() != x.shape[-1]:
+        raise ValueError("blocks' columns must add up to the input features")
+    if sum(b.shape[0] for b in blocks) != inv_out.numel():
+        raise ValueError("blocks' rows must add up to the output features")
+    inv_in, perm_out = inverses or (inverse_permutation(perm_in), inverse_permutation(inv_out))
+    perms = (perm_in, inv_in, perm_out, inv_out)
+    return _PermutedBlockLinear.apply(x, perms, *blocks)

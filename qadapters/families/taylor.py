@@ -1,0 +1,127 @@
+"""Quantum-PEFT with the Lie-algebra (Taylor) map: ``ΔW = U_K diag(s) V_Kᵀ · scale``.
+
+``U_K`` and ``V_K`` are the first K columns of ``exp(L − Lᵀ)`` with ``L`` strictly lower triangular
+and nonzero only in its first ``intrinsic_rank`` columns (:func:`.stiefel.lie_stiefel`):
+a Taylor series of order P (``order=P``, orthonormal up to the truncation error) or the exact
+exponential (``order=None``, computed through a ``4r × 4r`` matrix exponential, never ``d × d``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from circuits import Circuit
+from qadapters.families.pauli import SVDFormAdapter, check_rank
+from qadapters.families.stiefel import lie_indices, lie_num_params, lie_stiefel
+
+
+def _check_lie(intrinsic_rank: int, order: int | None) -> None:
+    if isinstance(intrinsic_rank, bool) or not isinstance(intrinsic_rank, int):
+        raise ValueError(f"intrinsic_rank must be an int >= 1; found {intrinsic_rank!r}")
+    if intrinsic_rank < 1:
+        raise ValueError(f"intrinsic_rank must be an int >= 1; found {intrinsic_rank!r}")
+    if order is not None and (isinstance(order, bool) or not isinstance(order, int) or order < 1):
+        raise ValueError(f"order must be None (exact exponential) or an int >= 1; found {order!r}")
+
+
+class TaylorAdapter(SVDFormAdapter):
+    """Quantum-PEFT adapter whose singular vectors come from the Lie (Taylor) map.
+
+    Trainable parameters: ``K + P(out) + P(in)`` with ``P(d) = r·d − r(r+1)/2`` and
+    ``r = min(intrinsic_rank, d − 1)`` (the strictly lower entries of the first r columns).
+    Generators start at ``N(0, (0.5/√d)²)`` so that ``‖L − Lᵀ‖`` is O(1) and the Taylor series is
+    accurate; ``s = 0`` keeps the model unchanged at init.
+
+    Args:
+        in_features: input width.
+        out_features: output width.
+        rank: K, the number of singular vectors.
+        intrinsic_rank: number of trainable columns r of each generator L.
+        order: Taylor order P, or None for the exact exponential.
+        scale: constant factor on ``ΔW``.
+
+    Raises:
+        ValueError: rank, intrinsic_rank or order out of range.
+
+    Example:
+        >>> a = TaylorAdapter(12, 20, rank=3, intrinsic_rank=2)
+        >>> a.num_trainable() == 3 + (2 * 20 - 3) + (2 * 12 - 3)
+        True
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        rank: int = 4,
+        intrinsic_rank: int = 2,
+        order: int | None = 4,
+        scale: float = 1.0,
+    ) -> None:
+        super().__init__(in_features, out_features, rank, scale)
+        _check_lie(intrinsic_rank, order)
+        self.intrinsic_rank = intrinsic_rank
+        self.order = order
+        dtype = torch.get_default_dtype()
+        for name, d in (("u", out_features), ("v", in_features)):
+            r = min(intrinsic_rank, d - 1)
+            rows, cols = lie_indices(d, r)
+            self.register_buffer(f"_{name}_rows", rows, persistent=False)
+            self.register_buffer(f"_{name}_cols", cols, persistent=False)
+            init = torch.randn(lie_num_params(d, r), dtype=dtype) * (0.5 / math.sqrt(d))
+            self.register_parameter(name, nn.Parameter(init))
+        self.angle_names = ("u", "v")
+
+    @classmethod
+    def count(
+        cls,
+        in_features: int,
+        out_features: int,
+        rank: int = 4,
+        intrinsic_rank: int = 2,
+        order: int | None = 4,
+        **_: object,
+    ) -> int:
+        """Trainable parameters, from sizes only."""
+        check_rank(rank, in_features, out_features)
+        _check_lie(intrinsic_rank, order)
+        return rank + sum(
+            lie_num_params(d, min(intrinsic_rank, d - 1)) for d in (out_features, in_features)
+        )
+
+    @property
+    def circuits(self) -> dict[str, Circuit]:
+        """None: the Lie map is a matrix exponential, not a gate sequence."""
+        return {}
+
+    def generator(self, name: str) -> Tensor:
+        """``L_r`` (``d × r``) of ``"u"`` or ``"v"``, scattered from the packed parameter."""
+        p: Tensor = getattr(self, name)
+        rows, cols = getattr(self, f"_{name}_rows"), getattr(self, f"_{name}_cols")
+        d = self.out_features if name == "u" else self.in_features
+        r = min(self.intrinsic_rank, d - 1)
+        return p.new_zeros(d, r).index_put((rows, cols), p)
+
+    def _factor(self, name: str) -> Tensor:
+        d = self.out_features if name == "u" else self.in_features
+        p: Tensor = getattr(self, name)
+        if d == 1:
+            return torch.ones(1, 1, dtype=p.dtype, device=p.device)
+        method = "exp" if self.order is None else "taylor"
+        return lie_stiefel(self.generator(name), self.rank, method=method, order=self.order or 1)
+
+    def factors(self) -> tuple[Tensor, Tensor]:
+        return self._factor("u"), self._factor("v")
+
+    def orthonormality_error(self) -> float:
+        """``max |U_KᵀU_K − I|`` over both factors (0 up to rounding when ``order=None``)."""
+        errs = []
+        with torch.no_grad():
+            factors = self.factors()
+        for f in factors:
+            eye = torch.eye(f.shape[1], dtype=f.dtype, device=f.device)
+            errs.append(float((f.T @ f - eye).abs().max()))
+        return max(errs)

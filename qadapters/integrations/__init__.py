@@ -1,0 +1,2 @@
+"""Integrations with training stacks: the Hugging Face ``Trainer`` (:mod:`.trainer`) and
+``torch.distributed`` data parallelism (:mod:`.distributed`)."""

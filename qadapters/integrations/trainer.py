@@ -1,0 +1,172 @@
+"""``transformers.Trainer`` integration: checkpoints that hold the adapters only.
+
+A plain ``Trainer`` can train a :class:`~qadapters.model.QAdapterModel` (an ``nn.Module`` that
+forwards to the Hugging Face model) but it special-cases only ``PreTrainedModel`` and ``PeftModel``:
+it reads dataset columns and label names from ``QAdapterModel.forward(*args, **kwargs)``, so it
+needs ``remove_unused_columns=False`` and ``label_names=["labels"]``, and it writes the *whole*
+state dict (frozen base included) to ``model.safetensors`` in every checkpoint.
+:class:`QAdapterTrainer` (``Trainer`` + :class:`QAdapterTrainerMixin`) overrides the hooks that
+handle model files, the same places where ``Trainer`` special-cases PEFT models:
+
+- ``_save``: :meth:`QAdapterModel.save_pretrained` (``adapter_config.json`` and
+  ``adapter_model.safetensors``), then the tokenizer / processor and ``training_args.bin``;
+- ``_load_from_checkpoint`` (``resume_from_checkpoint``) and ``_load_best_model``
+  (``load_best_model_at_end``): load the adapter tensors, after checking that the checkpoint's
+  config equals the model's;
+- label names and dataset columns come from the wrapped model's ``forward`` signature;
+- ``train`` first runs :func:`~.distributed.check_config_consistent` across ranks.
+
+Optimizer, scheduler and RNG states are ``Trainer``'s own files and hold adapter state only.
+FSDP, DeepSpeed and SageMaker model parallelism keep ``Trainer``'s own (full state dict) paths.
+To combine with another ``Trainer`` subclass: ``class T(QAdapterTrainerMixin, SFTTrainer)``.
+
+``transformers`` is imported only when ``QAdapterTrainer`` is first accessed.
+
+Example:
+    >>> from qadapters.integrations.trainer import QAdapterTrainer
+    >>> trainer = QAdapterTrainer(model=model, args=args, train_dataset=train)
+    >>> trainer.train()                       # checkpoint-*/adapter_model.safetensors
+    >>> QAdapterModel.from_pretrained(fresh_base, "out/checkpoint-500")
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from torch import nn
+
+from qadapters.config import CONFIG_NAME, QAdapterConfig
+from qadapters.integrations.distributed import check_config_consistent, config_differences
+from qadapters.model import QAdapterModel
+from qadapters.serialization import WEIGHTS_NAME, load_adapter
+
+if TYPE_CHECKING:
+    from transformers import Trainer as QAdapterTrainer  # noqa: F401 (the class derives from it)
+
+
+def is_adapter_checkpoint(directory: str | os.PathLike[str]) -> bool:
+    """Whether ``directory`` holds ``adapter_config.json`` and ``adapter_model.safetensors``."""
+    d = Path(directory)
+    return (d / CONFIG_NAME).is_file() and (d / WEIGHTS_NAME).is_file()
+
+
+def load_adapter_checkpoint(model: QAdapterModel, directory: str | os.PathLike[str]) -> None:
+    """Load the adapter tensors of a checkpoint into ``model`` (built with the same config).
+
+    Raises:
+        ValueError: when the checkpoint's config differs from the model's (fields named), or
+            when the tensors do not fit (see :func:`~qadapters.serialization.load_adapter`).
+    """
+    saved = QAdapterConfig.load(directory)
+    if saved != model.qadapter_config:
+        diffs = config_differences(saved.to_dict(), model.qadapter_config.to_dict())
+        raise ValueError(
+            f"checkpoint {os.fspath(directory)!r} was saved with another adapter config "
+            "(checkpoint vs model): " + "; ".join(diffs)
+        )
+    load_adapter(model, directory)
+
+
+class QAdapterTrainerMixin:
+    """``Trainer`` hooks for :class:`QAdapterModel` (see the module docstring).
+
+    Put it first in the bases of a ``transformers.Trainer`` subclass. Models that are not a
+    ``QAdapterModel`` fall through to ``Trainer``'s own behaviour.
+    """
+
+    model: nn.Module
+    args: Any
+    accelerator: Any
+    state: Any
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from transformers.utils import can_return_loss, find_labels
+
+        model = self._qadapter_model()
+        if model is not None:
+            base_cls = type(model.base_model)
+            if self.args.label_names is None:
+                self.label_names = find_labels(base_cls)
+            self.can_return_loss = can_return_loss(base_cls)
+
+    def _qadapter_model(self) -> QAdapterModel | None:
+        """The wrapped :class:`QAdapterModel`; ``None`` for other models and under FSDP or
+        DeepSpeed, whose sharded paths stay ``Trainer``'s own."""
+        if getattr(self, "is_fsdp_enabled", False) or getattr(self, "is_deepspeed_enabled", False):
+            return None
+        model = self.model
+        accelerator = getattr(self, "accelerator", None)
+        if accelerator is not None:
+            model = accelerator.unwrap_model(model)
+        return model if isinstance(model, QAdapterModel) else None
+
+    def _set_signature_columns_if_needed(self) -> None:
+        model = self._qadapter_model()
+        if model is None or getattr(self, "_signature_columns", None) is not None:
+            super()._set_signature_columns_if_needed()  # type: ignore[misc]
+            return
+        columns = list(inspect.signature(model.base_model.forward).parameters)
+        self._signature_columns = columns + sorted({"label", "label_ids", *self.label_names})
+
+    def train(self, *args: Any, **kwargs: Any) -> Any:
+        """``Trainer.train`` after checking that every rank holds the same adapter config."""
+        model = self._qadapter_model()
+        if model is not None:
+            check_config_consistent(model.qadapter_config)
+        return super().train(*args, **kwargs)  # type: ignore[misc]
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        model = self._qadapter_model()
+        if model is None:
+            super()._save(output_dir, state_dict)  # type: ignore[misc]
+            return
+        if not self.args.should_save:
+            return
+        import torch
+        from transformers.trainer import TRAINING_ARGS_NAME
+
+        out = output_dir if output_dir is not None else self.args.output_dir
+        os.makedirs(out, exist_ok=True)
+        model.save_pretrained(out)
+        processor = getattr(self, "processing_class", None)
+        if processor is None:
+            processor = getattr(getattr(self, "data_collator", None), "tokenizer", None)
+        if processor is not None:
+            processor.save_pretrained(out)
+        torch.save(self.args, os.path.join(out, TRAINING_ARGS_NAME))
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+        target = model if isinstance(model, QAdapterModel) else self._qadapter_model()
+        if target is None or not is_adapter_checkpoint(resume_from_checkpoint):
+            super()._load_from_checkpoint(resume_from_checkpoint, model)  # type: ignore[misc]
+            return
+        load_adapter_checkpoint(target, resume_from_checkpoint)
+
+    def _load_best_model(self) -> None:
+        best = self.state.best_model_checkpoint
+        model = self._qadapter_model()
+        if model is None or best is None or not is_adapter_checkpoint(best):
+            super()._load_best_model()  # type: ignore[misc]
+            return
+        load_adapter_checkpoint(model, best)
+
+
+def _build_trainer_class() -> type:
+    from transformers import Trainer
+
+    cls = type("QAdapterTrainer", (QAdapterTrainerMixin, Trainer), {})
+    cls.__module__ = __name__
+    cls.__doc__ = "``transformers.Trainer`` whose checkpoints hold qadapters only (module doc)."
+    return cls
+
+
+def __getattr__(name: str) -> Any:
+    if name == "QAdapterTrainer":  # built on first access so that importing us is cheap
+        cls = _build_trainer_class()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

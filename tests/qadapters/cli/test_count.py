@@ -1,0 +1,192 @@
+"""``qadapters count``: LoRA counts equal the real ``peft`` library's, family counts equal the
+trainable parameters of real adapted models, layer names equal Hugging Face's, anchor numbers."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import torch
+from torch import nn
+
+from qadapters.cli import count as calc
+from qadapters.cli import main
+from qadapters.config import QAdapterConfig
+from qadapters.families import FAMILIES
+from qadapters.model import get_qadapter_model
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning"),
+    pytest.mark.filterwarnings("ignore:fan_in_fan_out is set to False:UserWarning"),
+]
+
+#: tiny Hugging Face models built from configs (no download): (name, config kwargs)
+TINY = [
+    (
+        "bert",
+        dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64),
+    ),
+    (
+        "deberta-v2",
+        dict(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=64,
+            vocab_size=100,
+        ),
+    ),
+    ("gpt2", dict(n_embd=32, n_layer=2, n_head=4, vocab_size=100, n_positions=16)),
+    (
+        "llama",
+        dict(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            intermediate_size=48,
+            vocab_size=100,
+        ),
+    ),
+]
+TARGETS = {
+    "bert": [["query", "value"], ["dense"], ["key", "intermediate.dense"]],
+    "deberta-v2": [["query_proj", "value_proj"], ["dense"]],
+    "gpt2": [["c_attn"], ["c_attn", "c_proj", "c_fc"]],
+    "llama": [["q_proj", "v_proj"], ["k_proj", "gate_proj", "down_proj"]],
+}
+
+
+def _tiny(model_type: str, kwargs: dict) -> nn.Module:
+    from transformers import AutoConfig, AutoModel
+
+    torch.manual_seed(0)
+    return AutoModel.from_config(AutoConfig.for_model(model_type, **kwargs))
+
+
+@pytest.fixture(scope="module", params=TINY, ids=[t[0] for t in TINY])
+def tiny(request, tmp_path_factory):
+    model_type, kwargs = request.param
+    model = _tiny(model_type, kwargs)
+    path = tmp_path_factory.mktemp(model_type) / "config.json"
+    path.write_text(model.config.to_json_string())
+    return model_type, kwargs, model, calc.model_linears(calc.load_model_config(str(path)))
+
+
+def test_layer_names_and_shapes_match_transformers(tiny) -> None:
+    from transformers.pytorch_utils import Conv1D
+
+    _, _, model, specs = tiny
+    real = {}
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Linear):
+            real[name] = (m.in_features, m.out_features)
+        elif isinstance(m, Conv1D):
+            real[name] = tuple(m.weight.shape)
+    assert {s.name: (s.in_features, s.out_features) for s in specs} == real
+
+
+@pytest.mark.parametrize("r", calc.LORA_RANKS)
+def test_lora_counts_equal_peft(tiny, r) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    model_type, kwargs, _, specs = tiny
+    for targets in TARGETS[model_type]:
+        peft_model = get_peft_model(
+            _tiny(model_type, kwargs), LoraConfig(r=r, target_modules=targets)
+        )
+        trainable, _ = peft_model.get_nb_trainable_parameters()
+        assert calc.lora_count(calc.select(specs, targets), r) == trainable
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_family_counts_equal_adapted_model(tiny, family) -> None:
+    model_type, kwargs, _, specs = tiny
+    targets = TARGETS[model_type][0]
+    model = get_qadapter_model(_tiny(model_type, kwargs), QAdapterConfig(family, targets))
+    trainable, _ = model.get_nb_trainable_parameters()
+    assert calc.family_count(calc.select(specs, targets), family) == trainable
+
+
+def _preset_count(preset, targets, family=None, r=None):
+    specs = calc.select(calc.model_linears(calc.PRESETS[preset]), targets)
+    return calc.lora_count(specs, r) if family is None else calc.family_count(specs, family)
+
+
+@pytest.mark.parametrize(
+    ("preset", "targets", "r", "expected"),
+    [
+        ("minilm-l6", ["query", "value"], 8, 73_728),  # measured with peft 0.21
+        ("bert-base", ["query", "value"], 8, 294_912),
+        ("deberta-v3-base", ["query", "value"], 8, 294_912),
+        ("deberta-v3-base", ["query_proj", "value_proj"], 8, 294_912),
+        ("gpt2-medium", ["c_attn"], 4, 393_216),  # LoRA paper's GPT-2 M setting: 0.35M
+        ("vit-b16", ["query", "value"], 16, 589_824),
+        ("llama-2-7b", ["q_proj", "v_proj"], 8, 4_194_304),  # the well-known 4.19M
+        ("llama-2-7b", ["up_proj"], 1, 32 * (4096 + 11008)),
+    ],
+)
+def test_preset_lora_counts(preset, targets, r, expected) -> None:
+    assert _preset_count(preset, targets, r=r) == expected
+
+
+def test_quic_anchor_deberta() -> None:
+    specs = calc.select(calc.model_linears(calc.PRESETS["deberta-v3-base"]), ["query", "value"])
+    assert len(specs) == 24
+    assert calc.family_count(specs, "compound", blocks=3, orders=[1, 2]) == 24 * 3 * 231
+    ref = calc.reference_count(specs, blocks=3, orders=[1, 2])
+    assert ref == 24 * 3 * 22 * 22 == 34_848 and round(ref / 1e6, 2) == 0.03  # QuIC: 0.03M
+
+
+def test_cli_table(capsys) -> None:
+    assert main(["count", "--model", "deberta-v3-base", "--targets", "query,value"]) == 0
+    out = capsys.readouterr().out
+    assert "24 layers: 12× query 768→768, 12× value 768→768" in out
+    for text in ("36,864", "294,912", "589,824", "16,632", "34,848", "compound (QuIC ref. n²)"):
+        assert text in out
+    assert {line.split("|")[0].strip() for line in out.splitlines()[3:]} >= set(FAMILIES)
+
+
+def test_cli_options_quant_and_config_file(tmp_path, capsys) -> None:
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(calc.PRESETS["minilm-l6"]))
+    argv = [
+        "count",
+        "--model",
+        str(cfg),
+        "--targets",
+        r"re:.*\.(query|value)",
+        "--family",
+        "compound",
+        "--option",
+        "compound.blocks=2",
+        "--quant-bits",
+        "4",
+    ]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    specs = calc.select(calc.model_linears(calc.PRESETS["minilm-l6"]), ["query", "value"])
+    n = calc.family_count(specs, "compound", blocks=2)
+    assert f"{n:,d}" in out and "bytes 4-bit/g32" in out and "73,728" in out
+    assert f"{calc._qat_bytes(n, 4, 32):,d}" in out and "pauli" not in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--model", "gpt5", "--targets", "q"], "not a preset"),
+        (["--model", "bert-base", "--targets", "qeury"], r"selects no layer; close: \['query'"),
+        (["--model", "bert-base", "--targets", "query", "--option", "pauli.rnk=2"], "no option"),
+        (["--model", "bert-base", "--targets", "query", "--option", "x"], "KEY=VALUE"),
+    ],
+)
+def test_cli_errors(argv, match, capsys) -> None:
+    assert main(["count", *argv]) == 2
+    err = capsys.readouterr().err
+    assert "qadapters count: error:" in err and re.search(match, err)
+
+
+def test_unsupported_model_type() -> None:
+    with pytest.raises(ValueError, match="unsupported model_type 't5'"):
+        calc.model_linears({"model_type": "t5"})
