@@ -2,7 +2,8 @@
 
 The weight-k basis states of n qubits are ordered lexicographically by the positions of their
 ones, the order of ``itertools.combinations(range(n), k)`` (docs/architecture.md,
-"Conventions"). Wire 0 is the most significant bit, so the state with ones at positions ``P`` has basis index ``Σ_{p∈P} 2^(n−1−p)``.
+"Conventions"). Wire 0 is the most significant bit, so the state with ones at positions
+``P`` has basis index ``Σ_{p∈P} 2^(n−1−p)``.
 """
 
 from __future__ import annotations
