@@ -11,15 +11,14 @@ then print the tables and write ``results.json`` and ``accuracy_vs_shots.png``.
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from qadapters.config import atomic_write
 from qadapters.experiments.qnn_demo import format_backends, write_plot
+from qadapters.files import write_json
 from qadapters.qnn import classifier as qnn
 from qadapters.qnn.execution import check_backend, evaluate
 from qadapters.qnn.quantum_data import make_dataset, make_order_dataset, train_test_split
@@ -74,7 +73,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     plot = write_plot(args.out / "accuracy_vs_shots.png", runs)
     payload = {"alpha": qnn.coefficients(adapted).tolist(), "runs": [asdict(r) for r in runs]}
-    atomic_write(args.out / "results.json", (json.dumps(payload, indent=2) + "\n").encode())
+    write_json(args.out / "results.json", payload)
     print(f"wrote {args.out / 'results.json'} and {plot}")
 
 

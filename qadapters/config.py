@@ -21,10 +21,11 @@ import dataclasses
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
+
+from qadapters.files import atomic_write
 
 CONFIG_NAME = "adapter_config.json"
 _PROBE = 1 << 14  # layer width used to validate option values without real sizes
@@ -182,7 +183,7 @@ class QAdapterConfig:
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write ``adapter_config.json`` into ``directory`` atomically; return its path."""
         path = Path(directory) / CONFIG_NAME
-        atomic_write(path, self.to_json().encode())
+        atomic_write(path, self.to_json())
         return path
 
     @classmethod
@@ -199,16 +200,3 @@ class QAdapterConfig:
             raise FileNotFoundError(f"no adapter config at {p}")
         return cls.from_json(p.read_text())
 
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and ``os.replace`` (never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

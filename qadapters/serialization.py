@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from qadapters.config import atomic_write
+from qadapters.files import atomic_write
 from qadapters.quantization import Quantized, dequantize, pack_codes, quantizers, unpack_codes
 
 if TYPE_CHECKING:

@@ -21,15 +21,14 @@ Example:
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from circuits import Circuit, fbs_butterfly, rbs_brick, rbs_butterfly, rbs_pyramid, two_design
+from qadapters.files import atomic_write
 
 #: circuit name -> (builder taking (n, layers, depth), the size options it uses)
 CIRCUITS: dict[str, tuple[Callable[[int, int, int | None], Circuit], tuple[str, ...]]] = {
@@ -130,27 +129,6 @@ def render(
     return out if out.endswith("\n") else out + "\n"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory + ``os.replace``.
-
-    Raises:
-        FileNotFoundError: the directory of ``path`` does not exist.
-    """
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise FileNotFoundError(f"expected an existing directory for --output; found {path}")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def run(args: argparse.Namespace) -> int:
     """Build, render and write the circuit.
 
@@ -171,6 +149,6 @@ def run(args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.write(text)
     else:
-        write_atomic(args.output, text)
+        atomic_write(args.output, text, make_parents=False)
         print(f"wrote {args.to} of {circuit.name} to {args.output}", file=sys.stderr)
     return 0

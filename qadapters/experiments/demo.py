@@ -166,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     plots = report.write_plots(args.out, summary)
     payload["wall_seconds"] = time.perf_counter() - wall
-    path = report.write_json(args.out, payload)
+    path = report.write_results(args.out, payload)
 
     print(
         f"pretrained on 0-4: test accuracy {100 * acc_a:.1f}% (on 5-9 before adapting: "

@@ -370,9 +370,9 @@ def run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     plot = write_plot(args.out, rows)
     payload["wall_seconds"] = time.perf_counter() - wall
-    from qadapters.experiments.report import write_json
+    from qadapters.experiments.report import write_results
 
-    path = write_json(args.out, payload)
+    path = write_results(args.out, payload)
     print(format_table(rows))
     say(f"wrote {path}, {plot} in {payload['wall_seconds']:.1f} s")
     return 0

@@ -16,7 +16,6 @@ Prints two tables and writes ``results.json`` and ``accuracy_vs_shots.png`` into
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -27,8 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from qadapters.config import atomic_write
 from qadapters.experiments.console import positive_int, progress
+from qadapters.files import write_json
 from qadapters.qnn import classifier as qnn
 from qadapters.qnn.execution import (
     BACKEND_HELP,
@@ -214,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
     plot = write_plot(args.out / PLOT_NAME, backend_runs)
     payload["wall_seconds"] = time.perf_counter() - wall
     path = args.out / RESULTS_NAME
-    atomic_write(path, (json.dumps(payload, indent=2) + "\n").encode())
+    write_json(path, payload)
 
     print(f"task B: ordered vs disordered, TFIM + XXZ, n={args.qubits}; " + ", ".join(
         f"{k} {v}" for k, v in sizes.items()))  # fmt: skip

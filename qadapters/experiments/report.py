@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from qadapters.config import atomic_write
+from qadapters import files
 from qadapters.experiments.mnist import mean_std
 
 RESULTS_NAME = "results.json"
@@ -64,11 +63,10 @@ def format_table(summary: dict[str, dict[str, Any]], n_seeds: int) -> str:
     return "\n".join(lines)
 
 
-def write_json(out_dir: Path, payload: dict[str, Any]) -> Path:
-    """Write ``results.json`` atomically (temporary file + ``os.replace``)."""
+def write_results(out_dir: Path, payload: dict[str, Any]) -> Path:
+    """Write ``results.json`` into ``out_dir`` atomically (:func:`qadapters.files.atomic_write`)."""
     path = Path(out_dir) / RESULTS_NAME
-    atomic_write(path, (json.dumps(payload, indent=2) + "\n").encode())
-    return path
+    return files.write_json(path, payload)
 
 
 def write_plots(out_dir: Path, summary: dict[str, dict[str, Any]]) -> list[Path]:

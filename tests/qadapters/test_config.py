@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from qadapters.config import CONFIG_NAME, QAdapterConfig, atomic_write, target_matches
+from qadapters.config import CONFIG_NAME, QAdapterConfig, target_matches
 
 VALID = [
     dict(family="pauli", target_modules=["query", "value"]),
@@ -82,13 +82,6 @@ def test_from_dict_and_load_errors(tmp_path) -> None:
         QAdapterConfig.from_dict({"family": "pauli", "target_modules": ["q"], "r": 8})
     with pytest.raises(FileNotFoundError, match="no adapter config"):
         QAdapterConfig.load(tmp_path)
-
-
-def test_atomic_write_replaces(tmp_path) -> None:
-    path = tmp_path / "sub" / "f.bin"
-    atomic_write(path, b"one")
-    atomic_write(path, b"two")
-    assert path.read_bytes() == b"two" and os.listdir(path.parent) == ["f.bin"]
 
 
 @pytest.mark.parametrize(
