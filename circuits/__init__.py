@@ -3,16 +3,26 @@
 Imports numpy only. Compile a circuit with :mod:`backends`.
 """
 
-from circuits.builders import fbs_butterfly, rbs_brick, rbs_butterfly, rbs_pyramid, two_design
+from circuits.builders import (
+    BUILDERS,
+    build,
+    fbs_butterfly,
+    rbs_brick,
+    rbs_butterfly,
+    rbs_pyramid,
+    two_design,
+)
 from circuits.circuit import Circuit, Op, moments
 from circuits.gates import GATES, Gate, get_gate, reference_matrix
 from circuits.subspace import subspace_dim, weight_indices, weight_positions
 
 __all__ = [
+    "BUILDERS",
     "GATES",
     "Circuit",
     "Gate",
     "Op",
+    "build",
     "fbs_butterfly",
     "get_gate",
     "moments",

@@ -105,3 +105,42 @@ def rbs_butterfly(n_qubits: int, gate: MixerGate = "rbs") -> Circuit:
 def fbs_butterfly(n_qubits: int) -> Circuit:
     """The butterfly layout with fermionic beam splitters (see Note [FBS sign] in gates.py)."""
     return rbs_butterfly(n_qubits, gate="fbs")
+
+
+#: builder name -> the size option it reads besides ``n_qubits`` (``None``: only ``n_qubits``)
+BUILDERS: dict[str, str | None] = {
+    "two_design": "layers",
+    "rbs_pyramid": None,
+    "rbs_brick": "depth",
+    "rbs_butterfly": None,
+    "fbs_butterfly": None,
+}
+
+
+def build(name: str, n_qubits: int, *, layers: int = 1, depth: int | None = None) -> Circuit:
+    """Build a circuit of :data:`BUILDERS` by name: the one place names map to builders.
+
+    Args:
+        name: a key of :data:`BUILDERS`.
+        n_qubits: register size.
+        layers: two-design layers (``two_design`` only).
+        depth: brick depth (``rbs_brick`` only; ``None`` means ``n_qubits``).
+
+    Raises:
+        ValueError: unknown name (listing the valid ones) or sizes the builder refuses.
+
+    Example:
+        >>> build("rbs_brick", 4, depth=2).num_params
+        3
+    """
+    if name == "two_design":
+        return two_design(n_qubits, layers)
+    if name == "rbs_pyramid":
+        return rbs_pyramid(n_qubits)
+    if name == "rbs_brick":
+        return rbs_brick(n_qubits, n_qubits if depth is None else depth)
+    if name == "rbs_butterfly":
+        return rbs_butterfly(n_qubits)
+    if name == "fbs_butterfly":
+        return fbs_butterfly(n_qubits)
+    raise ValueError(f"unknown circuit {name!r}; expected one of {list(BUILDERS)}")

@@ -6,7 +6,15 @@ import math
 
 import pytest
 
-from circuits import fbs_butterfly, rbs_brick, rbs_butterfly, rbs_pyramid, two_design
+from circuits import (
+    BUILDERS,
+    build,
+    fbs_butterfly,
+    rbs_brick,
+    rbs_butterfly,
+    rbs_pyramid,
+    two_design,
+)
 
 
 @pytest.mark.parametrize(("n", "layers"), [(2, 0), (2, 1), (3, 2), (4, 1), (5, 3), (8, 2), (11, 4)])
@@ -60,3 +68,25 @@ def test_butterfly_count(builder, n: int) -> None:
 def test_builder_errors(call, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "direct"),
+    [
+        ("two_design", {"layers": 2}, lambda: two_design(4, 2)),
+        ("rbs_pyramid", {}, lambda: rbs_pyramid(4)),
+        ("rbs_brick", {"depth": 3}, lambda: rbs_brick(4, 3)),
+        ("rbs_brick", {}, lambda: rbs_brick(4, 4)),
+        ("rbs_butterfly", {}, lambda: rbs_butterfly(4)),
+        ("fbs_butterfly", {}, lambda: fbs_butterfly(4)),
+    ],
+)
+def test_build_by_name_equals_the_builder(name, kwargs, direct) -> None:
+    assert build(name, 4, **kwargs) == direct()
+
+
+def test_build_covers_the_table_and_names_valid_choices() -> None:
+    assert set(BUILDERS) == {"two_design", "rbs_pyramid", "rbs_brick", "rbs_butterfly",
+                             "fbs_butterfly"}  # fmt: skip
+    with pytest.raises(ValueError, match=r"unknown circuit 'ring'; expected one of \['two_design'"):
+        build("ring", 4)
