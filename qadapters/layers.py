@@ -100,7 +100,9 @@ class QAdapterLinear(nn.Module):
         self.family = family
         self.in_features = in_features
         self.out_features = out_features
-        self.adapter_name = ADAPTER_PREFIX + family
+        #: attribute that holds the adapter submodule (``qadapter_<family>``); its name is part of
+        #: every saved tensor key
+        self.adapter_attr = ADAPTER_PREFIX + family
         self.merged = False
         self.disabled = False
         for p in base.parameters():
@@ -108,12 +110,12 @@ class QAdapterLinear(nn.Module):
         adapter = make_adapter(family, in_features, out_features, **options)
         w = base.weight
         adapter.to(device=w.device, dtype=adapter_dtype_for(w.dtype))
-        self.add_module(self.adapter_name, adapter)
+        self.add_module(self.adapter_attr, adapter)
 
     @property
     def adapter(self) -> Adapter:
         """The family adapter."""
-        return getattr(self, self.adapter_name)
+        return getattr(self, self.adapter_attr)
 
     def forward(self, x: Tensor) -> Tensor:
         """``adapter.forward(x, base(x))``; just ``base(x)`` when merged or disabled."""

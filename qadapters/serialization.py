@@ -38,7 +38,7 @@ def adapter_tensors(model: QAdapterModel) -> dict[str, Tensor]:
     """Every tensor that :meth:`QAdapterModel.save_pretrained` writes, by key."""
     out: dict[str, Tensor] = {}
     for lname, layer in model.qadapter_layers().items():
-        prefix = f"{lname}.{layer.adapter_name}."
+        prefix = f"{lname}.{layer.adapter_attr}."
         adapter = layer.adapter
         qs = quantizers(adapter)
         skip = {_latent_key(n) for n in qs}
@@ -117,7 +117,7 @@ def load_adapter(model: QAdapterModel, directory: str | os.PathLike[str]) -> Non
                 f"but {_shape_text(expected[key].shape)} in the model"
             )
     for lname, layer in model.qadapter_layers().items():
-        prefix = f"{lname}.{layer.adapter_name}."
+        prefix = f"{lname}.{layer.adapter_attr}."
         adapter = layer.adapter
         qs = quantizers(adapter)
         skip = {_latent_key(n) for n in qs}

@@ -115,7 +115,7 @@ def test_qat_families_save_codes_and_reload_exactly(family, options, bits, tmp_p
         tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
     for layer_name, layer in model.qadapter_layers().items():
         for name, (_, latent) in quantizers(layer.adapter).items():
-            key = f"{layer_name}.{layer.adapter_name}.{name}"
+            key = f"{layer_name}.{layer.adapter_attr}.{name}"
             assert key not in tensors and key + ".parametrizations" not in str(tensors)
             assert tensors[key + ".qcodes"].dtype == torch.uint8
             assert tensors[key + ".qcodes"].numel() == math.ceil(latent.numel() * bits / 8)
