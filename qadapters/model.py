@@ -21,6 +21,7 @@ import difflib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -214,19 +215,31 @@ class QAdapterModel(nn.Module):
 
     # --- persistence --------------------------------------------------------------------------
     def save_pretrained(self, directory: str | os.PathLike[str]) -> None:
-        """Write ``adapter_config.json`` and ``adapter_model.safetensors`` (adapter tensors only).
+        """Write ``adapter_model.safetensors`` and ``adapter_config.json`` (adapter tensors only).
+
+        The directory is updated as one transaction (Note [adapter directory as a transaction] in
+        :mod:`qadapters.serialization`): a crash at any moment leaves the previous adapter or the
+        new one loadable.
 
         Args:
-            directory: created if missing; both files are written atomically.
-        """
-        from qadapters.serialization import save_adapter
+            directory: created if missing.
 
+        Raises:
+            ValueError: the model holds no adapter layers any more (after ``merge_and_unload``);
+                nothing is written.
+        """
+        from qadapters.serialization import remove_stale_temporaries, save_adapter
+
+        remove_stale_temporaries(Path(directory))
+        save_adapter(self, directory)  # first: self-describing, so the pair is never mixed
         self.qadapter_config.save(directory)
-        save_adapter(self, directory)
 
     @classmethod
     def from_pretrained(cls, model: nn.Module, directory: str | os.PathLike[str]) -> QAdapterModel:
         """Rebuild the adapters saved by :meth:`save_pretrained` on ``model``.
+
+        The files are read and checked first; if anything fails, ``model`` is left exactly as it
+        was (its modules, parameters and ``requires_grad`` flags).
 
         Args:
             model: a fresh base model with the shapes the adapters were trained on.
@@ -236,15 +249,36 @@ class QAdapterModel(nn.Module):
             The adapted model; its outputs equal the saved model's bit for bit.
 
         Raises:
-            FileNotFoundError: when a file is missing.
-            ValueError: when a layer's shape differs (the layer and both shapes are named).
+            FileNotFoundError: when a file is missing (its path named).
+            ValueError: a damaged file (its path named), or a layer whose shape differs (the
+                layer and both shapes are named).
         """
-        from qadapters.serialization import load_adapter
+        from qadapters.serialization import apply_adapter, check_fits, read_adapter
 
-        config = QAdapterConfig.load(directory)
-        wrapped = cls(model, config)
-        load_adapter(wrapped, directory)
+        saved = read_adapter(directory)
+        wrapped = cls(model, saved.config)
+        try:
+            check_fits(wrapped, saved)
+            apply_adapter(wrapped, saved)
+        except BaseException:
+            wrapped.restore_base_model()
+            raise
         return wrapped
+
+    def restore_base_model(self) -> nn.Module:
+        """Put the original layers and ``requires_grad`` flags back, without merging.
+
+        Returns:
+            The base model as it was before injection (unmerged adapters are dropped; a merged
+            layer is unmerged first). This wrapper must not be used afterwards.
+        """
+        for name, layer in self.qadapter_layers().items():
+            if layer.merged:
+                layer.unmerge()
+            _replace(self.base_model, name, layer.base_layer)
+        for n, p in self.base_model.named_parameters():
+            p.requires_grad_(self._requires_grad.get(n, p.requires_grad))
+        return self.base_model
 
 
 def get_qadapter_model(model: nn.Module, config: QAdapterConfig) -> QAdapterModel:

@@ -1,0 +1,224 @@
+"""Adapter directories as transactions: saving never loses the previous adapter, loading checks
+everything before it touches the caller's model (Note [adapter directory as a transaction])."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from qadapters import files
+from qadapters.config import CONFIG_NAME, QAdapterConfig
+from qadapters.layers import QAdapterLinear
+from qadapters.model import QAdapterModel, get_qadapter_model
+from qadapters.serialization import WEIGHTS_NAME
+
+D = 8
+
+
+class Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.a = nn.Linear(D, D)
+        self.b = nn.Linear(D, D)
+        self.head = nn.Linear(D, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.tanh(self.b(torch.tanh(self.a(x)))))
+
+
+X = torch.randn(4, D, generator=torch.Generator().manual_seed(1))
+
+
+def _trained(seed: int, family: str = "pauli", options: dict | None = None) -> QAdapterModel:
+    cfg = QAdapterConfig(family, ["a", "b"], options=options or {"rank": 2}, init_seed=seed)
+    model = get_qadapter_model(Net(), cfg)
+    torch.manual_seed(seed)
+    for layer in model.qadapter_layers().values():
+        layer.adapter.reset_away_from_identity(0.3)
+    return model
+
+
+def _snapshot(model: nn.Module) -> tuple[list[tuple[str, type]], dict[str, bool], dict]:
+    return (
+        [(n, type(m)) for n, m in model.named_modules()],
+        {n: p.requires_grad for n, p in model.named_parameters()},
+        {k: v.clone() for k, v in model.state_dict().items()},
+    )
+
+
+def _assert_untouched(model: nn.Module, before) -> None:
+    modules, flags, state = _snapshot(model)
+    assert modules == before[0]
+    assert flags == before[1]
+    assert state.keys() == before[2].keys()
+    assert all(torch.equal(state[k], before[2][k]) for k in state)
+    assert not any(isinstance(m, QAdapterLinear) for m in model.modules())
+
+
+def _outputs(directory) -> torch.Tensor:
+    with torch.no_grad():
+        return QAdapterModel.from_pretrained(Net(), directory)(X)
+
+
+def test_saving_after_merge_and_unload_is_an_error_and_keeps_the_old_adapter(tmp_path) -> None:
+    model = _trained(1)
+    model.save_pretrained(tmp_path)
+    with torch.no_grad():
+        expected = model(X)
+    model.merge_and_unload()
+    with pytest.raises(ValueError, match="nothing to save: the model holds no adapter layers"):
+        model.save_pretrained(tmp_path)
+    assert torch.allclose(_outputs(tmp_path), expected, atol=1e-6)
+
+
+#: (which write fails: 1 = weights, 2 = config; how it fails) -> which adapter must load after
+FAULTS = [
+    (1, "before_replace", "old"),
+    (1, "replace", "old"),
+    (2, "before_replace", "new"),
+    (2, "replace", "new"),
+]
+
+
+@pytest.mark.parametrize(("failing_write", "how", "survivor"), FAULTS)
+def test_a_failed_save_leaves_a_loadable_adapter(
+    tmp_path, monkeypatch, failing_write, how, survivor
+) -> None:
+    old, new = _trained(1), _trained(2)
+    old.save_pretrained(tmp_path)
+    with torch.no_grad():
+        want = (old if survivor == "old" else new)(X)
+    calls = {"n": 0}
+    real_write, real_replace = files.atomic_write, os.replace
+
+    def failing(path, data, **kw):
+        calls["n"] += 1
+        if calls["n"] != failing_write:
+            return real_write(path, data, **kw)
+        if how == "before_replace":  # killed before anything of this file reached its name
+            raise OSError("disk full")
+        monkeypatch.setattr(os, "replace", lambda *a: (_ for _ in ()).throw(OSError("EIO")))
+        try:
+            return real_write(path, data, **kw)
+        finally:
+            monkeypatch.setattr(os, "replace", real_replace)
+
+    monkeypatch.setattr("qadapters.serialization.atomic_write", failing)
+    monkeypatch.setattr("qadapters.config.atomic_write", failing)
+    with pytest.raises(OSError):
+        new.save_pretrained(tmp_path)
+    monkeypatch.undo()
+    if survivor == "new":
+        with pytest.warns(UserWarning, match="differs from the config saved inside"):
+            got = _outputs(tmp_path)
+    else:
+        got = _outputs(tmp_path)
+    assert torch.allclose(got, want, atol=1e-6)
+    assert sorted(os.listdir(tmp_path)) == sorted([CONFIG_NAME, WEIGHTS_NAME])
+
+
+def test_next_save_removes_temporaries_a_killed_save_left(tmp_path) -> None:
+    model = _trained(1)
+    model.save_pretrained(tmp_path)
+    stale = tmp_path / f".{WEIGHTS_NAME}.k9x2.tmp"
+    stale.write_bytes(b"\0" * 1024)
+    other = tmp_path / "notes.txt"
+    other.write_text("mine")
+    model.save_pretrained(tmp_path)
+    assert sorted(os.listdir(tmp_path)) == sorted([CONFIG_NAME, WEIGHTS_NAME, "notes.txt"])
+
+
+def _truncate(path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _garbage(path) -> None:
+    path.write_bytes(b"not a safetensors file at all")
+
+
+def _nan(path) -> None:
+    tensors = load_file(str(path))
+    key = next(k for k in tensors if k.endswith(".u"))
+    tensors[key][0] = float("nan")
+    save_file(tensors, str(path))  # no metadata: also exercises the config-file fallback
+
+
+def _float64(path) -> None:
+    tensors = load_file(str(path))
+    tensors = {k: (v.double() if v.is_floating_point() else v) for k, v in tensors.items()}
+    save_file(tensors, str(path))
+
+
+def _bad_config_json(path) -> None:
+    save_file(load_file(str(path)), str(path))  # drop the embedded config
+    (path.parent / CONFIG_NAME).write_text("{")
+
+
+def _no_config(path) -> None:
+    save_file(load_file(str(path)), str(path))
+    (path.parent / CONFIG_NAME).unlink()
+
+
+def _wrong_family(path) -> None:
+    save_file(load_file(str(path)), str(path))
+    cfg = json.loads((path.parent / CONFIG_NAME).read_text())
+    cfg["family"] = "taylor"
+    (path.parent / CONFIG_NAME).write_text(json.dumps(cfg))
+
+
+#: (damage done to a good adapter directory, error type, message pattern)
+DAMAGE = [
+    (_truncate, ValueError, rf"{WEIGHTS_NAME}: not a readable safetensors file"),
+    (_garbage, ValueError, rf"{WEIGHTS_NAME}: not a readable safetensors file"),
+    (_nan, ValueError, r"tensor 'a\.qadapter_pauli\.u' holds 1 non-finite value"),
+    (_float64, ValueError, r"is torch\.float64 in the file but torch\.float32 in the model"),
+    (_bad_config_json, ValueError, rf"{CONFIG_NAME}: not a valid adapter config"),
+    (_no_config, FileNotFoundError, rf"no adapter config at .*{CONFIG_NAME}"),
+    (_wrong_family, ValueError, r"adapter file does not fit the model"),
+]
+
+
+@pytest.mark.parametrize(("damage", "error", "match"), DAMAGE, ids=[d[0].__name__ for d in DAMAGE])
+def test_a_failed_load_leaves_the_callers_model_as_it_was(tmp_path, damage, error, match) -> None:
+    _trained(1).save_pretrained(tmp_path)
+    damage(tmp_path / WEIGHTS_NAME)
+    base = Net()
+    base.head.weight.requires_grad_(False)  # a flag of the caller's that must survive
+    before = _snapshot(base)
+    with pytest.raises(error, match=match):
+        QAdapterModel.from_pretrained(base, tmp_path)
+    _assert_untouched(base, before)
+
+
+def test_retry_after_a_failed_load_succeeds(tmp_path) -> None:
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    _trained(1).save_pretrained(good)
+    _trained(1).save_pretrained(bad)
+    _truncate(bad / WEIGHTS_NAME)
+    base = Net()
+    with pytest.raises(ValueError):
+        QAdapterModel.from_pretrained(base, bad)
+    assert isinstance(QAdapterModel.from_pretrained(base, good), QAdapterModel)
+
+
+def test_shape_mismatch_found_after_injection_is_rolled_back(tmp_path) -> None:
+    _trained(1).save_pretrained(tmp_path)
+
+    class Wider(Net):
+        def __init__(self) -> None:
+            super().__init__()
+            self.b = nn.Linear(D, 2 * D)
+            self.head = nn.Linear(2 * D, 2)
+
+    base = Wider()
+    before = _snapshot(base)
+    with pytest.raises(ValueError, match=r"layer 'b'.*\(8, 8\).*\(8, 16\)"):
+        QAdapterModel.from_pretrained(base, tmp_path)
+    _assert_untouched(base, before)
