@@ -1,6 +1,6 @@
-"""The ``qadapters`` command line: the command table (:mod:`.main`), ``export`` and ``count``; the
-experiment commands live in :mod:`qadapters.experiments`."""
+"""The ``qadapters`` command line: the command table (:mod:`.commands`), ``export`` and
+``count``; the experiment commands live in :mod:`qadapters.experiments`."""
 
-from qadapters.cli.main import main
+from qadapters.cli.commands import main
 
 __all__ = ["main"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from collections.abc import Sequence
 
@@ -37,9 +38,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         return int(module.run(args) or 0)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"qadapters {args.command}: error: {err}", file=sys.stderr)
+    except (ValueError, OSError, re.error) as err:  # a user's mistake: one line, no traceback
+        print(f"qadapters {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"qadapters {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line(err: BaseException) -> str:
+    """The error's message on one line (an ``OSError`` with its path, as ``strerror: path``)."""
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        return f"{err.strerror}: {err.filename}"
+    return " ".join(str(err).split())
 
 
 if __name__ == "__main__":
