@@ -363,9 +363,18 @@ class Circuit:
             raise ValueError(
                 f"expected circuit format version {_FORMAT_VERSION}; found {d.get('version')!r}"
             )
+        missing = [k for k in ("n_qubits", "ops", "num_params") if k not in d]
+        if missing:
+            raise ValueError(f"circuit data lacks the field(s) {missing}")
+        ops = []
+        for k, o in enumerate(d["ops"]):
+            try:
+                ops.append(Op.from_dict(o))
+            except (KeyError, TypeError, ValueError) as err:
+                raise ValueError(f"ops[{k}] of the circuit data is not a valid op: {err}") from None
         return cls(
             n_qubits=d["n_qubits"],
-            ops=tuple(Op.from_dict(o) for o in d["ops"]),
+            ops=tuple(ops),
             num_params=d["num_params"],
             ancillas=tuple(d.get("ancillas", ())),
             postselect=tuple(d.get("postselect", ())),
@@ -373,11 +382,26 @@ class Circuit:
         )
 
     def to_json(self, **kwargs: Any) -> str:
+        """The circuit as JSON text (keyword arguments go to :func:`json.dumps`)."""
         return json.dumps(self.to_dict(), **kwargs)
 
     @classmethod
     def from_json(cls, text: str) -> Circuit:
-        return cls.from_dict(json.loads(text))
+        """Inverse of :meth:`to_json`.
+
+        Raises:
+            ValueError: text that is not JSON (with the line and column), or not a circuit.
+        """
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(
+                f"expected circuit JSON (from Circuit.to_json); found text that does not parse: "
+                f"{err.msg} at line {err.lineno}, column {err.colno}"
+            ) from None
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object for a circuit; found {type(data).__name__}")
+        return cls.from_dict(data)
 
     def __str__(self) -> str:
         from circuits.diagram import draw

@@ -128,3 +128,22 @@ def test_diagram_shows_every_gate_and_wire() -> None:
     assert text.splitlines()[0].startswith("Circuit(3 qubits, 3 ops, 1 params)")
     wide = str(two_design(4, 6))
     assert max(len(line) for line in wide.splitlines()) <= 120
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("{", r"does not parse: Expecting property name .* at line 1, column 2"),
+        ("[1, 2]", r"expected a JSON object for a circuit; found list"),
+        ('{"format": "qiskit"}', r"expected format 'qadapters.circuit'; found 'qiskit'"),
+        ('{"format": "qadapters.circuit", "version": 1}', r"lacks the field\(s\) \['n_qubits'"),
+        (
+            '{"format": "qadapters.circuit", "version": 1, "n_qubits": 2, "num_params": 0, '
+            '"ops": [{"wires": [0]}]}',
+            r"ops\[0\] of the circuit data is not a valid op: 'name'",
+        ),
+    ],
+)
+def test_from_json_errors_say_what_was_expected(text: str, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        Circuit.from_json(text)
