@@ -48,7 +48,7 @@ def two_design(n_qubits: int, layers: int) -> Circuit:
             for i, j in pairs:
                 ry(i)
                 ry(j)
-    return Circuit(n_qubits, ops, name=f"two_design(n={n_qubits}, L={layers})")
+    return Circuit(n_qubits, tuple(ops), name=f"two_design(n={n_qubits}, L={layers})")
 
 
 def rbs_pyramid(n_qubits: int, gate: MixerGate = "rbs") -> Circuit:
@@ -59,12 +59,12 @@ def rbs_pyramid(n_qubits: int, gate: MixerGate = "rbs") -> Circuit:
     """
     _check_n(n_qubits, 2, "rbs_pyramid")
     _check_gate(gate)
-    ops = []
+    ops: list[Op] = []
     for t in range(2 * n_qubits - 3):
         for j in range(t % 2, n_qubits - 1, 2):
             if j <= min(t, 2 * n_qubits - 4 - t):
                 ops.append(Op(gate, (j, j + 1), len(ops)))
-    return Circuit(n_qubits, ops, name=f"rbs_pyramid(n={n_qubits})")
+    return Circuit(n_qubits, tuple(ops), name=f"rbs_pyramid(n={n_qubits})")
 
 
 def rbs_brick(n_qubits: int, depth: int, gate: MixerGate = "rbs") -> Circuit:
@@ -74,11 +74,11 @@ def rbs_brick(n_qubits: int, depth: int, gate: MixerGate = "rbs") -> Circuit:
     _check_gate(gate)
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
         raise ValueError(f"rbs_brick: expected depth >= 1; found {depth!r}")
-    ops = []
+    ops: list[Op] = []
     for d in range(depth):
         for j in range(d % 2, n_qubits - 1, 2):
             ops.append(Op(gate, (j, j + 1), len(ops)))
-    return Circuit(n_qubits, ops, name=f"rbs_brick(n={n_qubits}, depth={depth})")
+    return Circuit(n_qubits, tuple(ops), name=f"rbs_brick(n={n_qubits}, depth={depth})")
 
 
 def rbs_butterfly(n_qubits: int, gate: MixerGate = "rbs") -> Circuit:
@@ -92,14 +92,14 @@ def rbs_butterfly(n_qubits: int, gate: MixerGate = "rbs") -> Circuit:
     _check_gate(gate)
     if n_qubits & (n_qubits - 1):
         raise ValueError(f"butterfly needs n_qubits a power of two; found {n_qubits}")
-    ops = []
+    ops: list[Op] = []
     stride = 1
     while stride < n_qubits:
         for i in range(n_qubits):
             if not i & stride:
                 ops.append(Op(gate, (i, i + stride), len(ops)))
         stride *= 2
-    return Circuit(n_qubits, ops, name=f"{gate}_butterfly(n={n_qubits})")
+    return Circuit(n_qubits, tuple(ops), name=f"{gate}_butterfly(n={n_qubits})")
 
 
 def fbs_butterfly(n_qubits: int) -> Circuit:
