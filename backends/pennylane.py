@@ -7,6 +7,12 @@
 IR wire ``w`` is PennyLane wire ``w``, and both read wire 0 as the most significant bit, so
 ``qml.matrix(to_pennylane(c), wire_order=range(n))(θ)`` equals ``exact.unitary(c, θ)``.
 
+Each gate comes from its entry in :data:`circuits.GATES`: the PennyLane operation the table names
+(``Gate.pennylane``, with its angle map), or else a ``qml.QubitUnitary`` of the reference matrix
+(fixed gates) or of the table's rotation form in the parameters' own interface (rotations), which
+keeps gradients. Controls go through ``qml.ctrl``; ``between_parity`` gates get the ``D`` dressing
+below.
+
 Note [RBS in PennyLane]
 -----------------------
 PennyLane has no RBS gate. ``qml.SingleExcitation(φ)`` acts on ``|01>, |10>`` as
@@ -17,18 +23,19 @@ PennyLane has no RBS gate. ``qml.SingleExcitation(φ)`` acts on ``|01>, |10>`` a
 :mod:`circuits.gates`). A controlled FBS controls the RBS only: ``D² = 1`` and ``D`` does not touch
 the controls, so ``D · C(RBS) · D = C(D · RBS · D)``.
 
-Adjoint rotations (``rx, ry, rz, phase, rbs, fbs``) are the same gate at ``−θ``; adjoint fixed gates
-go through ``qml.adjoint``.
+Adjoint rotations are the same gate at ``−θ`` (Note [rotation form] in :mod:`circuits.gates`);
+adjoint fixed gates go through ``qml.adjoint``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
 
-from circuits import Circuit, Op
+from circuits import Circuit, Gate, Op, get_gate, reference_matrix, rotation_parts
 
 try:
     import pennylane as qml
@@ -43,24 +50,34 @@ Measurement = Literal["state", "probs"]
 #: Named measurements :func:`make_qnode` understands.
 MEASUREMENTS: tuple[str, ...] = ("state", "probs")
 
-_FIXED: dict[str, Any] = {
-    "i": qml.Identity,
-    "x": qml.PauliX,
-    "y": qml.PauliY,
-    "z": qml.PauliZ,
-    "h": qml.Hadamard,
-    "s": qml.S,
-    "t": qml.T,
-    "cz": qml.CZ,
-    "cnot": qml.CNOT,
-    "swap": qml.SWAP,
-}
-_ROTATIONS: dict[str, Any] = {
-    "rx": qml.RX,
-    "ry": qml.RY,
-    "rz": qml.RZ,
-    "phase": qml.PhaseShift,
-}
+def _rotation_matrix(name: str, theta: Any) -> Any:
+    """``F + cos(ωθ)·C + sin(ωθ)·S`` (Note [rotation form] in :mod:`circuits.gates`) in the
+    interface of ``theta`` (torch, numpy, autograd, JAX), so gradients flow through it."""
+    omega, *parts = rotation_parts(name)
+    if qml.math.get_interface(theta) == "torch":
+        import torch
+
+        parts = [torch.tensor(p, device=theta.device) for p in parts]
+    t = omega * theta
+    fixed, cos_part, sin_part = parts
+    return fixed + qml.math.cos(t) * cos_part + qml.math.sin(t) * sin_part
+
+
+def _core(gate: Gate, theta: Any, adjoint: bool) -> Callable[..., Any]:
+    """A callable ``f(wires=...)`` queuing the gate's PennyLane op at angle ``theta`` (already
+    negated for an adjoint rotation), without the ``between_parity`` dressing."""
+    native = gate.pennylane
+    if native is not None:
+        op_class = getattr(qml, native.name)
+        if not gate.num_params:
+            return qml.adjoint(op_class) if adjoint else op_class
+        angle = theta if native.scale == 1.0 else native.scale * theta
+        return partial(op_class, angle, *native.extra)
+    if not gate.num_params:
+        matrix = reference_matrix(gate.name, adjoint=adjoint)
+    else:
+        matrix = _rotation_matrix(gate.name, theta)
+    return partial(qml.QubitUnitary, matrix)
 
 
 def _maybe_ctrl(op: Op, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -71,6 +88,7 @@ def _maybe_ctrl(op: Op, fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _apply_op(op: Op, params: Any) -> None:
     """Queue the PennyLane ops of one IR op."""
+    gate = get_gate(op.name)
     if op.param is None:
         theta = None
     else:
@@ -78,23 +96,13 @@ def _apply_op(op: Op, params: Any) -> None:
         if op.adjoint:
             theta = -theta
     wires = list(op.wires)
-    if op.name in _FIXED:
-        gate = _FIXED[op.name]
-        if op.adjoint:
-            gate = qml.adjoint(gate)
-        _maybe_ctrl(op, gate)(wires=wires)
-    elif op.name in _ROTATIONS:
-        _maybe_ctrl(op, _ROTATIONS[op.name])(theta, wires=wires)
-    elif op.name in ("rbs", "fbs"):
-        i, j = op.wires
-        between = range(min(i, j) + 1, max(i, j)) if op.name == "fbs" else range(0)
-        for m in between:
-            qml.CZ(wires=[i, m])
-        _maybe_ctrl(op, qml.SingleExcitation)(-2 * theta, wires=wires)
-        for m in between:
-            qml.CZ(wires=[i, m])
-    else:  # pragma: no cover - guarded by the gate-table test
-        raise NotImplementedError(f"no PennyLane gate for {op.name!r}")
+    lo, hi = min(wires), max(wires)
+    between = range(lo + 1, hi) if gate.between_parity else range(0)
+    for m in between:
+        qml.CZ(wires=[wires[0], m])
+    _maybe_ctrl(op, _core(gate, theta, op.adjoint))(wires=wires)
+    for m in between:
+        qml.CZ(wires=[wires[0], m])
 
 
 def _check_params(circuit: Circuit, params: Any) -> None:

@@ -94,7 +94,7 @@ def _plan(circuit: Circuit) -> tuple[_Step, ...]:
                 steps.append(_Kron(run[0], tuple(singles[x] for x in run)))
             run = [w] if w is not None else []
         for op in others:
-            sign = fbs_sign(n, op) if op.name == "fbs" else None
+            sign = fbs_sign(n, op) if get_gate(op.name).between_parity else None
             if sign is not None:
                 steps.append(_Diag(sign))
             steps.append(_Gate(op))

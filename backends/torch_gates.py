@@ -1,6 +1,9 @@
 """Torch versions of the gate table's matrices (checked against circuits.gates in the tests).
 
-Every function works on a batch of parameter sets ``p`` of shape (B, num_params).
+Nothing here knows a gate by name: fixed gates use their reference matrix, rotations the rotation
+form of the table (:func:`circuits.rotation_parts`), FBS-like gates the ``between_parity`` flag;
+each is converted once per gate name and cached. Every function works on a batch of parameter sets
+``p`` of shape (B, num_params).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from circuits import Circuit, Op, get_gate, reference_matrix
+from circuits import Circuit, Op, get_gate, reference_matrix, rotation_parts
 
 Tensor = torch.Tensor
 
@@ -38,7 +41,8 @@ def gate_matrix(op: Op, p: Tensor, dtype: torch.dtype, *, with_controls: bool = 
         with_controls: embed the target matrix in the controlled matrix on ``op.all_wires``.
 
     Returns:
-        Shape (B, d, d). ``fbs`` returns its RBS core; its parity sign is applied separately.
+        Shape (B, d, d). A ``between_parity`` gate (``fbs``) returns its core (RBS); its parity
+        sign (:func:`fbs_sign`) is applied separately.
     """
     b = p.shape[0]
     gate = get_gate(op.name)
@@ -71,45 +75,35 @@ def fbs_sign(n: int, op: Op) -> np.ndarray | None:
     return np.where(flip, -1.0, 1.0)
 
 
-
-#: (fixed, cos, sin) parts of the real rotations, flattened row-major
-_ROTATION_PARTS = {
-    "ry": ([0.0, 0, 0, 0], [1.0, 0, 0, 1], [0.0, -1, 1, 0]),
-    "rbs": (
-        [1.0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
-        [0.0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0],
-        [0.0, 0, 0, 0, 0, 0, 1, 0, 0, -1, 0, 0, 0, 0, 0, 0],
-    ),
-}
-_ROTATION_PARTS["fbs"] = _ROTATION_PARTS["rbs"]
+@lru_cache(maxsize=256)
+def _parts(
+    name: str, dtype: torch.dtype, device: torch.device
+) -> tuple[float, int, Tensor, Tensor, Tensor]:
+    """ω, the matrix size d and the flattened ``(F, C, S)`` of :func:`circuits.rotation_parts`
+    as tensors, made once per gate, dtype and device: real in ``dtype`` for real gates, complex
+    for the others."""
+    omega, *parts = rotation_parts(name)
+    if any(np.iscomplexobj(p) for p in parts):
+        dtype = dtype.to_complex()
+    f, c, s = (torch.tensor(p.reshape(-1), device=device).to(dtype) for p in parts)
+    return omega, len(parts[0]), f, c, s
 
 
 def rotation(name: str, theta: Tensor, dtype: torch.dtype) -> Tensor:
-    """Matrices of a one-parameter gate for every angle in ``theta``: shape (*theta.shape, d, d)."""
-    t = theta
-    if name in ("ry", "rbs", "fbs"):
-        # real rotations: fixed part + cos · C + sin · S, three broadcast ops whatever the batch
-        half = t / 2 if name == "ry" else t
-        fixed, cos_part, sin_part = (
-            torch.as_tensor(a, dtype=t.dtype, device=t.device) for a in _ROTATION_PARTS[name]
-        )
-        c, s = torch.cos(half)[..., None], torch.sin(half)[..., None]
-        m = (fixed + c * cos_part + s * sin_part).to(dtype)
-    elif name == "rx":
-        c, s = torch.cos(t / 2).to(dtype), torch.sin(t / 2).to(dtype)
-        m = torch.stack([c, -1j * s, -1j * s, c], -1)
-    elif name == "rz":
-        e = torch.exp(0.5j * t.to(dtype))
-        zero = torch.zeros_like(e)
-        m = torch.stack([e.conj(), zero, zero, e], -1)
-    elif name == "phase":
-        e = torch.exp(1j * t.to(dtype))
-        one, zero = torch.ones_like(e), torch.zeros_like(e)
-        m = torch.stack([one, zero, zero, e], -1)
-    else:  # pragma: no cover - guarded by the gate-table test
-        raise NotImplementedError(f"no torch matrix for gate {name!r}")
-    d = 4 if name in ("rbs", "fbs") else 2
-    return m.reshape(*t.shape, d, d)
+    """Matrices of a one-parameter gate for every angle in ``theta``: shape (*theta.shape, d, d).
+
+    Built from the gate table's rotation form ``F + cos(ωθ)·C + sin(ωθ)·S`` (Note [rotation
+    form] in :mod:`circuits.gates`): three broadcast ops whatever the gate or the batch. Real
+    gates come out in ``dtype``; complex gates in ``dtype`` when it is complex, else in its
+    complex counterpart.
+    """
+    omega, d, fixed, cos_part, sin_part = _parts(name, theta.dtype, theta.device)
+    t = theta if omega == 1.0 else omega * theta
+    c, s = torch.cos(t)[..., None], torch.sin(t)[..., None]
+    m = fixed + c * cos_part + s * sin_part
+    if m.dtype != dtype and (dtype.is_complex or not m.dtype.is_complex):
+        m = m.to(dtype)
+    return m.reshape(*theta.shape, d, d)
 
 
 #: Every gate matrix in :func:`op_table` takes one row of this many entries (4×4 at most).

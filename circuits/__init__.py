@@ -13,7 +13,15 @@ from circuits.builders import (
     two_design,
 )
 from circuits.circuit import Circuit, Op, moments
-from circuits.gates import GATES, Gate, get_gate, reference_matrix
+from circuits.gates import (
+    GATES,
+    Gate,
+    Native,
+    Step,
+    get_gate,
+    reference_matrix,
+    rotation_parts,
+)
 from circuits.subspace import subspace_dim, weight_indices, weight_positions
 
 __all__ = [
@@ -21,7 +29,9 @@ __all__ = [
     "GATES",
     "Circuit",
     "Gate",
+    "Native",
     "Op",
+    "Step",
     "build",
     "fbs_butterfly",
     "get_gate",
@@ -30,6 +40,7 @@ __all__ = [
     "rbs_butterfly",
     "rbs_pyramid",
     "reference_matrix",
+    "rotation_parts",
     "subspace_dim",
     "two_design",
     "weight_indices",
