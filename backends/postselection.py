@@ -1,15 +1,17 @@
 """Exact postselection of circuits with ancillas (LCU circuits) in PyTorch, differentiable.
 
-- :func:`lcu_angles` / :func:`lcu_params` — the torch twins of :func:`circuits.lcu.lcu_angles`:
-  coefficients ``α`` (and sub-circuit parameters) → the LCU circuit's parameter vector, with
-  gradients flowing back to ``α``.
+- :func:`lcu_angles_torch` / :func:`lcu_params` — the torch twins of
+  :func:`circuits.lcu.lcu_angles`: coefficients ``α`` (and sub-circuit parameters) → the LCU
+  circuit's parameter vector, with gradients flowing back to ``α``. (``lcu_angles`` here is a
+  deprecated alias of :func:`lcu_angles_torch`.)
 - :func:`postselected_operator` — the system operator left after the ancillas are measured in the
   circuit's ``postselect`` pattern: ``Σ α_i U_i / ‖α‖₁`` for an LCU (Note [LCU postselection] in
   :mod:`circuits.lcu`).
 - :func:`success_probability` — the probability of keeping a shot, ``‖Σ α_i U_i ψ‖² / ‖α‖₁²``
   for an LCU.
 - :func:`postselect_counts` — the same postselection on measured counts (used by the Aer and IBM
-  backends), plain Python.
+  backends through :mod:`backends.sampling`), plain Python; :func:`kept_indices` — the basis
+  indices it keeps.
 
 Everything is simulated with :mod:`backends.exact` on the full register (system + ancillas), so
 it works for any circuit that records ``ancillas`` and ``postselect``, wherever the ancillas sit.
@@ -17,6 +19,7 @@ it works for any circuit that records ``ancillas`` and ``postselect``, wherever 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -29,7 +32,8 @@ from circuits.lcu import lcu_num_ancillas
 Tensor = torch.Tensor
 
 __all__ = [
-    "lcu_angles",
+    "kept_indices",
+    "lcu_angles_torch",
     "lcu_params",
     "postselect_counts",
     "postselected_operator",
@@ -46,7 +50,7 @@ def _as_real(x: Tensor | Sequence[float] | np.ndarray, what: str) -> Tensor:
     return x
 
 
-def lcu_angles(coefficients: Tensor | Sequence[float]) -> Tensor:
+def lcu_angles_torch(coefficients: Tensor | Sequence[float]) -> Tensor:
     """PREPARE / un-PREPARE angles of an LCU, differentiable in the coefficients.
 
     Same values and layout as :func:`circuits.lcu.lcu_angles` (V tree in level order, then W's
@@ -61,6 +65,10 @@ def lcu_angles(coefficients: Tensor | Sequence[float]) -> Tensor:
 
     Raises:
         ValueError: fewer than 2 coefficients, complex, non-finite or all-zero coefficients.
+
+    Example:
+        >>> lcu_angles_torch(torch.tensor([1.0, 1.0], dtype=torch.float64)).tolist()
+        [1.5707963267948966, 1.5707963267948966]
     """
     alpha = _as_real(coefficients, "LCU coefficients")
     if alpha.ndim == 0:
@@ -103,13 +111,13 @@ def lcu_params(
             dimensions broadcast with those of ``coefficients``.
 
     Returns:
-        ``[lcu_angles(α) | sub_params[0] | sub_params[1] | …]`` of shape ``(..., P)``;
+        ``[lcu_angles_torch(α) | sub_params[0] | sub_params[1] | …]`` of shape ``(..., P)``;
         differentiable in every input.
 
     Raises:
         ValueError: the number of sub-parameter vectors is not ``m``, or bad coefficients.
     """
-    angles = lcu_angles(coefficients)
+    angles = lcu_angles_torch(coefficients)
     m = _as_real(coefficients, "LCU coefficients").shape[-1]
     if len(sub_params) != m:
         raise ValueError(
@@ -124,9 +132,26 @@ def lcu_params(
 
 
 # ---------------------------------------------------------------------------- postselection
-def _kept_indices(circuit: Circuit) -> np.ndarray:
-    """Full-register basis indices whose ancillas hold the postselect pattern, ordered by the
-    system bits (first system wire most significant)."""
+def kept_indices(circuit: Circuit) -> np.ndarray:
+    """Full-register basis indices whose ancillas hold the postselect pattern.
+
+    Args:
+        circuit: a circuit with ``ancillas`` and ``postselect``.
+
+    Returns:
+        Shape ``(2^s,)`` (``s`` system wires), int: entry ``r`` is the index of the basis state
+        whose system wires spell ``r`` (first system wire most significant) and whose ancillas
+        hold the pattern.
+
+    Raises:
+        TypeError: ``circuit`` is not a Circuit.
+        ValueError: no ancillas or no postselect pattern.
+
+    Example:
+        >>> from circuits import Circuit
+        >>> kept_indices(Circuit(3, [], ancillas=(1,), postselect=(1,))).tolist()  # s = 2 wires
+        [2, 3, 6, 7]
+    """
     if not isinstance(circuit, Circuit):
         raise TypeError(f"expected a circuits.Circuit; found {type(circuit).__name__}")
     if not circuit.ancillas or not circuit.postselect:
@@ -162,7 +187,7 @@ def postselected_operator(circuit: Circuit, params: Tensor | Sequence[float]) ->
     Raises:
         ValueError: no ancillas or no postselect pattern; bad params (see ``exact.apply``).
     """
-    idx = _kept_indices(circuit)
+    idx = kept_indices(circuit)
     params = exact._check_params(circuit, params)
     dim = 2**circuit.n_qubits
     basis = torch.zeros(len(idx), dim, dtype=params.dtype, device=params.device)
@@ -192,7 +217,7 @@ def success_probability(
         ValueError: no postselection recorded, states of the wrong size or of zero norm, bad
             params.
     """
-    idx = _kept_indices(circuit)
+    idx = kept_indices(circuit)
     k = len(idx)
     if not isinstance(states, Tensor) or states.ndim == 0 or states.shape[-1] != k:
         found = tuple(states.shape) if isinstance(states, Tensor) else type(states).__name__
@@ -222,7 +247,7 @@ def postselect_counts(circuit: Circuit, counts: dict[str, int]) -> dict[str, int
     Raises:
         ValueError: no postselection recorded, or a bitstring of the wrong length.
     """
-    _kept_indices(circuit)  # validates the registers
+    kept_indices(circuit)  # validates the registers
     n = circuit.n_qubits
     system = circuit.system_wires
     kept: dict[str, int] = {}
@@ -234,3 +259,15 @@ def postselect_counts(circuit: Circuit, counts: dict[str, int]) -> dict[str, int
             key = "".join(bits[w] for w in system)
             kept[key] = kept.get(key, 0) + k
     return kept
+
+
+def __getattr__(name: str) -> object:
+    if name == "lcu_angles":
+        warnings.warn(
+            "backends.postselection.lcu_angles is deprecated; use lcu_angles_torch (the numpy "
+            "version is circuits.lcu.lcu_angles)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return lcu_angles_torch
+    raise AttributeError(f"module 'backends.postselection' has no attribute {name!r}")

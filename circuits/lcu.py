@@ -21,12 +21,11 @@ leaves ``(Σ α_i U_i)|ψ> / ‖α‖₁`` (unnormalised) on the system, with su
 ``‖Σ α_i U_i ψ‖² / ‖α‖₁²``. Putting the signs into W rather than into SELECT keeps the circuit's
 structure independent of α and its angles continuous in α, so α is trainable.
 
-Both V and W are binary trees of RY rotations: the rotation at level ``l`` (ancilla ``l``) for the
-prefix ``p`` of the first ``l`` index bits is controlled on those ancillas holding ``p``. Its angle
-is ``2·atan2(r_1, r_0)`` where ``r_b`` is the norm of the amplitudes below the child ``b``, so that
-``cos(θ/2), sin(θ/2)`` split the parent's weight. Inner norms are ``sqrt(Σ|α_i|)`` over the subtree
-(normalisation cancels inside atan2) and agree for V and W; only the leaf level differs, where W
-uses the signed amplitudes ``sign(α)·sqrt|α|`` (atan2 of signed arguments gives any real pair).
+Both V and W are binary trees of RY rotations (Note [RY tree] in :mod:`circuits.state_prep`): the
+rotation at level ``l`` (ancilla ``l``) for the prefix ``p`` of the first ``l`` index bits is
+controlled on those ancillas holding ``p``. V's tree is that of the amplitudes ``sqrt|α|``, W's that
+of ``sign(α)·sqrt|α|``; their inner angles agree (they depend on norms only), so only W's leaf
+level is new.
 
 Parameter layout of the returned circuit (trainable coefficients, the default)::
 
@@ -35,7 +34,7 @@ Parameter layout of the returned circuit (trainable coefficients, the default)::
       | sub-circuit 0 params | sub-circuit 1 params | … ]
 
 :func:`lcu_angles` maps α to the first ``2^a − 1 + 2^(a−1)`` entries (see
-:func:`lcu_num_angles`); ``backends.postselection.lcu_params`` is its differentiable twin.
+:func:`lcu_num_angles`); ``backends.postselection.lcu_angles_torch`` is its differentiable twin.
 """
 
 from __future__ import annotations
@@ -46,6 +45,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from circuits.circuit import Circuit, Op
+from circuits.state_prep import ry_tree_angles
 
 __all__ = ["lcu", "lcu_angles", "lcu_num_ancillas", "lcu_num_angles"]
 
@@ -89,25 +89,6 @@ def check_coefficients(coefficients: Sequence[float] | np.ndarray, num_terms: in
     return arr
 
 
-def _tree_angles(leaf_weights: np.ndarray, signed_leaves: np.ndarray) -> np.ndarray:
-    """Level-order RY angles for amplitudes ``∝ sqrt(leaf_weights)``, with the last level's
-    amplitudes taken from ``signed_leaves`` (which must have the same magnitudes)."""
-    size = leaf_weights.shape[0]
-    a = int(math.log2(size))
-    angles = []
-    for level in range(a):
-        block = size >> level  # leaves under one node of this level
-        half = block // 2
-        for p in range(2**level):
-            if level == a - 1:
-                lo, hi = signed_leaves[p * block], signed_leaves[p * block + 1]
-            else:
-                lo = math.sqrt(leaf_weights[p * block : p * block + half].sum())
-                hi = math.sqrt(leaf_weights[p * block + half : (p + 1) * block].sum())
-            angles.append(2.0 * math.atan2(hi, lo))
-    return np.array(angles)
-
-
 def lcu_angles(coefficients: Sequence[float] | np.ndarray) -> np.ndarray:
     """The PREPARE and un-PREPARE angles of an LCU with these coefficients (numpy).
 
@@ -130,12 +111,11 @@ def lcu_angles(coefficients: Sequence[float] | np.ndarray) -> np.ndarray:
     _check_num_terms(m)
     alpha = check_coefficients(coefficients, m)
     a = lcu_num_ancillas(m)
-    weights = np.zeros(2**a)
-    weights[:m] = np.abs(alpha)
-    signed = np.zeros(2**a)
-    signed[:m] = np.sign(alpha) * np.sqrt(np.abs(alpha))
-    v = _tree_angles(weights, np.sqrt(weights))
-    w_leaves = _tree_angles(weights, signed)[2 ** (a - 1) - 1 :]
+    plain = np.zeros(2**a)
+    plain[:m] = np.sqrt(np.abs(alpha))
+    signed = np.sign(np.pad(alpha, (0, 2**a - m))) * plain
+    v = ry_tree_angles(plain)
+    w_leaves = ry_tree_angles(signed)[2 ** (a - 1) - 1 :]
     return np.concatenate([v, w_leaves])
 
 

@@ -5,19 +5,27 @@
 set runs as one Aer / IBM job (one PUB with a bindings array) and no backend needs a
 state-preparation instruction.
 
+Note [RY tree]
+--------------
+Real amplitudes ``x`` of length ``2^a`` (any scale) are reached from ``|0…0>`` by a binary tree of
+RY rotations: at level ``l`` (wire ``l``), for every prefix ``p`` of the first ``l`` bits, an RY
+splits the prefix's weight between its children, ``θ_p = 2·atan2(r_{p1}, r_{p0})`` with ``r`` the
+norm of the amplitudes below a node, so that ``cos(θ/2), sin(θ/2)`` are the children's shares. At
+the last level the children are the (signed) amplitudes themselves, and atan2 of signed arguments
+gives any real pair, so signs come for free. A zero subtree gets ``atan2(0, 0) = 0``. Normalisation
+cancels inside atan2. :func:`ry_tree_angles` computes the angles in level order (level 0, then the
+prefixes 0, 1 of level 1, …); the LCU's PREPARE trees (:mod:`circuits.lcu`) and the state
+preparation here both use it.
+
 Note [real state preparation]
 -----------------------------
-A real unit vector ``ψ`` on ``n`` wires is a binary tree: at level ``l`` (wire ``l``), for every
-prefix ``p`` of the first ``l`` bits, an RY splits the prefix's weight ``r_p`` between its children,
-``θ_p = 2·atan2(r_{p1}, r_{p0})`` with ``r`` the norm of the amplitudes below a node. At the last
-level the children are the (signed) amplitudes themselves, and atan2 of signed arguments gives any
-real pair, so signs come for free. Level ``l`` is a *uniformly controlled* RY: RY(θ_p) on wire ``l``
-when wires ``0..l-1`` hold ``p``. It is built without multi-controlled gates (Möttönen et al., 2004)
-as ``2^l`` plain RYs ``φ_i`` on the target, each followed by a CNOT whose control is the bit in
-which the Gray codes ``g(i)`` and ``g(i+1 mod 2^l)`` differ. Pushing the X's through
-(``X·RY(φ) = RY(−φ)·X``, and the CNOTs cancel in total) leaves RY(``Σ_i (−1)^{|p ∧ g(i)|} φ_i``)
-for prefix ``p``; this matrix ``M`` has orthogonal columns of norm² ``2^l``, so ``φ = Mᵀθ / 2^l``.
-Cost: ``2^n − 1`` RYs and ``2^n − 2`` CNOTs.
+A real unit vector ``ψ`` on ``n`` wires is the RY tree of Note [RY tree] on its amplitudes. Level
+``l`` is a *uniformly controlled* RY: RY(θ_p) on wire ``l`` when wires ``0..l-1`` hold ``p``. It is
+built without multi-controlled gates (Möttönen et al., 2004) as ``2^l`` plain RYs ``φ_i`` on the
+target, each followed by a CNOT whose control is the bit in which the Gray codes ``g(i)`` and
+``g(i+1 mod 2^l)`` differ. Pushing the X's through (``X·RY(φ) = RY(−φ)·X``, and the CNOTs cancel in
+total) leaves RY(``Σ_i (−1)^{|p ∧ g(i)|} φ_i``) for prefix ``p``; this matrix ``M`` has orthogonal
+columns of norm² ``2^l``, so ``φ = Mᵀθ / 2^l``. Cost: ``2^n − 1`` RYs and ``2^n − 2`` CNOTs.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ import numpy as np
 
 from circuits import Circuit, Op
 
-__all__ = ["preparation_circuit", "preparation_params"]
+__all__ = ["preparation_circuit", "preparation_params", "ry_tree_angles"]
 
 
 def _gray(i: int) -> int:
@@ -45,6 +53,46 @@ def _check_n(n_qubits: object) -> int:
     if isinstance(n_qubits, bool) or not isinstance(n_qubits, int | np.integer) or n_qubits < 1:
         raise ValueError(f"expected n_qubits >= 1; found {n_qubits!r}")
     return int(n_qubits)
+
+
+def ry_tree_angles(amplitudes: np.ndarray) -> np.ndarray:
+    """Level-order angles of the RY tree that prepares real amplitudes (Note [RY tree]).
+
+    Args:
+        amplitudes: real, shape ``(..., 2^a)`` with ``a >= 1``; any scale (only ratios matter).
+
+    Returns:
+        Shape ``(..., 2^a − 1)``: level 0, then level 1's prefixes 0, 1, then level 2's, …
+
+    Raises:
+        ValueError: complex or non-numeric amplitudes, or a last axis that is not a power of two
+            ``>= 2``.
+
+    Example:
+        >>> ry_tree_angles(np.array([1.0, 1.0, 0.0, -1.0])).round(4).tolist()  # 2·atan2(1, √2)
+        [1.231, 1.5708, -3.1416]
+    """
+    arr = np.asarray(amplitudes)
+    if np.iscomplexobj(arr) or not np.issubdtype(arr.dtype, np.number):
+        raise ValueError(f"expected real amplitudes; found dtype {arr.dtype}")
+    arr = arr.astype(np.float64)
+    size = arr.shape[-1] if arr.ndim else 0
+    if size < 2 or size & (size - 1):
+        raise ValueError(
+            f"expected amplitudes of shape (..., 2^a) with a >= 1; found shape {arr.shape}"
+        )
+    batch = arr.shape[:-1]
+    depth = size.bit_length() - 1
+    levels = []
+    for level in range(depth):
+        nodes = arr.reshape(*batch, 2**level, 2, size >> (level + 1))  # (prefix, child, leaves)
+        if level == depth - 1:
+            lo, hi = nodes[..., 0, 0], nodes[..., 1, 0]
+        else:
+            lo = np.sqrt((nodes[..., 0, :] ** 2).sum(-1))
+            hi = np.sqrt((nodes[..., 1, :] ** 2).sum(-1))
+        levels.append(2.0 * np.arctan2(hi, lo))
+    return np.concatenate(levels, axis=-1)
 
 
 def preparation_circuit(n_qubits: int) -> Circuit:
@@ -101,19 +149,12 @@ def preparation_params(states: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(arr, axis=-1, keepdims=True)
     if np.any(norms == 0):
         raise ValueError("expected non-zero state vectors; found a vector of norm 0")
-    arr = arr / norms
     n = dim.bit_length() - 1
+    thetas = ry_tree_angles(arr / norms)
     out = []
     for level in range(n):
-        block = dim >> level
-        nodes = arr.reshape(len(arr), 2**level, 2, block // 2)
-        if level == n - 1:
-            lo, hi = nodes[..., 0, 0], nodes[..., 1, 0]
-        else:
-            lo = np.sqrt((nodes[..., 0, :] ** 2).sum(-1))
-            hi = np.sqrt((nodes[..., 1, :] ** 2).sum(-1))
-        theta = 2.0 * np.arctan2(hi, lo)  # (B, 2^level), prefix p
         size = 2**level
+        theta = thetas[:, size - 1 : 2 * size - 1]  # (B, 2^level), prefix p
         p = np.arange(size)[:, None]
         g = np.array([_gray(i) for i in range(size)])[None, :]
         m = 1 - 2 * _popcount_parity(p & g)  # M[p, i]

@@ -35,12 +35,14 @@ import torch
 
 from backends import exact
 from backends.postselection import lcu_params, postselected_operator
-from circuits import Circuit, rbs_brick, rbs_pyramid, two_design
+from circuits import Circuit, build, two_design
 from circuits.lcu import lcu
 from qadapters.qnn.quantum_data import QuantumDataset
 
 Tensor = torch.Tensor
 AdapterLayout = Literal["pyramid", "brick"]
+#: ``U_QA`` layout → the :data:`circuits.BUILDERS` name that builds it.
+ADAPTER_LAYOUTS: dict[str, str] = {"pyramid": "rbs_pyramid", "brick": "rbs_brick"}
 
 __all__ = [
     "Classifier",
@@ -212,14 +214,23 @@ def _init(num: int, seed: int, spread: float = np.pi) -> Tensor:
 def adapter_circuit(n_qubits: int, layout: AdapterLayout = "pyramid", depth: int = 2) -> Circuit:
     """``U_QA``: a Hamming-weight-preserving RBS circuit (pyramid, or brick of ``depth``).
 
+    Args:
+        n_qubits: system qubits.
+        layout: a key of :data:`ADAPTER_LAYOUTS`, built with :func:`circuits.build`.
+        depth: brick depth (ignored by the pyramid).
+
     Raises:
         ValueError: an unknown layout (or the builders' errors).
+
+    Example:
+        >>> adapter_circuit(4, "brick", depth=2).num_params  # (0,1), (2,3), then (1,2)
+        3
     """
-    if layout == "pyramid":
-        return rbs_pyramid(n_qubits)
-    if layout == "brick":
-        return rbs_brick(n_qubits, depth)
-    raise ValueError(f"unknown adapter layout {layout!r}; expected 'pyramid' or 'brick'")
+    if layout not in ADAPTER_LAYOUTS:
+        raise ValueError(
+            f"unknown adapter layout {layout!r}; expected one of {list(ADAPTER_LAYOUTS)}"
+        )
+    return build(ADAPTER_LAYOUTS[layout], n_qubits, depth=depth)
 
 
 def train_qnn(

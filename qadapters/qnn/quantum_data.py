@@ -37,6 +37,7 @@ so that the amplitudes sum to a positive number.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -47,8 +48,8 @@ from scipy.sparse.linalg import eigsh
 
 __all__ = [
     "CRITICAL",
-    "FAMILIES",
     "MAX_QUBITS",
+    "SPIN_CHAINS",
     "QuantumDataset",
     "ground_state",
     "hamiltonian",
@@ -58,8 +59,9 @@ __all__ = [
     "train_test_split",
 ]
 
-Family = Literal["tfim", "xxz"]
-FAMILIES: tuple[str, ...] = ("tfim", "xxz")
+SpinChain = Literal["tfim", "xxz"]
+#: The spin chains (Hamiltonian families) whose ground states make the data sets.
+SPIN_CHAINS: tuple[str, ...] = ("tfim", "xxz")
 #: The coupling where the phase changes: h = 1 (TFIM), Δ = 1 (XXZ).
 CRITICAL: dict[str, float] = {"tfim": 1.0, "xxz": 1.0}
 #: Largest chain diagonalised (a 2^10-dimensional sparse matrix).
@@ -77,8 +79,8 @@ _IY = sp.csr_matrix(np.array([[0.0, 1.0], [-1.0, 0.0]]))  # i·Y is real; Y⊗Y 
 
 
 def _check_family(family: object) -> str:
-    if family not in FAMILIES:
-        raise ValueError(f"unknown Hamiltonian family {family!r}; expected one of {FAMILIES}")
+    if family not in SPIN_CHAINS:
+        raise ValueError(f"unknown Hamiltonian family {family!r}; expected one of {SPIN_CHAINS}")
     return str(family)
 
 
@@ -116,7 +118,7 @@ def _bonds(n: int, periodic: bool) -> list[tuple[int, int]]:
 
 
 def hamiltonian(
-    family: Family, n_qubits: int, coupling: float, *, periodic: bool = False
+    family: SpinChain, n_qubits: int, coupling: float, *, periodic: bool = False
 ) -> sp.csr_matrix:
     """The sparse Hamiltonian of a chain (see the module docstring for both families).
 
@@ -161,7 +163,7 @@ def _terms(family: str, n: int, periodic: bool) -> tuple[sp.csr_matrix, sp.csr_m
 
 
 def ground_state(
-    family: Family, n_qubits: int, coupling: float, *, periodic: bool = False
+    family: SpinChain, n_qubits: int, coupling: float, *, periodic: bool = False
 ) -> tuple[float, np.ndarray]:
     """Ground energy and ground state by Lanczos (Note [ground states by Lanczos]).
 
@@ -189,7 +191,7 @@ def ground_state(
     return float(values[0]), state
 
 
-def phase_label(family: Family, coupling: float) -> int:
+def phase_label(family: SpinChain, coupling: float) -> int:
     """0 below the critical coupling (TFIM ferromagnet, XXZ XY phase), 1 above it.
 
     Raises:
@@ -247,7 +249,7 @@ class QuantumDataset:
 
 
 def make_dataset(
-    family: Family,
+    family: SpinChain,
     n_qubits: int,
     num_states: int,
     *,
@@ -382,3 +384,15 @@ def train_test_split(
         test.extend(members[:k].tolist())
         train.extend(members[k:].tolist())
     return data.subset(np.sort(train)), data.subset(np.sort(test))
+
+
+def __getattr__(name: str) -> object:
+    if name == "FAMILIES":
+        warnings.warn(
+            "qadapters.qnn.quantum_data.FAMILIES is deprecated; use SPIN_CHAINS (adapter families "
+            "are qadapters.families.FAMILIES)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return SPIN_CHAINS
+    raise AttributeError(f"module 'qadapters.qnn.quantum_data' has no attribute {name!r}")

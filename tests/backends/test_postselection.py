@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from backends import exact
+from backends import postselection
 from backends.postselection import (
-    lcu_angles,
+    lcu_angles_torch,
     lcu_params,
     postselected_operator,
     success_probability,
@@ -51,7 +52,7 @@ def test_operator_equals_normalised_combination(subs: list[Circuit], seed: int):
     assert op.dtype == torch.float64
     assert (op - _target(subs, alpha, thetas)).abs().max().item() < 1e-10
     np.testing.assert_allclose(
-        lcu_angles(alpha).numpy(), lcu_module.lcu_angles(alpha.numpy()), atol=1e-14
+        lcu_angles_torch(alpha).numpy(), lcu_module.lcu_angles(alpha.numpy()), atol=1e-14
     )
 
 
@@ -123,9 +124,9 @@ def test_gradients():
 
 
 ERRORS = [
-    (lambda: lcu_angles([1.0]), "at least 2 terms"),
-    (lambda: lcu_angles([0.0, 0.0]), "not all be zero"),
-    (lambda: lcu_angles([1.0, float("nan")]), "finite"),
+    (lambda: lcu_angles_torch([1.0]), "at least 2 terms"),
+    (lambda: lcu_angles_torch([0.0, 0.0]), "not all be zero"),
+    (lambda: lcu_angles_torch([1.0, float("nan")]), "finite"),
     (lambda: lcu_params([1.0, 2.0], [0.1]), "one parameter vector per LCU term \\(2\\); found 1"),
     (lambda: postselected_operator(two_design(2, 1), torch.zeros(4)), "ancillas"),
     (
@@ -151,3 +152,11 @@ ERRORS = [
 def test_errors(call, match: str):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_old_torch_angle_name_is_a_deprecated_alias():
+    with pytest.warns(DeprecationWarning, match="lcu_angles_torch"):
+        old = postselection.lcu_angles
+    assert old is lcu_angles_torch
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        _ = postselection.nope

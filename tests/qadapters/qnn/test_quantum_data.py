@@ -181,3 +181,11 @@ def test_degenerate_xxz_ground_state_is_deterministic_and_flip_symmetric():
     assert np.allclose(h @ s, e * s, atol=1e-10)  # an eigenvector of the lowest energy
     assert e == pytest.approx(np.linalg.eigvalsh(h)[0], abs=1e-12)
     assert np.allclose(s, s[::-1], atol=1e-12)  # global spin flip reverses the index
+
+
+def test_spin_chain_names_and_the_deprecated_alias():
+    assert qd.SPIN_CHAINS == ("tfim", "xxz") == tuple(qd.CRITICAL)
+    with pytest.warns(DeprecationWarning, match="SPIN_CHAINS"):
+        assert qd.FAMILIES == qd.SPIN_CHAINS
+    with pytest.raises(AttributeError, match="no attribute 'NOPE'"):
+        _ = qd.NOPE
