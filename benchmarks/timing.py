@@ -24,6 +24,7 @@ def interleaved_medians(
 
 
 def fmt_seconds(s: float) -> str:
+    """``s`` in s, ms or µs, right-aligned to a fixed width of 11 characters."""
     if s >= 1:
         return f"{s:8.2f} s "
     if s >= 1e-3:

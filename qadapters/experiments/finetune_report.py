@@ -1,9 +1,13 @@
-"""Reporting for ``qadapters finetune``: the printed table and ``finetune.png``."""
+"""Reporting for ``qadapters finetune``: the printed table and ``finetune.png`` (atomic)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+from qadapters.experiments import core
+
+PLOT_NAME = "finetune.png"
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
@@ -31,13 +35,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 def write_plot(out_dir: Path, rows: list[dict[str, Any]]) -> Path:
     """``finetune.png``: validation accuracy vs step, and adapter params (log) vs test accuracy."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from qadapters.experiments.report import _save
-
+    plt = core.pyplot("the fine-tune plot")
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     for r in rows:
         steps, accs = zip(*r["val_curve"], strict=True)
@@ -61,6 +59,4 @@ def write_plot(out_dir: Path, rows: list[dict[str, Any]]) -> Path:
         title="Parameters vs accuracy",
     )
     right.grid(alpha=0.3, which="both")
-    path = Path(out_dir) / "finetune.png"
-    _save(fig, path)
-    return path
+    return core.save_figure(fig, Path(out_dir) / PLOT_NAME)

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from qadapters.files import atomic_write
+
 #: IDX magic numbers: two zero bytes, the type code (0x08 = unsigned byte), the number of dims.
 IDX_IMAGES_MAGIC = 0x00000803
 IDX_LABELS_MAGIC = 0x00000801
@@ -85,8 +87,17 @@ def read_idx(path: str | Path, expected_magic: int) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
-def write_idx(path: str | Path, array: np.ndarray) -> None:
-    """Write a ``uint8`` array of 1 or 3 dims as an IDX file (gzip if the name ends in .gz)."""
+def write_idx(path: str | Path, array: np.ndarray) -> Path:
+    """Write a ``uint8`` array of 1 or 3 dims as an IDX file (gzip if the name ends in .gz).
+
+    The file is written through :func:`qadapters.files.atomic_write`.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ValueError: ``array`` is not ``uint8`` with 1 or 3 dims.
+    """
     array = np.ascontiguousarray(array)
     if array.dtype != np.uint8 or array.ndim not in (1, 3):
         raise ValueError(
@@ -94,10 +105,9 @@ def write_idx(path: str | Path, array: np.ndarray) -> None:
         )
     header = bytes([0, 0, 0x08, array.ndim])
     header += b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    blob = header + array.tobytes()
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "wb") as f:
-        f.write(header + array.tobytes())
+    return atomic_write(path, gzip.compress(blob, mtime=0) if path.suffix == ".gz" else blob)
 
 
 def _find(directory: Path, stem: str) -> Path | None:

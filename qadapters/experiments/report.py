@@ -1,4 +1,8 @@
-"""Reporting for the demo: per-method summaries, the printed table, ``results.json`` and plots."""
+"""Reporting for the demo: per-method summaries, the printed table and the plots.
+
+``results.json`` is written by :func:`qadapters.experiments.core.write_results`; the plots go
+through :func:`qadapters.experiments.core.save_figure` (atomic writes both).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,16 @@ from typing import Any
 
 import numpy as np
 
-from qadapters import files
-from qadapters.experiments.mnist import mean_std
+from qadapters.experiments import core
 
-RESULTS_NAME = "results.json"
 CURVES_PLOT = "val_accuracy.png"
 PARAMS_PLOT = "params_vs_accuracy.png"
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    a = np.asarray(values, dtype=float)
+    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
 
 
 def summarize(runs: list[dict[str, Any]], methods: list[str]) -> dict[str, dict[str, Any]]:
@@ -63,21 +71,9 @@ def format_table(summary: dict[str, dict[str, Any]], n_seeds: int) -> str:
     return "\n".join(lines)
 
 
-def write_results(out_dir: Path, payload: dict[str, Any]) -> Path:
-    """Write ``results.json`` into ``out_dir`` atomically (:func:`qadapters.files.atomic_write`)."""
-    path = Path(out_dir) / RESULTS_NAME
-    return files.write_json(path, payload)
-
-
 def write_plots(out_dir: Path, summary: dict[str, dict[str, Any]]) -> list[Path]:
     """Validation accuracy per epoch, and trainable parameters (log x) vs accuracy on 5-9."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError("the demo plots need matplotlib: pip install 'qadapters[demo]'") from err
+    plt = core.pyplot("the demo plots")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -92,7 +88,7 @@ def write_plots(out_dir: Path, summary: dict[str, dict[str, Any]]) -> list[Path]
     ax.grid(alpha=0.3)
     ax.legend()
     curves = out_dir / CURVES_PLOT
-    _save(fig, curves)
+    core.save_figure(fig, curves)
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for name, s in summary.items():
@@ -116,16 +112,5 @@ def write_plots(out_dir: Path, summary: dict[str, dict[str, Any]]) -> list[Path]
     ax.set_title("Parameters vs accuracy")
     ax.grid(alpha=0.3, which="both")
     params = out_dir / PARAMS_PLOT
-    _save(fig, params)
+    core.save_figure(fig, params)
     return [curves, params]
-
-
-def _save(fig: Any, path: Path) -> None:
-    """Save a figure through a temporary name so a reader never sees half a PNG."""
-    import matplotlib.pyplot as plt
-
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.tight_layout()
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from qadapters.cli import main
+from qadapters.experiments import core
 from qadapters.experiments import mnist as experiment
 from qadapters.experiments import mnist_data as data
 
@@ -105,7 +106,7 @@ def test_missing_idx_file_is_named(tmp_path, capsys):
 def test_every_default_method_builds_with_only_adapter_params_trainable():
     base = experiment.MLP(64)
     for method in experiment.METHODS.values():
-        model = experiment.build(method, base, seed=0)
-        n = experiment.num_trainable(model)
-        assert 0 < n <= experiment.num_trainable(base), method.name
-        assert experiment.adapter_bytes(model) >= n  # at least a byte per trainable scalar
+        model = core.build_model(base, method, experiment.TARGETS, seed=0)
+        n = core.num_trainable(model)
+        assert 0 < n <= core.num_trainable(base), method.name
+        assert core.adapter_bytes(model) >= n  # at least a byte per trainable scalar
