@@ -11,6 +11,7 @@ import torch
 from benchmarks import step_time, unitary
 from qadapters import trainable_count
 from qadapters.experiments import core
+from tests.qadapters.experiments import tiny_models
 
 
 def test_unitary_benchmark_quick_run(capsys) -> None:
@@ -21,32 +22,24 @@ def test_unitary_benchmark_quick_run(capsys) -> None:
 
 @pytest.fixture(scope="module")
 def tiny_bert():
-    """A randomly initialised 2-layer BERT (hidden 32) that takes the benchmark's 64 tokens."""
-    transformers = pytest.importorskip("transformers")
+    """A frozen tiny BERT that takes the benchmark's 64 tokens, in place of MiniLM."""
     pytest.importorskip("peft")
-    torch.manual_seed(0)
-    config = transformers.BertConfig(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
-    return transformers.BertModel(config).requires_grad_(False)
+    return tiny_models.tiny_bert().requires_grad_(False)
 
 
 @pytest.mark.parametrize("name", list(step_time.CONTENDERS))
 def test_step_time_contenders_build_and_step(tiny_bert, name) -> None:
     model = step_time.adapt(tiny_bert, name)
     method = step_time.CONTENDERS[name]
+    d, targets = tiny_models.HIDDEN, tiny_models.LAYERS * len(step_time.TARGETS)
     if method.kind == "lora":
-        r = method.options["r"]
-        assert core.num_trainable(model) == 2 * 2 * r * (32 + 32)  # layers × (q, v) × r(in+out)
+        expected = targets * method.options["r"] * (d + d)
     else:
-        assert core.num_trainable(model) == 2 * 2 * trainable_count(
-            method.family, 32, 32, **method.options
-        )
-        assert all(bool(p.abs().sum() > 0) for p in core.trainable(model))  # moved off "no change"
+        expected = targets * trainable_count(method.family, d, d, **method.options)
+        fresh = core.build_model(tiny_bert, method, step_time.TARGETS, seed=0)
+        pairs = zip(core.trainable(model), core.trainable(fresh), strict=True)
+        assert all(not torch.equal(p, q) for p, q in pairs)  # redrawn away from "no change"
+    assert core.num_trainable(model) == expected
     before = [p.detach().clone() for p in core.trainable(model)]
     step_time.train_step(model, step_time.batch())()
     assert any(not torch.equal(p, q) for p, q in zip(core.trainable(model), before, strict=True))

