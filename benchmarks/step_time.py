@@ -37,6 +37,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -156,14 +157,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.memory_of:
         print(json.dumps(measure_memory(args.memory_of)))
         return 0
-    names = list(CONTENDERS) if args.only is None else args.only.split(",")
+    names: list[str] = list(CONTENDERS) if args.only is None else args.only.split(",")
     unknown = [n for n in names if n not in CONTENDERS]
     if unknown or "lora" not in names:
         raise SystemExit(f"expected 'lora' and names from {list(CONTENDERS)}; found {names}")
     print(f"load average before: {_load()}; torch threads: {torch.get_num_threads()}")
     base = load_base()
     inputs = batch()
-    models = {n: adapt(base, n) for n in names}
+    models: dict[str, Any] = {n: adapt(base, n) for n in names}  # peft or qadapters models
     params = {n: core.num_trainable(m) for n, m in models.items()}
     steps = {n: train_step(m, inputs) for n, m in models.items()}
     times = interleaved_medians(steps, rounds=args.rounds, warmup=2)
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{fmt_seconds(times[n])} {times[n] / times['lora']:>7.3f}x {mem_txt} {mem_ratio:>8}"
         )
 
-    merged = {"base": base}
+    merged: dict[str, nn.Module] = {"base": base}
     for n, m in models.items():
         merged[n] = m.merge_and_unload()
     for m in merged.values():

