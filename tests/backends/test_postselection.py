@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from backends import exact
-from backends import postselection
+from backends import exact, postselection
 from backends.postselection import (
     lcu_angles_torch,
     lcu_params,
