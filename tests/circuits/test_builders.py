@@ -6,15 +6,8 @@ import math
 
 import pytest
 
-from circuits import (
-    BUILDERS,
-    build,
-    fbs_butterfly,
-    rbs_brick,
-    rbs_butterfly,
-    rbs_pyramid,
-    two_design,
-)
+from circuits import BUILDERS, build
+from circuits.builders import fbs_butterfly, rbs_brick, rbs_butterfly, rbs_pyramid, two_design
 
 
 @pytest.mark.parametrize(("n", "layers"), [(2, 0), (2, 1), (3, 2), (4, 1), (5, 3), (8, 2), (11, 4)])
