@@ -7,6 +7,7 @@
 - :func:`unitary` — the circuit's unitary from ``AerSimulator(method="unitary")``.
 - :func:`sample_postselected` — shots postselected on the circuit's ancilla pattern: the kept-shot
   fraction next to the exact success probability.
+- :func:`isa_circuit` — the compiled circuit that :func:`sample` runs (to count its gates).
 - :func:`total_variation`, :func:`tv_bound` — comparing sampled and exact distributions.
 
 Bit order: everything returned is in the IR's order (wire 0 = most significant bit = leftmost
@@ -14,6 +15,9 @@ character of a bitstring), via :func:`backends.qiskit.to_qiskit` (Note [Qiskit b
 Pauli labels such as ``"ZIIX"`` are read the same way: character ``w`` acts on wire ``w``. That is
 also how Qiskit reads a ``SparsePauliOp`` label on the compiled circuit (its leftmost character is
 qubit ``n-1`` = wire 0), so labels pass through unchanged.
+
+Binding, counts, observables and postselection are shared with :mod:`backends.ibm` through
+:mod:`backends.sampling`; :class:`Sample` and :class:`PostselectedSample` are its result types.
 
 Noise: ``noise`` is ``None`` (ideal), an Aer ``NoiseModel`` (gates are first rewritten to its basis
 gates), a backend (``AerSimulator.from_backend``: its noise model, basis gates and coupling map;
@@ -24,7 +28,6 @@ the circuit is transpiled onto it) or a fake backend name such as ``"fake_manila
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,7 +37,6 @@ from circuits import Circuit
 try:
     from qiskit import QuantumCircuit
     from qiskit.quantum_info import SparsePauliOp
-    from qiskit.transpiler import generate_preset_pass_manager
     from qiskit_aer import AerSimulator
     from qiskit_aer.noise import NoiseModel
     from qiskit_aer.primitives import EstimatorV2, SamplerV2
@@ -44,13 +46,28 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
         "`pip install qadapters[qiskit]`"
     ) from err
 
-from backends.postselection import postselect_counts
-from backends.qiskit import check_shots, parameter_sets, parameter_values, to_qiskit
+from backends.qiskit import check_shots, parameter_sets, to_qiskit
+from backends.sampling import (
+    PostselectedSample,
+    Sample,
+    bindings,
+    counts_per_set,
+    estimator_pubs,
+    expectation_values,
+    make_sample,
+    pauli_observables,
+    postselected_sample,
+    pub,
+    transpile,
+    z_parity_mean,
+)
 
 __all__ = [
+    "SAFE_BASIS",
     "PostselectedSample",
     "Sample",
     "expectation",
+    "isa_circuit",
     "probabilities",
     "sample",
     "sample_postselected",
@@ -90,67 +107,50 @@ def simulator(noise: Noise = None, *, method: str = "automatic", seed: int | Non
 # controlled* gates (cry, crx, crz, cp, cu, …): they run as if the angle were another value
 # (Qiskit/qiskit-aer#2323, #2391, #2403; checked here: cry(0.7) bound that way is off by 0.34).
 # LCU circuits are full of controlled rotations, so an ideal simulator never receives them: the
-# circuit is rewritten to ``_SAFE_BASIS`` (uncontrolled rotations + fixed multi-qubit gates)
+# circuit is rewritten to ``SAFE_BASIS`` (uncontrolled rotations + fixed multi-qubit gates)
 # first. Device-like simulators (from a backend or a noise model) already use bases without them.
-_SAFE_BASIS = [
+SAFE_BASIS: tuple[str, ...] = (
     "id", "x", "y", "z", "h", "s", "sdg", "t", "tdg", "sx", "sxdg",
     "rx", "ry", "rz", "p", "u", "cx", "cz", "ccx", "swap", "measure",
-]  # fmt: skip
+)  # fmt: skip
 
 
 def _transpile(
     qc: QuantumCircuit, sim: Any, seed: int | None, level: int, device_like: bool = False
 ) -> QuantumCircuit:
-    """Rewrite for Aer: onto the simulated device when there is one, else to ``_SAFE_BASIS``."""
-    seed = 0 if seed is None else seed
+    """Rewrite for Aer: onto the simulated device when there is one, else to :data:`SAFE_BASIS`."""
     if device_like:
-        pm = generate_preset_pass_manager(
-            backend=sim, optimization_level=level, seed_transpiler=seed
-        )
-    else:
-        pm = generate_preset_pass_manager(
-            optimization_level=level, basis_gates=_SAFE_BASIS, seed_transpiler=seed
-        )
-    return pm.run(qc)
+        return transpile(qc, backend=sim, optimization_level=level, seed=seed)
+    return transpile(qc, basis_gates=SAFE_BASIS, optimization_level=level, seed=seed)
 
 
-def _bindings(symbolic: QuantumCircuit, isa: QuantumCircuit, params: np.ndarray) -> np.ndarray:
-    """Parameter values in the order of ``isa.parameters`` (transpiling may reorder them)."""
-    values = parameter_values(symbolic, params)
-    column = {p.name: k for k, p in enumerate(symbolic.parameters)}
-    return values[:, [column[p.name] for p in isa.parameters]]
+def isa_circuit(
+    circuit: Circuit,
+    *,
+    noise: Noise = None,
+    seed: int | None = None,
+    optimization_level: int = 1,
+) -> QuantumCircuit:
+    """The measured circuit as :func:`sample` compiles it for this noise spec.
 
+    Args:
+        circuit: the circuit.
+        noise: see the module docstring (``None``: :data:`SAFE_BASIS`, all-to-all).
+        seed: transpiler seed.
+        optimization_level: preset pass manager level.
 
-def _pub(isa: QuantumCircuit, values: np.ndarray) -> tuple[Any, ...]:
-    return (isa, values) if isa.num_parameters else (isa,)
+    Returns:
+        The compiled ``QuantumCircuit`` (symbolic parameters, measurements included).
+
+    Raises:
+        ValueError: an unknown fake backend name.
+    """
+    sim = simulator(noise, seed=seed)
+    symbolic = to_qiskit(circuit, measure=True)
+    return _transpile(symbolic, sim, seed, optimization_level, noise is not None)
 
 
 # ---------------------------------------------------------------------------- sampling
-@dataclass(frozen=True)
-class Sample:
-    """Sampled outcomes of one circuit for B parameter sets.
-
-    Attributes:
-        counts: ``{bitstring: count}`` (bitstrings in IR wire order) for a single parameter
-            vector, else a list of them, one per parameter set.
-        probabilities: shape ``(B, 2^n)`` (``(2^n,)`` for a single parameter vector): counts /
-            shots, indexed by the IR basis index ``int(bitstring, 2)``.
-        shots: shots per parameter set.
-    """
-
-    counts: dict[str, int] | list[dict[str, int]]
-    probabilities: np.ndarray
-    shots: int
-
-
-def _counts_to_probs(counts: list[dict[str, int]], n: int, shots: int) -> np.ndarray:
-    probs = np.zeros((len(counts), 2**n))
-    for b, c in enumerate(counts):
-        for bits, k in c.items():
-            probs[b, int(bits, 2)] += k / shots
-    return probs
-
-
 def sample(
     circuit: Circuit,
     params: Any,
@@ -188,11 +188,9 @@ def sample(
     symbolic = to_qiskit(circuit, measure=True)
     isa = _transpile(symbolic, sim, seed, optimization_level, noise is not None)
     sampler = SamplerV2.from_backend(sim, seed=seed)
-    result = sampler.run([_pub(isa, _bindings(symbolic, isa, arr))], shots=shots).result()[0]
-    bits = result.data.c
-    counts = [bits.get_counts(b) if bits.shape else bits.get_counts() for b in range(len(arr))]
-    probs = _counts_to_probs(counts, circuit.n_qubits, shots)
-    return Sample(counts[0] if single else counts, probs[0] if single else probs, shots)
+    result = sampler.run([pub(isa, bindings(symbolic, isa, arr))], shots=shots).result()[0]
+    counts = counts_per_set(result.data.c, len(arr))
+    return make_sample(counts, circuit.n_qubits, shots, single)
 
 
 def _saved_result(circuit: Circuit, params: Any, method: str, key: str) -> np.ndarray:
@@ -202,7 +200,7 @@ def _saved_result(circuit: Circuit, params: Any, method: str, key: str) -> np.nd
     symbolic = to_qiskit(circuit)
     qc = _transpile(symbolic, sim, 0, 0)
     getattr(qc, f"save_{key}")()
-    values = _bindings(symbolic, qc, arr)
+    values = bindings(symbolic, qc, arr)
     binds = [{p: values[:, k] for k, p in enumerate(qc.parameters)}] if qc.num_parameters else None
     result = sim.run(qc, parameter_binds=binds, shots=1).result()
     out = np.stack([np.asarray(result.data(b)[key]) for b in range(len(arr))])
@@ -229,23 +227,6 @@ def unitary(circuit: Circuit, params: Any) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- expectation values
-def _observables(observables: Any, n: int) -> tuple[list[SparsePauliOp], bool]:
-    single = isinstance(observables, str | SparsePauliOp)
-    items = [observables] if single else list(observables)
-    out = []
-    for obs in items:
-        op = SparsePauliOp(obs) if isinstance(obs, str) else obs
-        if not isinstance(op, SparsePauliOp):
-            raise ValueError(
-                "expected Pauli strings such as 'ZIIX' or SparsePauliOp; found "
-                f"{type(obs).__name__}"
-            )
-        if op.num_qubits != n:
-            raise ValueError(f"expected observables on {n} qubits; found {op.num_qubits}")
-        out.append(op)
-    return out, single
-
-
 def _qwc_groups(labels: list[str]) -> list[str]:
     """Greedy qubit-wise commuting measurement bases covering every label (``I`` = free)."""
     bases: list[list[str]] = []
@@ -308,7 +289,7 @@ def expectation(
         ValueError: bad params, shots <= 0, or observables of the wrong size or type.
     """
     arr, single_p = parameter_sets(circuit, params)
-    ops, single_o = _observables(observables, circuit.n_qubits)
+    ops, single_o = pauli_observables(observables, circuit.n_qubits)
     sim = simulator(noise, seed=seed)
     symbolic = to_qiskit(circuit)
     if shots is None:
@@ -316,64 +297,34 @@ def expectation(
         estimator = EstimatorV2.from_backend(
             sim, options={"run_options": {"seed_simulator": seed}} if seed is not None else {}
         )
-        values = _bindings(symbolic, isa, arr)
-        obs = [op.apply_layout(isa.layout) for op in ops]
-        pubs = [(isa, o, values) if isa.num_parameters else (isa, o) for o in obs]
+        pubs = estimator_pubs(isa, ops, bindings(symbolic, isa, arr))
         res = estimator.run(pubs).result()
-        out = np.stack([np.broadcast_to(np.real(r.data.evs), (len(arr),)) for r in res], -1)
-    else:
-        shots = check_shots(shots)
-        terms = [(label, complex(c)) for op in ops for label, c in op.to_list()]
-        bases = _qwc_groups([t[0] for t in terms])
-        circuits = [_basis_circuit(symbolic, b) for b in bases]
-        isas = [
-            _transpile(qc, sim, seed, optimization_level, noise is not None) for qc in circuits
-        ]
-        pubs = [_pub(isa, _bindings(symbolic, isa, arr)) for isa in isas]
-        results = SamplerV2.from_backend(sim, seed=seed).run(pubs, shots=shots).result()
-        parities: dict[str, np.ndarray] = {}
-        for basis, res in zip(bases, results, strict=True):
-            bits = res.data.meas
-            for label, _ in terms:
-                if label in parities or not all(
-                    a == "I" or a == b for a, b in zip(label, basis, strict=True)
-                ):
-                    continue
-                support = [w for w, a in enumerate(label) if a != "I"]
-                ev = np.zeros(len(arr))
-                for b in range(len(arr)):
-                    counts = bits.get_counts(b) if bits.shape else bits.get_counts()
-                    for s, k in counts.items():
-                        ev[b] += (-1) ** sum(s[w] == "1" for w in support) * k / shots
-                parities[label] = ev
-        out = np.stack(
-            [sum(np.real(c) * parities[label] for label, c in op.to_list()) for op in ops], -1
-        )
+        return expectation_values(res, len(arr), single_params=single_p, single_observable=single_o)
+    shots = check_shots(shots)
+    terms = [(label, complex(c)) for op in ops for label, c in op.to_list()]
+    bases = _qwc_groups([t[0] for t in terms])
+    circuits = [_basis_circuit(symbolic, b) for b in bases]
+    isas = [_transpile(qc, sim, seed, optimization_level, noise is not None) for qc in circuits]
+    pubs = [pub(isa, bindings(symbolic, isa, arr)) for isa in isas]
+    results = SamplerV2.from_backend(sim, seed=seed).run(pubs, shots=shots).result()
+    parities: dict[str, np.ndarray] = {}
+    for basis, res in zip(bases, results, strict=True):
+        counts = counts_per_set(res.data.meas, len(arr))
+        for label, _ in terms:
+            if label in parities or not all(
+                a == "I" or a == b for a, b in zip(label, basis, strict=True)
+            ):
+                continue
+            support = [w for w, a in enumerate(label) if a != "I"]
+            parities[label] = np.array([z_parity_mean(c, support)[0] for c in counts])
+    out = np.stack(
+        [sum(np.real(c) * parities[label] for label, c in op.to_list()) for op in ops], -1
+    )
     out = out[..., 0] if single_o else out
     return out[0] if single_p else out
 
 
 # ---------------------------------------------------------------------------- postselection
-@dataclass(frozen=True)
-class PostselectedSample:
-    """Shots postselected on a circuit's ancilla pattern.
-
-    Attributes:
-        kept_fraction: kept shots / shots, per parameter set.
-        success_probability: the exact (noiseless) probability of the pattern, per parameter set.
-        counts: kept counts keyed by system bitstrings (system wires in order); a list with one
-            dict per parameter set for batched params.
-        probabilities: kept counts normalised to sum to 1, ``(B, 2^s)`` (zeros if none kept).
-        shots: shots per parameter set.
-    """
-
-    kept_fraction: np.ndarray
-    success_probability: np.ndarray
-    counts: dict[str, int] | list[dict[str, int]]
-    probabilities: np.ndarray
-    shots: int
-
-
 def sample_postselected(
     circuit: Circuit,
     params: Any,
@@ -387,7 +338,8 @@ def sample_postselected(
 
     The kept fraction estimates the success probability (``‖Σ α_i U_i ψ‖² / ‖α‖₁²`` for an
     LCU, see Note [LCU postselection] in :mod:`circuits.lcu`); the exact noiseless value comes
-    from Aer's statevector method, so the two can be compared directly.
+    from :mod:`backends.exact`, so the two can be compared directly
+    (:func:`backends.sampling.postselected_sample`).
 
     Args:
         circuit: a circuit with ``ancillas`` and ``postselect``.
@@ -405,27 +357,7 @@ def sample_postselected(
     raw = sample(
         circuit, arr, shots=shots, seed=seed, noise=noise, optimization_level=optimization_level
     )
-    kept = [postselect_counts(circuit, c) for c in raw.counts]
-    s = len(circuit.system_wires)
-    exact = probabilities(circuit, arr)
-    pattern = [
-        i
-        for i in range(2**circuit.n_qubits)
-        if all(
-            (i >> (circuit.n_qubits - 1 - w)) & 1 == v
-            for w, v in zip(circuit.ancillas, circuit.postselect, strict=True)
-        )
-    ]
-    success = exact[:, pattern].sum(-1)
-    fractions = np.array([sum(c.values()) / raw.shots for c in kept])
-    probs = np.zeros((len(arr), 2**s))
-    for b, c in enumerate(kept):
-        total = sum(c.values())
-        for bits, k in c.items():
-            probs[b, int(bits, 2)] = k / total
-    if single:
-        return PostselectedSample(fractions[0], success[0], kept[0], probs[0], raw.shots)
-    return PostselectedSample(fractions, success, kept, probs, raw.shots)
+    return postselected_sample(circuit, arr, list(raw.counts), raw.shots, single=single)
 
 
 # ---------------------------------------------------------------------------- statistics

@@ -6,7 +6,10 @@
   ISA with ``generate_preset_pass_manager(backend=..., optimization_level=...)``, then run the
   sampler / estimator in mode ``"backend"`` (job mode), ``"session"`` or ``"batch"``. All parameter
   sets of a call share one PUB (a bindings array). Results are in the IR's bit order (wire 0 =
-  leftmost character), as in :mod:`backends.aer`.
+  leftmost character), as in :mod:`backends.aer`; binding, counts, observables, postselection
+  and the result types (``Sample``, ``PostselectedSample``) are shared with it through
+  :mod:`backends.sampling`.
+- :func:`isa_circuit` — the compiled circuit that :func:`sample` submits (to count its gates).
 
 Primitives: runtime 0.50+ deprecates ``SamplerV2`` / ``EstimatorV2`` (checked in the installed
 ``qiskit_ibm_runtime/sampler.py``: ``issue_deprecation_msg("The SamplerV2 class is deprecated",
@@ -30,7 +33,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -40,7 +42,6 @@ from circuits import Circuit
 try:
     from qiskit import QuantumCircuit
     from qiskit.quantum_info import SparsePauliOp
-    from qiskit.transpiler import generate_preset_pass_manager
     from qiskit_ibm_runtime import Batch, IBMBackend, QiskitRuntimeService, Session
     from qiskit_ibm_runtime.api.exceptions import RequestsApiError
     from qiskit_ibm_runtime.exceptions import RuntimeJobTimeoutError
@@ -52,16 +53,31 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
         "backends.ibm needs qiskit-ibm-runtime; install it with `pip install qadapters[ibm]`"
     ) from err
 
-from backends.postselection import postselect_counts
-from backends.qiskit import check_shots, parameter_sets, parameter_values, to_qiskit
+from backends.qiskit import check_shots, parameter_sets, to_qiskit
+from backends.sampling import (
+    PostselectedSample,
+    Sample,
+    bindings,
+    counts_per_set,
+    estimator_pubs,
+    expectation_values,
+    make_sample,
+    pauli_observables,
+    postselected_sample,
+    pub,
+    transpile,
+)
 
 __all__ = [
     "IBMAccountMissingError",
     "IBMJobError",
     "IBMSample",
     "IBMTransientError",
+    "PostselectedSample",
+    "Sample",
     "expectation",
     "fake_backend",
+    "isa_circuit",
     "resolve_backend",
     "runtime_service",
     "sample",
@@ -222,16 +238,39 @@ def _backend(backend: Any, noise: bool) -> Any:
 
 
 def _isa(qc: QuantumCircuit, backend: Any, level: int, seed: int | None) -> QuantumCircuit:
-    pm = generate_preset_pass_manager(
-        backend=backend, optimization_level=level, seed_transpiler=0 if seed is None else seed
-    )
-    return pm.run(qc)
+    return transpile(qc, backend=backend, optimization_level=level, seed=seed)
 
 
-def _values(symbolic: QuantumCircuit, isa: QuantumCircuit, arr: np.ndarray) -> np.ndarray:
-    values = parameter_values(symbolic, arr)
-    column = {p.name: k for k, p in enumerate(symbolic.parameters)}
-    return values[:, [column[p.name] for p in isa.parameters]]
+def isa_circuit(
+    circuit: Circuit,
+    *,
+    backend: str | Any = "ibm:fake_manila",
+    seed: int | None = None,
+    noise: bool = True,
+    optimization_level: int = 1,
+) -> QuantumCircuit:
+    """The measured circuit as :func:`sample` compiles it onto the backend's ISA.
+
+    Args:
+        circuit: the circuit.
+        backend: a spec (see :func:`resolve_backend`) or a backend object.
+        seed: transpiler seed.
+        noise: as for :func:`sample` (fake backends only).
+        optimization_level: of the preset pass manager.
+
+    Returns:
+        The compiled ``QuantumCircuit`` (symbolic parameters, measurements included).
+
+    Raises:
+        ValueError: a bad spec, or a circuit with more qubits than the backend.
+    """
+    dev = _backend(backend, noise)
+    if circuit.n_qubits > dev.num_qubits:
+        raise ValueError(
+            f"the circuit needs {circuit.n_qubits} qubits; backend {dev.name!r} has "
+            f"{dev.num_qubits}"
+        )
+    return _isa(to_qiskit(circuit, measure=True), dev, optimization_level, seed)
 
 
 # ---------------------------------------------------------------------------- jobs
@@ -240,9 +279,7 @@ def _status(job: Any) -> str:
     return str(getattr(status, "name", status)).upper()
 
 
-def run_job(
-    submit: Callable[[], Any], *, max_retries: int = 3, retry_delay: float = 1.0
-) -> Any:
+def run_job(submit: Callable[[], Any], *, max_retries: int = 3, retry_delay: float = 1.0) -> Any:
     """Submit and wait, retrying transient errors; the result of the job.
 
     Args:
@@ -297,22 +334,8 @@ def _primitive(cls: type, backend: Any, mode: str, seed: int | None) -> tuple[An
 
 
 # ---------------------------------------------------------------------------- public API
-@dataclass(frozen=True)
-class IBMSample:
-    """Counts for B parameter sets (IR bit order), like ``backends.aer.Sample``.
-
-    Attributes:
-        counts: ``{bitstring: count}`` for one parameter vector, else one per parameter set.
-        probabilities: ``(B, 2^n)`` (``(2^n,)`` for one parameter vector), indexed by
-            ``int(bitstring, 2)``.
-        shots: shots per parameter set.
-        job_id: the runtime job's id.
-    """
-
-    counts: dict[str, int] | list[dict[str, int]]
-    probabilities: np.ndarray
-    shots: int
-    job_id: str
+#: The result type of :func:`sample` (one type for every backend; it carries the job id here).
+IBMSample = Sample
 
 
 def sample(
@@ -327,7 +350,7 @@ def sample(
     optimization_level: int = 1,
     max_retries: int = 3,
     retry_delay: float = 1.0,
-) -> IBMSample:
+) -> Sample:
     """Sample every wire with the runtime's (executor-based) Sampler.
 
     Args:
@@ -350,12 +373,12 @@ def sample(
     arr, single = _check(circuit, params, shots, dev)
     symbolic = to_qiskit(circuit, measure=True)
     isa = _isa(symbolic, dev, optimization_level, seed)
-    pub = (isa, _values(symbolic, isa, arr)) if isa.num_parameters else (isa,)
+    job_pub = pub(isa, bindings(symbolic, isa, arr))
     sampler, ctx = _primitive(Sampler, dev, mode, seed)
     jobs: list[Any] = []
 
     def submit() -> Any:
-        jobs.append(sampler.run([pub], shots=int(shots)))
+        jobs.append(sampler.run([job_pub], shots=int(shots)))
         return jobs[-1]
 
     try:
@@ -363,38 +386,33 @@ def sample(
     finally:
         if ctx is not None:
             ctx.close()
-    bits = result.data.c
-    counts = [bits.get_counts(b) if bits.shape else bits.get_counts() for b in range(len(arr))]
-    probs = np.zeros((len(arr), 2**circuit.n_qubits))
-    for b, c in enumerate(counts):
-        for s, k in c.items():
-            probs[b, int(s, 2)] += k / shots
-    job_id = str(jobs[-1].job_id())
-    if single:
-        return IBMSample(counts[0], probs[0], int(shots), job_id)
-    return IBMSample(counts, probs, int(shots), job_id)
+    counts = counts_per_set(result.data.c, len(arr))
+    return make_sample(counts, circuit.n_qubits, int(shots), single, str(jobs[-1].job_id()))
 
 
-def sample_postselected(
-    circuit: Circuit, params: Any, **kwargs: Any
-) -> tuple[np.ndarray, list[dict[str, int]], IBMSample]:
+def sample_postselected(circuit: Circuit, params: Any, **kwargs: Any) -> PostselectedSample:
     """:func:`sample`, then keep the shots whose ancillas read the ``postselect`` pattern.
 
+    Args:
+        circuit: a circuit with ``ancillas`` and ``postselect``.
+        params: ``(num_params,)`` or ``(B, num_params)``.
+        **kwargs: the options of :func:`sample` (backend, shots, seed, mode, …).
+
     Returns:
-        (kept fraction per parameter set, kept counts keyed by system bitstrings, raw sample).
-        Compare the kept fraction with ``backends.postselection.success_probability``.
+        A :class:`~backends.sampling.PostselectedSample` (as ``backends.aer.sample_postselected``
+        returns), with the runtime job's id; the kept fraction sits next to the exact noiseless
+        success probability.
 
     Raises:
         ValueError: the circuit records no postselection, or the errors of :func:`sample`.
     """
     if not isinstance(circuit, Circuit) or not circuit.ancillas or not circuit.postselect:
         raise ValueError("expected a circuit with ancillas and a postselect pattern")
-    raw = sample(circuit, params, **kwargs)
-    if isinstance(raw.counts, dict):
-        kept = postselect_counts(circuit, raw.counts)
-        return np.asarray(sum(kept.values()) / raw.shots), [kept], raw
-    kept_all = [postselect_counts(circuit, c) for c in raw.counts]
-    return np.array([sum(c.values()) / raw.shots for c in kept_all]), kept_all, raw
+    arr, single = parameter_sets(circuit, params)
+    raw = sample(circuit, arr, **kwargs)
+    return postselected_sample(
+        circuit, arr, list(raw.counts), raw.shots, single=single, job_id=raw.job_id
+    )
 
 
 def expectation(
@@ -427,17 +445,10 @@ def expectation(
         raise ValueError(f"expected precision > 0; found {precision!r}")
     dev = _backend(backend, noise)
     arr, single_p = _check(circuit, params, None, dev)
-    single_o = isinstance(observables, str | SparsePauliOp)
-    ops = [SparsePauliOp(o) if isinstance(o, str) else o
-           for o in ([observables] if single_o else list(observables))]
-    for op in ops:
-        if not isinstance(op, SparsePauliOp) or op.num_qubits != circuit.n_qubits:
-            raise ValueError(f"expected Pauli observables on {circuit.n_qubits} qubits; found {op}")
+    ops, single_o = pauli_observables(observables, circuit.n_qubits)
     symbolic = to_qiskit(circuit)
     isa = _isa(symbolic, dev, optimization_level, seed)
-    values = _values(symbolic, isa, arr)
-    obs = [op.apply_layout(isa.layout) for op in ops]
-    pubs = [(isa, o, values) if isa.num_parameters else (isa, o) for o in obs]
+    pubs = estimator_pubs(isa, ops, bindings(symbolic, isa, arr))
     estimator, ctx = _primitive(Estimator, dev, mode, seed)
     try:
         res = run_job(
@@ -448,6 +459,4 @@ def expectation(
     finally:
         if ctx is not None:
             ctx.close()
-    out = np.stack([np.broadcast_to(np.real(r.data.evs), (len(arr),)) for r in res], -1)
-    out = out[..., 0] if single_o else out
-    return out[0] if single_p else out
+    return expectation_values(res, len(arr), single_params=single_p, single_observable=single_o)

@@ -62,12 +62,13 @@ def main() -> None:
           f"{np.round(qnn.coefficients(adapted), 3).tolist()}, success probability {p.mean():.3f}")
     print(adapted.circuit)
 
-    # 4. Execution: exact, then with shots on each backend.
+    # 4. Execution: each backend is an executor; those that sample run once per shot count,
+    #    with the threshold also re-fitted on the validation states run alongside.
     runs = [
-        evaluate(adapted, b_test, b, shots=s, seed=args.seed, resolved=resolved[b],
-                 calibration=None if b == "exact" else b_val)
-        for b in backends
-        for s in ([None] if b == "exact" else shots)
+        evaluate(adapted, b_test, e, shots=s, seed=args.seed,
+                 calibration=b_val if e.uses_shots else None)
+        for e in resolved.values()
+        for s in (shots if e.uses_shots else [None])
     ]
     print(format_backends(runs))
     args.out.mkdir(parents=True, exist_ok=True)

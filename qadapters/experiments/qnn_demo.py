@@ -35,7 +35,6 @@ from qadapters.qnn.execution import (
     BackendRun,
     check_backend,
     check_success,
-    describe,
     evaluate,
     two_qubit_gate_count,
 )
@@ -166,7 +165,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )  # fmt: skip
     train_b, val_b = train_test_split(train_b, args.val_fraction, seed=args.seed + 1)
-    runs_total = 5 + sum(1 if b == "exact" else len(args.shots) for b in args.backend)
+    shot_counts = {b: args.shots if e.uses_shots else [None] for b, e in resolved.items()}
+    runs_total = 5 + sum(len(s) for s in shot_counts.values())
     bar = progress(runs_total, "run", args.quiet)
 
     def step(text: str) -> None:
@@ -180,12 +180,12 @@ def run(args: argparse.Namespace) -> int:
         model_rows = [_model_row(m, task_a[1], val_b, test_b) for m in models]
         backend_runs: list[BackendRun] = []
         for b in args.backend:
-            gates = two_qubit_gate_count(adapted, b, resolved=resolved[b], seed=args.seed,
-                                         noise_backend=args.noise_backend)  # fmt: skip
-            for shots in [None] if b == "exact" else args.shots:
+            executor = resolved[b]
+            gates = two_qubit_gate_count(adapted, executor, seed=args.seed)
+            for shots in shot_counts[b]:
                 result = evaluate(
-                    adapted, test_b, b, shots=shots, seed=args.seed, resolved=resolved[b],
-                    noise_backend=args.noise_backend, calibration=None if b == "exact" else val_b,
+                    adapted, test_b, executor, shots=shots, seed=args.seed,
+                    calibration=val_b if executor.uses_shots else None,
                 )  # fmt: skip
                 backend_runs.append(replace(result, two_qubit_gates=gates))
                 step(f"{b} {shots or ''}".strip())
@@ -205,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
                     "n_qubits": adapted.circuit.n_qubits},
         "models": model_rows,
         "backends": [asdict(r) for r in backend_runs],
-        "backend_notes": [describe(b, args.noise_backend) for b in args.backend],
+        "backend_notes": [resolved[b].describe() for b in args.backend],
         "environment": {"python": platform.python_version(), "torch": torch.__version__,
                         "load_average": list(os.getloadavg())},
     }  # fmt: skip
@@ -222,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(format_backends(backend_runs))
     for b in args.backend:
-        print("  " + describe(b, args.noise_backend))
+        print("  " + resolved[b].describe())
     say(f"wrote {path}{', ' + str(plot) if plot else ''} in {payload['wall_seconds']:.1f} s")
     return 0
 

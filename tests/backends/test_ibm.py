@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("qiskit_ibm_runtime")
 
-from backends import aer, ibm
+from backends import aer, ibm, sampling
 from circuits import rbs_pyramid, two_design
 from circuits.lcu import lcu
 from tests.backends.cases import exact_probabilities as _exact_probs
@@ -27,12 +27,15 @@ def test_fake_backend_without_noise_matches_exact_within_tv_bound():
     assert s.probabilities.shape == (2, 8) and s.job_id
     tv = aer.total_variation(s.probabilities, _exact_probs(LCU, p))
     assert (tv < aer.tv_bound(8, shots)).all()
-    kept, counts, _ = ibm.sample_postselected(
+    ps = ibm.sample_postselected(
         LCU, p, backend="ibm:fake_manila", noise=False, shots=shots, seed=3
     )
+    assert isinstance(ps, sampling.PostselectedSample) and ps.job_id
     success = _exact_probs(LCU, p)[:, :4].sum(-1)  # ancilla wire 0 reads 0: indices 0..3
-    assert (np.abs(kept - success) < 2 * aer.tv_bound(2, shots)).all()
-    assert all(len(k) == 2 for c in counts for k in c)
+    np.testing.assert_allclose(ps.success_probability, success, atol=1e-10)
+    assert (np.abs(ps.kept_fraction - success) < 2 * aer.tv_bound(2, shots)).all()
+    assert all(len(k) == 2 for c in ps.counts for k in c)
+    np.testing.assert_allclose(ps.probabilities.sum(-1), 1.0)
 
 
 @pytest.mark.parametrize("mode", ["session", "batch"])
