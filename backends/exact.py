@@ -9,7 +9,9 @@ real when every gate is real (``float32``/``float64`` follow ``params``), comple
 - :func:`columns` — the first k columns, without forming the matrix.
 - :func:`hamming_block` — the ``C(n,k) × C(n,k)`` block of a Hamming-weight-preserving circuit,
   simulated in that subspace only; runs at n = 32.
-- :func:`compound` — the k-th compound (matrix of k×k minors) of a matrix.
+- :func:`compound` — the k-th compound (matrix of k×k minors) of a matrix; :func:`compounds` every
+  order up to k in one pass; :func:`rotation_compounds` every order of a rotation, the upper half
+  by Jacobi's complementary minors.
 
 The machinery lives in :mod:`backends.statevector` (fused sweeps over 2^n amplitudes),
 :mod:`backends.subspace` (Hamming-weight subspaces, compounds) and :mod:`backends.torch_gates`;
@@ -19,6 +21,7 @@ this module validates input and is the one to import. The exact LCU postselectio
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Literal
 
@@ -27,7 +30,7 @@ import torch
 
 from backends import subspace
 from backends.statevector import run
-from backends.subspace import compound, compounds, is_fermionic
+from backends.subspace import compound, compounds, is_fermionic, rotation_compounds
 from backends.torch_gates import gate_matrix
 from circuits import Circuit, get_gate
 from circuits.subspace import subspace_dim
@@ -38,7 +41,9 @@ Tensor = torch.Tensor
 MAX_UNITARY_QUBITS = 14
 #: Largest register :func:`apply` and :func:`columns` simulate by default.
 MAX_STATE_QUBITS = 26
-HammingMethod = Literal["auto", "simulate", "compound"]
+#: how :func:`hamming_block` computes ("compound" is the deprecated spelling of "minors")
+HammingMethod = Literal["auto", "simulate", "minors", "compound"]
+_HAMMING_METHODS = ("auto", "simulate", "minors")
 
 
 # ---------------------------------------------------------------------------- validation
@@ -188,18 +193,22 @@ def hamming_block(
         circuit: a circuit whose gates all preserve Hamming weight (RBS, FBS, CZ, RZ, …).
         params: shape ``(..., num_params)``.
         k: the Hamming weight, ``0 <= k <= n``.
-        method: ``"simulate"`` runs every gate in the weight-k subspace; ``"compound"`` simulates
-            weight 1 and returns its k-th compound, which equals the weight-k block only for
-            fermionic circuits (:func:`is_fermionic`); ``"auto"`` picks ``"compound"`` exactly
-            when it is valid.
+        method: ``"simulate"`` runs every gate in the weight-k subspace; ``"minors"`` simulates
+            weight 1 and returns its k×k minors (its k-th compound), which equal the weight-k
+            block only for fermionic circuits (:func:`is_fermionic`); ``"auto"`` picks
+            ``"minors"`` exactly when it is valid. ``"compound"`` is the deprecated name of
+            ``"minors"``.
 
     Returns:
         Shape ``(..., C(n,k), C(n,k))``, rows and columns in ``itertools.combinations`` order.
 
     Raises:
         ValueError: the circuit does not preserve Hamming weight (naming the first offending
-            gate), k is out of range, ``method="compound"`` on a non-fermionic circuit, or bad
+            gate), k is out of range, ``method="minors"`` on a non-fermionic circuit, or bad
             params.
+
+    Warns:
+        DeprecationWarning: ``method="compound"`` (use ``"minors"``).
     """
     params = _check_params(circuit, params)
     n = circuit.n_qubits
@@ -211,12 +220,19 @@ def hamming_block(
         )
     if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= n:
         raise ValueError(f"expected 0 <= k <= n_qubits = {n}; found k={k!r}")
-    if method not in ("auto", "simulate", "compound"):
-        raise ValueError(f"expected method 'auto', 'simulate' or 'compound'; found {method!r}")
+    if method == "compound":
+        warnings.warn(
+            "hamming_block(method='compound') is deprecated; use method='minors'",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        method = "minors"
+    if method not in _HAMMING_METHODS:
+        raise ValueError(f"expected method 'auto', 'simulate' or 'minors'; found {method!r}")
     fermionic = is_fermionic(circuit)
-    if method == "compound" and not fermionic:
+    if method == "minors" and not fermionic:
         raise ValueError(
-            "method='compound' equals the weight-k block only for FBS gates and nearest-neighbour "
+            "method='minors' equals the weight-k block only for FBS gates and nearest-neighbour "
             "RBS gates; this circuit has other gates (use method='simulate')"
         )
     p, batch = _flat_batch(params)
@@ -258,6 +274,7 @@ __all__ = [
     "gate_matrix",
     "hamming_block",
     "is_fermionic",
+    "rotation_compounds",
     "unitary",
 ]
 __all__ += list(_POSTSELECTION)

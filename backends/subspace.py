@@ -287,3 +287,61 @@ def compounds(matrix: Tensor, k: int) -> list[Tensor]:
             acc = term if acc is None else (acc - term if t % 2 else acc + term)
         out.append(acc)
     return out
+
+
+# Note [complementary minors]
+# ---------------------------
+# Jacobi's complementary-minor identity: for an invertible n×n matrix A and k-subsets I, J of
+# rows and columns, with complements Iᶜ, Jᶜ (positions counted from 0),
+#
+#     det A[Iᶜ, Jᶜ] = (−1)^(ΣI + ΣJ) · det A · det (A⁻¹)[J, I].
+#
+# For a rotation (Aᵀ A = I, det A = 1) the right side is (−1)^(ΣI+ΣJ) det Aᵀ[J, I], and
+# det Aᵀ[J, I] = det A[I, J]. So the order-(n−k) compound is the order-k compound read at the
+# complements and signed: A^(n−k)[Iᶜ, Jᶜ] = (−1)^(ΣI+ΣJ) A^(k)[I, J]. Only the orders up to n/2
+# need minors (their cost grows as C(n,k)²·k); the upper half is a gather and a sign flip.
+# Summing positions over the complements instead changes both signs by (−1)^(n(n−1)/2), so the
+# product is the same whichever side's positions the table uses.
+
+
+@lru_cache(maxsize=64)
+def _complement_tables(n: int, k: int) -> tuple[Tensor, Tensor]:
+    """For every weight-(n−k) state (combinations order): the index of its complement among the
+    weight-k states, and the sign (−1)^(sum of its one positions)."""
+    lookup = {tuple(p): i for i, p in enumerate(weight_positions(n, k).tolist())}
+    high = weight_positions(n, n - k)
+    full = set(range(n))
+    comp = [lookup[tuple(sorted(full - set(p)))] for p in high.tolist()]
+    sign = np.where(high.sum(axis=1) % 2, -1.0, 1.0) if n - k else np.ones(1)
+    return torch.tensor(comp, dtype=torch.long), torch.from_numpy(sign)
+
+
+def rotation_compounds(rotation: Tensor) -> list[Tensor]:
+    """Every compound ``[A^(0), A^(1), …, A^(n)]`` of rotations ``A`` (``(..., n, n)``).
+
+    Orders up to n/2 come from one pass of :func:`compounds`; the others from the lower ones by
+    Jacobi's identity (Note [complementary minors]), which needs ``Aᵀ A = I`` and ``det A = 1``:
+    for any other matrix the upper orders are wrong. Differentiable.
+
+    Args:
+        rotation: shape ``(..., n, n)``, each matrix in SO(n) (for example the weight-1 block of
+            an RBS circuit, :func:`backends.exact.hamming_block` with ``k=1``).
+
+    Returns:
+        n + 1 tensors, ``A^(k)`` of shape ``(..., C(n,k), C(n,k))``; equal to
+        ``[compound(A, k) for k in range(n + 1)]``.
+
+    Raises:
+        ValueError: ``rotation`` is not a batch of square matrices.
+    """
+    if rotation.ndim < 2 or rotation.shape[-1] != rotation.shape[-2]:
+        raise ValueError(f"expected square matrices (..., n, n); found {tuple(rotation.shape)}")
+    n = rotation.shape[-1]
+    low = [rotation.new_ones(*rotation.shape[:-2], 1, 1)]
+    low += compounds(rotation, n // 2) if n // 2 else []
+    out = list(low)
+    for k in range(n // 2 + 1, n + 1):
+        comp, sign = (t.to(rotation.device) for t in _complement_tables(n, n - k))
+        sign = sign.to(rotation.dtype)
+        out.append(low[n - k][..., comp, :][..., :, comp] * sign[:, None] * sign[None, :])
+    return out

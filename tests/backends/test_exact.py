@@ -245,6 +245,25 @@ def test_compound_matches_determinants(k: int) -> None:
             torch.testing.assert_close(block, exact.compound(a, order))
 
 
+@pytest.mark.parametrize("method", ["auto", "simulate", "minors"])
+@pytest.mark.parametrize("k", [0, 1, 2, 3])
+def test_every_hamming_block_method_gives_the_block(method: str, k: int) -> None:
+    c = rbs_brick(6, 4)
+    theta = _params(c, seed=8, batch=(2,))
+    want = exact.hamming_block(c, theta, k, method="simulate")
+    torch.testing.assert_close(exact.hamming_block(c, theta, k, method=method), want)
+
+
+def test_method_compound_is_a_deprecated_alias_of_minors() -> None:
+    c = rbs_pyramid(5)
+    theta = _params(c, seed=9)
+    with pytest.warns(DeprecationWarning, match="use method='minors'"):
+        old = exact.hamming_block(c, theta, 2, method="compound")
+    assert torch.equal(old, exact.hamming_block(c, theta, 2, method="minors"))
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="method='minors'"):
+        exact.hamming_block(rbs_butterfly(4), torch.zeros(4), 2, method="compound")
+
+
 def test_hamming_block_runs_at_32_qubits() -> None:
     c = rbs_pyramid(32)
     theta = _params(c, seed=7)
@@ -276,7 +295,7 @@ def test_hamming_block_runs_at_32_qubits() -> None:
          "expects a Hamming-weight-preserving circuit .* found gate 'ry'"),
         (lambda: exact.hamming_block(rbs_pyramid(3), torch.zeros(3), 4), ValueError,
          "0 <= k <= n_qubits = 3; found k=4"),
-        (lambda: exact.hamming_block(rbs_butterfly(4), torch.zeros(4), 2, method="compound"),
+        (lambda: exact.hamming_block(rbs_butterfly(4), torch.zeros(4), 2, method="minors"),
          ValueError, "use method='simulate'"),
         (lambda: exact.hamming_block(rbs_pyramid(3), torch.zeros(3), 1, method="fast"),
          ValueError, "found 'fast'"),
