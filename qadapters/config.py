@@ -1,8 +1,17 @@
 """``QAdapterConfig``: which family adapts which modules, with which options (like ``LoraConfig``).
 
-A config is validated when it is built: an unknown family, an unknown option name, a bad option
-value, a bad ``quant_bits`` or an empty target list raise ``ValueError`` listing the valid values.
-It round-trips through JSON (``adapter_config.json`` beside the adapter tensors).
+A config is validated completely when it is built, from the family's options dataclass
+(:func:`qadapters.families.check_options`; no layer is needed): an unknown family or option name,
+an option of the wrong type (``True`` or ``4.0`` for an int), a non-finite number, a value out of
+range or not one of the listed choices, an option that has no effect given the others
+(``hamming`` ``order`` with ``variant="hw"``), a bad ``quant_bits`` (``4.0`` is refused) or an
+empty target list raise ``ValueError`` naming what was expected and what was found. What depends
+on a layer's size (a rank that fits, blocks that fit its width) is checked when the adapters are
+built, and the error names the layer's size.
+
+``options`` is stored as the user gave it (JSON-normalised, deprecated spellings renamed);
+:meth:`QAdapterConfig.resolved_options` gives every option with the defaults filled in. It
+round-trips through JSON (``adapter_config.json`` beside the adapter tensors).
 
 Targets follow PEFT's rules: a **list** of names matches a module whose full name equals an entry
 or ends with ``"." + entry`` (``"query"`` matches ``encoder.layer.0.attention.self.query``); a
@@ -28,7 +37,6 @@ from typing import Any, Literal, get_args
 from qadapters.files import atomic_write
 
 CONFIG_NAME = "adapter_config.json"
-_PROBE = 1 << 14  # layer width used to validate option values without real sizes
 
 QuantBits = Literal[1, 2, 3, 4, 8]
 VALID_QUANT_BITS: tuple[int, ...] = get_args(QuantBits)
@@ -47,6 +55,26 @@ def target_matches(name: str, targets: list[str] | str) -> bool:
     if isinstance(targets, str):
         return re.fullmatch(targets, name) is not None
     return any(name == t or name.endswith("." + t) for t in targets)
+
+
+def found_text(value: object) -> str:
+    """How errors show a value they refuse: ``4.0 (a float)``, ``'big' (a str)``."""
+    name = type(value).__name__
+    return f"{value!r} ({'an' if name[0] in 'aeiou' else 'a'} {name})"
+
+
+def check_quant_bits(bits: object, name: str = "quant_bits") -> None:
+    """Raise ``ValueError`` unless ``bits`` is None or an int of :data:`VALID_QUANT_BITS`.
+
+    ``True`` and ``4.0`` are refused (a float or bool would be stored as given).
+    """
+    if bits is None:
+        return
+    if isinstance(bits, bool) or not isinstance(bits, int) or bits not in VALID_QUANT_BITS:
+        raise ValueError(
+            f"{name}: expected None or an int in {list(VALID_QUANT_BITS)}; "
+            f"found {found_text(bits)}"
+        )
 
 
 def _families() -> Any:
@@ -95,33 +123,19 @@ class QAdapterConfig:
         self._check_targets()
         if not isinstance(self.options, dict):
             raise ValueError(f"options must be a dict; found {type(self.options).__name__}")
-        valid = fam.family_options(self.family)
-        unknown = sorted(set(self.options) - set(valid))
-        if unknown:
-            raise ValueError(
-                f"unknown option(s) {unknown} for family {self.family!r}; "
-                f"valid options: {sorted(valid)}"
-            )
         try:  # JSON-normalise (tuples -> lists) so that save/load round-trips compare equal
-            self.options = json.loads(json.dumps(self.options))
+            self.options = json.loads(json.dumps(self.options, allow_nan=True))
         except TypeError as err:
             raise ValueError(f"options must be JSON-serialisable: {err}") from None
-        try:  # values: let the family count a large layer (no tensors are built)
-            fam.trainable_count(self.family, _PROBE, _PROBE, **self.options)
-        except (ValueError, TypeError) as err:
-            raise ValueError(f"invalid options for family {self.family!r}: {err}") from None
-        if self.quant_bits is not None and (
-            isinstance(self.quant_bits, bool) or self.quant_bits not in VALID_QUANT_BITS
-        ):
-            raise ValueError(
-                f"quant_bits must be None or one of {list(VALID_QUANT_BITS)}; "
-                f"found {self.quant_bits!r}"
-            )
+        # deprecated spellings -> their new values, so that the saved config uses them
+        self.options = fam.options_class(self.family).renamed(self.options)
+        fam.check_options(self.family, **self.options)  # every value, once, from the dataclass
+        check_quant_bits(self.quant_bits)
         for name in ("quant_group", "init_seed"):
             v = getattr(self, name)
             low = 1 if name == "quant_group" else 0
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise ValueError(f"{name} must be an int >= {low}; found {v!r}")
+                raise ValueError(f"{name}: expected an int >= {low}; found {found_text(v)}")
         if not isinstance(self.modules_to_save, list) or not all(
             isinstance(m, str) and m for m in self.modules_to_save
         ):
@@ -146,8 +160,9 @@ class QAdapterConfig:
             )
 
     def resolved_options(self) -> dict[str, Any]:
-        """The family defaults updated with :attr:`options` (what the adapters are built with)."""
-        return {**_families().family_options(self.family), **self.options}
+        """Every option of the family: :attr:`options` checked, with the defaults filled in
+        (what the adapters are built with)."""
+        return _families().options_class(self.family).from_mapping(self.options).to_dict()
 
     # --- JSON -------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

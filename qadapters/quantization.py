@@ -4,7 +4,8 @@ Each angle tensor named in an adapter's ``angle_names`` is flattened and cut int
 consecutive values; each group gets an FP16 ``zero`` (its minimum) and an FP16 ``scale``
 (``(max - zero) / (2^b - 1)``), and every angle becomes an integer code
 ``c = clamp(round((θ - zero) / scale), 0, 2^b - 1)``; the forward pass uses ``zero + c · scale``.
-Storage: ``b`` bits per angle plus 32 bits per group, i.e. ``b + 32/g`` bits per parameter.
+Storage: ``b`` bits per angle plus 32 bits per group, i.e. ``b + 32/g`` bits per parameter;
+:func:`quantized_nbytes` is the exact byte count, the one formula every size report uses.
 
 Note [straight-through estimator, via ``torch.nn.utils.parametrize``]
     QAT is a parametrization (:class:`AngleQuantizer`) registered on each angle parameter: the
@@ -37,21 +38,53 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from qadapters.config import VALID_QUANT_BITS
+from qadapters.config import VALID_QUANT_BITS, found_text
 
 
 def check_bits(bits: int, group: int) -> None:
-    """Raise ``ValueError`` unless ``bits`` is one of 1, 2, 3, 4, 8 and ``group`` >= 1."""
-    if isinstance(bits, bool) or bits not in VALID_QUANT_BITS:
-        raise ValueError(f"bits must be one of {list(VALID_QUANT_BITS)}; found {bits!r}")
+    """Raise ``ValueError`` unless ``bits`` is an int of 1, 2, 3, 4, 8 and ``group`` an int >= 1.
+
+    Raises:
+        ValueError: naming the argument, what was expected and what was found (``4.0`` and
+            ``True`` are refused).
+    """
+    if isinstance(bits, bool) or not isinstance(bits, int) or bits not in VALID_QUANT_BITS:
+        raise ValueError(
+            f"bits: expected an int in {list(VALID_QUANT_BITS)}; found {found_text(bits)}"
+        )
     if isinstance(group, bool) or not isinstance(group, int) or group < 1:
-        raise ValueError(f"group must be a positive int; found {group!r}")
+        raise ValueError(f"group: expected a positive int; found {found_text(group)}")
 
 
 def storage_bits(bits: int, group: int) -> float:
-    """Bits stored per quantized parameter: ``bits + 32 / group`` (FP16 scale + zero per group)."""
+    """Bits stored per quantized parameter: ``bits + 32 / group`` (FP16 scale + zero per group).
+
+    The limit of ``8 · quantized_nbytes(n, bits, group) / n`` for large n.
+    """
     check_bits(bits, group)
     return bits + 32 / group
+
+
+def quantized_nbytes(n: int, bits: int, group: int) -> int:
+    """Bytes that store ``n`` quantized values: the codes packed ``bits`` per value,
+    ``⌈n·bits/8⌉``, plus an FP16 scale and an FP16 zero per group, ``4·⌈n/group⌉``.
+
+    Args:
+        n: number of values (>= 0).
+        bits: bits per code (1, 2, 3, 4, 8).
+        group: values per scale/zero pair (>= 1).
+
+    Raises:
+        ValueError: bad ``bits`` / ``group`` or a negative ``n``.
+
+    Example:
+        >>> quantized_nbytes(100, 4, 32)
+        66
+    """
+    check_bits(bits, group)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"n: expected an int >= 0; found {n!r}")
+    return math.ceil(n * bits / 8) + 4 * math.ceil(n / group)
 
 
 @dataclass(frozen=True)
@@ -76,8 +109,8 @@ class Quantized:
 
     @property
     def nbytes(self) -> int:
-        """Bytes on disk: packed codes plus FP16 scale and zero."""
-        return math.ceil(self.codes.numel() * self.bits / 8) + 2 * 2 * self.scale.numel()
+        """Bytes on disk: packed codes plus FP16 scale and zero (:func:`quantized_nbytes`)."""
+        return quantized_nbytes(self.codes.numel(), self.bits, self.group)
 
 
 def _grouped(flat: Tensor, group: int) -> Tensor:
@@ -243,8 +276,7 @@ def adapter_nbytes(adapter: nn.Module) -> int:
     qs = quantizers(adapter)
     total = 0
     for qz, latent in qs.values():
-        n = latent.numel()
-        total += math.ceil(n * qz.bits / 8) + 4 * math.ceil(n / qz.group)
+        total += quantized_nbytes(latent.numel(), qz.bits, qz.group)
     latents = {id(latent) for _, latent in qs.values()}
     for p in adapter.parameters():
         if p.requires_grad and id(p) not in latents:

@@ -19,10 +19,13 @@ DeBERTa example in ``docs/calculator.md``):
 - ``hamming`` (R sub-adapters): ``R·(1 + P)``, P the angles of the circuit on
   ``n = ⌈log2 max(d_in, d_out)⌉`` qubits (``n(n−1)/2`` for the default pyramid).
 - bytes: 4 per parameter in float32; with ``--quant-bits b --quant-group g``, ``b + 32/g`` bits per
-  parameter (every trainable scalar counted as a quantized angle, so a few bytes low for families
-  that keep float32 scales: K for pauli/taylor, R for hamming; LoRA rows stay float32).
+  parameter (:func:`qadapters.quantization.quantized_nbytes`; every trainable scalar counted as a
+  quantized angle, so a few bytes low for families that keep float32 scales: K for pauli/taylor,
+  R for hamming; LoRA rows stay float32).
 
 Family counts are computed by ``families.trainable_count`` (the formulas above document them).
+Options given with ``--option`` are checked by the family's options dataclass, as a
+``QAdapterConfig`` checks them; ``--help`` lists every family's options, defaults and help.
 
 Example:
     $ qadapters count --model deberta-v3-base --targets query,value
@@ -33,7 +36,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
-import math
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,7 +203,8 @@ def lora_count(specs: list[LinearSpec], r: int) -> int:
 
 
 def family_count(specs: list[LinearSpec], family: str, **options: Any) -> int:
-    """``Σ families.trainable_count(family, d_in, d_out, **options)`` over ``specs``."""
+    """``Σ families.trainable_count(family, d_in, d_out, **options)`` over ``specs`` (missing
+    options take the family's defaults)."""
     from qadapters.families import trainable_count
 
     shapes = Counter((s.in_features, s.out_features) for s in specs)
@@ -210,13 +213,13 @@ def family_count(specs: list[LinearSpec], family: str, **options: Any) -> int:
 
 def reference_count(specs: list[LinearSpec], **options: Any) -> int | None:
     """QuIC's reference count for ``compound`` (``n²`` per block; ``None`` if unavailable)."""
-    from qadapters import families
+    from qadapters.families.compound import CompoundAdapter
 
-    counts = getattr(families.FAMILIES.get("compound"), "parameter_counts", None)
-    if counts is None:
-        return None
     shapes = Counter((s.in_features, s.out_features) for s in specs)
-    return sum(m * int(counts(i, o, **options)["reference"]) for (i, o), m in shapes.items())
+    return sum(
+        m * CompoundAdapter.parameter_counts(i, o, **options)["reference"]
+        for (i, o), m in shapes.items()
+    )
 
 
 @dataclass(frozen=True)
@@ -244,13 +247,18 @@ def count_rows(
 
     Returns:
         The rows, in that order.
+
+    Raises:
+        ValueError: an unknown family, or options the family's dataclass refuses (as
+            :func:`qadapters.families.check_options`), or that do not fit a layer.
     """
     from qadapters import families as fam
 
     rows = [Row("lora", f"r={r}", lora_count(specs, r)) for r in ranks]
     for family in families or list(fam.FAMILIES):
-        opts = {**fam.family_options(family), **(options or {}).get(family, {})}
-        text = ", ".join(f"{k}={v}" for k, v in (options or {}).get(family, {}).items())
+        opts = (options or {}).get(family, {})
+        fam.check_options(family, **opts)
+        text = ", ".join(f"{k}={v}" for k, v in opts.items())
         rows.append(Row(family, text or "defaults", family_count(specs, family, **opts)))
         if family == "compound":
             ref = reference_count(specs, **opts)
@@ -261,6 +269,8 @@ def count_rows(
 
 def format_table(rows: list[Row], quant_bits: int | None = None, quant_group: int = 32) -> str:
     """The rows as an aligned text table (params, M, fp32 bytes, QAT bytes, ratio to LoRA r=8)."""
+    from qadapters.quantization import quantized_nbytes
+
     lora8 = next((r.params for r in rows if r.method == "lora" and r.options == "r=8"), None)
     head = ["method", "options", "params", "M", "bytes fp32"]
     if quant_bits is not None:
@@ -279,7 +289,7 @@ def format_table(rows: list[Row], quant_bits: int | None = None, quant_group: in
             qbytes = (
                 r.params * 4
                 if r.method == "lora"
-                else _qat_bytes(r.params, quant_bits, quant_group)
+                else quantized_nbytes(r.params, quant_bits, quant_group)
             )
             cells.append(f"{qbytes:,d}")
         cells.append(f"{lora8 / r.params:.1f}" if lora8 and r.params else "-")
@@ -296,14 +306,15 @@ def format_table(rows: list[Row], quant_bits: int | None = None, quant_group: in
     return "\n".join(out)
 
 
-def _qat_bytes(params: int, bits: int, group: int) -> int:
-    return math.ceil(params * bits / 8) + 4 * math.ceil(params / group)
-
-
 def _parse_options(items: list[str]) -> dict[str, dict[str, Any]]:
-    from qadapters.families import FAMILIES, family_options
+    """``--option`` values by family. ``FAMILY.KEY=VALUE`` sets one family's option;
+    ``KEY=VALUE`` sets it for every family that has it and where it acts given that family's
+    other options (``order=3`` reaches ``taylor``, and ``hamming`` only with
+    ``variant=single_order``)."""
+    from qadapters.families import FAMILIES, options_class
 
     out: dict[str, dict[str, Any]] = {}
+    shared: dict[str, set[str]] = {}  # family -> options set by an unprefixed KEY=VALUE
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep:
@@ -316,16 +327,43 @@ def _parse_options(items: list[str]) -> dict[str, dict[str, Any]]:
         for fam in [family] if dot else list(FAMILIES):
             if fam not in FAMILIES:
                 raise ValueError(f"unknown family {fam!r}; valid families: {sorted(FAMILIES)}")
-            if name in family_options(fam):
+            names = options_class(fam).names()
+            if name in names:
                 out.setdefault(fam, {})[name] = value
+                if not dot:
+                    shared.setdefault(fam, set()).add(name)
+                else:
+                    shared.get(fam, set()).discard(name)
             elif dot:
-                valid = sorted(family_options(fam))
-                raise ValueError(f"family {fam!r} has no option {name!r}; valid: {valid}")
+                raise ValueError(f"family {fam!r} has no option {name!r}; valid: {sorted(names)}")
+    for fam, names in shared.items():  # drop shared options that would be inert there
+        try:
+            inert = options_class(fam).from_mapping(out[fam]).inert()
+        except ValueError:
+            continue  # reported with the family's message when its row is counted
+        for name in names & set(inert):
+            del out[fam][name]
     return out
 
 
+def _options_help() -> str:
+    """Every family's options, defaults and help, from the options dataclasses."""
+    from qadapters.families import FAMILIES, options_class
+
+    lines = ["family options (--option FAMILY.KEY=VALUE, VALUE as JSON):"]
+    for fam in FAMILIES:
+        cls = options_class(fam)
+        defaults = cls.defaults()
+        for name, text in cls.help().items():
+            default = json.dumps(list(v) if isinstance(v := defaults[name], tuple) else v)
+            lines.append(f"  {fam}.{name}={default}: {text}")
+    return "\n".join(lines)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``qadapters count``."""
+    """Options of ``qadapters count``; the epilog lists every family's options."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = _options_help()
     parser.add_argument("--model", required=True, help=f"preset {sorted(PRESETS)} or config.json")
     parser.add_argument(
         "--targets", required=True, help="comma-separated names/suffixes/roles, or re:REGEX"
@@ -343,7 +381,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the table for ``args``; return the exit status."""
+    """Print the table for ``args``; return the exit status.
+
+    Raises:
+        ValueError: a bad model, target, option or ``--quant-group`` (the CLI prints one line
+            and exits with code 2).
+    """
+    if isinstance(args.quant_group, int) and args.quant_group < 1:
+        raise ValueError(f"--quant-group: expected an int >= 1; found {args.quant_group}")
     cfg = load_model_config(args.model)
     targets: list[str] | str = (
         args.targets[3:]

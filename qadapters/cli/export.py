@@ -22,22 +22,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from circuits import Circuit, fbs_butterfly, rbs_brick, rbs_butterfly, rbs_pyramid, two_design
+import circuits
+from circuits import Circuit
 from qadapters.files import atomic_write
 
-#: circuit name -> (builder taking (n, layers, depth), the size options it uses)
-CIRCUITS: dict[str, tuple[Callable[[int, int, int | None], Circuit], tuple[str, ...]]] = {
-    "two_design": (lambda n, layers, depth: two_design(n, layers), ("layers",)),
-    "rbs_pyramid": (lambda n, layers, depth: rbs_pyramid(n), ()),
-    "rbs_brick": (lambda n, layers, depth: rbs_brick(n, n if depth is None else depth), ("depth",)),
-    "rbs_butterfly": (lambda n, layers, depth: rbs_butterfly(n), ()),
-    "fbs_butterfly": (lambda n, layers, depth: fbs_butterfly(n), ()),
-}
 #: output formats of ``--to``
 FORMATS: tuple[str, ...] = ("text", "qasm3", "qiskit-draw", "json")
 _DEFAULT_LAYERS = 1
@@ -45,7 +37,8 @@ _DEFAULT_LAYERS = 1
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``export`` command's arguments to ``parser``."""
-    parser.add_argument("circuit", metavar="CIRCUIT", help=f"one of: {', '.join(CIRCUITS)}")
+    names = ", ".join(circuits.BUILDERS)
+    parser.add_argument("circuit", metavar="CIRCUIT", help=f"one of: {names}")
     parser.add_argument("--qubits", type=int, required=True, metavar="N", help="number of qubits")
     parser.add_argument(
         "--layers", type=int, default=None, metavar="L",
@@ -72,10 +65,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build(name: str, n_qubits: int, layers: int | None = None, depth: int | None = None) -> Circuit:
-    """The circuit ``name`` on ``n_qubits`` qubits.
+    """The circuit ``name`` on ``n_qubits`` qubits, built by :func:`circuits.build`.
 
     Args:
-        name: a key of :data:`CIRCUITS`.
+        name: a key of :data:`circuits.BUILDERS`.
         n_qubits: number of qubits.
         layers: two_design layers (default 1); an error for other circuits.
         depth: rbs_brick depth (default ``n_qubits``); an error for other circuits.
@@ -87,14 +80,15 @@ def build(name: str, n_qubits: int, layers: int | None = None, depth: int | None
         ValueError: unknown name (the message lists the valid ones), an option the circuit does
             not take, or sizes the builder rejects.
     """
-    if name not in CIRCUITS:
-        raise ValueError(f"unknown circuit {name!r}; expected one of {list(CIRCUITS)}")
-    builder, options = CIRCUITS[name]
+    if name not in circuits.BUILDERS:
+        raise ValueError(f"unknown circuit {name!r}; expected one of {list(circuits.BUILDERS)}")
     for option, value in (("layers", layers), ("depth", depth)):
-        if value is not None and option not in options:
-            users = [k for k, (_, opts) in CIRCUITS.items() if option in opts]
+        if value is not None and circuits.BUILDERS[name] != option:
+            users = [k for k, opt in circuits.BUILDERS.items() if opt == option]
             raise ValueError(f"--{option} applies to {', '.join(users)} only; found it for {name}")
-    return builder(n_qubits, _DEFAULT_LAYERS if layers is None else layers, depth)
+    return circuits.build(
+        name, n_qubits, layers=_DEFAULT_LAYERS if layers is None else layers, depth=depth
+    )
 
 
 def render(

@@ -13,16 +13,38 @@ multiplicative ``compound`` family returns ``base_out · M`` (so merge gives ``M
 Each family owns its circuits (``.circuits``) and their parameter tensors, so the same adapter
 can be exported with ``backends.qiskit.to_qiskit``. ``angle_names`` lists the parameters that are
 circuit angles (what quantization-aware training quantizes).
+
+Options: each family class names its options dataclass (``options_class``, a
+:class:`.options.FamilyOptions`), the one place their defaults, types and value checks live. The
+constructor ``Family(in_features, out_features, **options)`` and the classmethod
+``Family.count(in_features, out_features, **options)`` (trainable parameters from sizes alone)
+both go through :meth:`Adapter.layer_options`: the dataclass checks the values, then
+:meth:`Adapter.check_layer` checks what depends on the layer's size, naming that size.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from circuits import Circuit
+from qadapters.families.options import FamilyOptions, warn
+
+
+def layer_text(in_features: int, out_features: int) -> str:
+    """``"a 768 → 64 layer"``: how errors and warnings name the layer an option does not fit."""
+    return f"a {in_features} → {out_features} layer"
+
+
+def check_sizes(in_features: object, out_features: object) -> None:
+    """Raise ``ValueError`` unless both widths are positive ints."""
+    for name, v in (("in_features", in_features), ("out_features", out_features)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name}: expected a positive int; found {v!r}")
 
 
 class Adapter(nn.Module, ABC):
@@ -31,18 +53,73 @@ class Adapter(nn.Module, ABC):
     Args:
         in_features: input width of the adapted linear layer.
         out_features: output width of the adapted linear layer.
+        **options: the family's options (fields of :attr:`options_class`); missing ones take
+            their defaults. The checked options are kept in :attr:`options`.
+
+    Raises:
+        ValueError: bad sizes, an unknown option, a bad value, or an option that cannot act on a
+            layer of this size (the message names the layer's size).
+
+    Warns:
+        UserWarning: an option set to a non-default value that has no effect (for example a
+            compound order that only adds a constant block on this layer).
     """
 
+    #: the family's options dataclass (set by every concrete family)
+    options_class: ClassVar[type[FamilyOptions]] = FamilyOptions
     #: names of the parameters that are circuit angles
     angle_names: tuple[str, ...] = ()
 
-    def __init__(self, in_features: int, out_features: int) -> None:
+    def __init__(self, in_features: int, out_features: int, **options: Any) -> None:
         super().__init__()
-        for name, v in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive int; found {v!r}")
+        opts, notes = self.layer_options(in_features, out_features, options)
+        layer = layer_text(in_features, out_features)
+        for name, why in opts.inert_changes().items():
+            notes.append(f"{opts.family} option {name!r} has no effect on {layer}: {why}")
+        for note in notes:
+            warn(note)
         self.in_features = in_features
         self.out_features = out_features
+        self.options = opts
+
+    @classmethod
+    def layer_options(
+        cls, in_features: int, out_features: int, options: Mapping[str, Any]
+    ) -> tuple[FamilyOptions, list[str]]:
+        """The typed options for a layer of shape ``(out_features, in_features)``.
+
+        Returns:
+            ``(options, warnings)``: the checked options, and the messages about options that
+            are legal on this layer but partly inert (from :meth:`check_layer`).
+
+        Raises:
+            ValueError: as the class docstring says.
+        """
+        check_sizes(in_features, out_features)
+        opts = cls.options_class.from_mapping(options)
+        return opts, cls.check_layer(opts, in_features, out_features)
+
+    @classmethod
+    def check_layer(cls, options: Any, in_features: int, out_features: int) -> list[str]:
+        """Checks of the options that depend on the layer's size (none by default).
+
+        Returns:
+            Warnings for options that act only in part on this layer.
+
+        Raises:
+            ValueError: an option that cannot act on this layer; the message names its size.
+        """
+        return []
+
+    @classmethod
+    @abstractmethod
+    def count(cls, in_features: int, out_features: int, **options: Any) -> int:
+        """Trainable parameters of ``cls(in_features, out_features, **options)``, from sizes
+        alone (no tensors are built).
+
+        Raises:
+            ValueError: as the constructor.
+        """
 
     @property
     @abstractmethod

@@ -31,62 +31,79 @@ reports both (DeBERTa-v3-base query+value, r = 3, orders (1, 2): 16,632 vs 34,84
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from math import comb
-from typing import Literal
+from typing import Any, Literal, cast
 
 import torch
 from torch import Tensor, nn
 
 from backends import exact
 from circuits import Circuit, rbs_pyramid
-from qadapters.families.base import Adapter
+from qadapters.families.base import Adapter, layer_text
 from qadapters.families.hamming import flush_subnormal
 from qadapters.families.kernels.block_mix import block_mix
+from qadapters.families.options import FamilyOptions, option
 
 Combine = Literal["product", "sum"]
+
+
+@dataclass(frozen=True)
+class CompoundOptions(FamilyOptions):
+    """Options of :class:`CompoundAdapter` (checks: :mod:`qadapters.families.options`)."""
+
+    family = "compound"
+
+    blocks: int = option(3, "r, blocks M_b tiled along the output features", low=1)
+    orders: tuple[int, ...] = option(
+        (1, 2), "Hamming weights k whose compounds A^(k) make each block, e.g. [1, 2]", low=1
+    )
+    num_adapters: int = option(1, "how many M's to combine", low=1)
+    combine: Combine = option(  # noqa: RUF009 (option() returns a dataclasses.field)
+        "product", "how several M's combine: product or sum (mean)"
+    )
+
+    def check(self) -> None:
+        """Orders are distinct; they are kept sorted."""
+        if len(set(self.orders)) != len(self.orders):
+            raise self.error(
+                "orders", f"expected distinct ints >= 1, e.g. [1, 2]; found {list(self.orders)}"
+            )
+        object.__setattr__(self, "orders", tuple(sorted(self.orders)))
+
+    def inert(self) -> dict[str, str]:
+        """``combine`` with a single adapter."""
+        if self.num_adapters == 1:
+            return {"combine": "it joins several adapters, and num_adapters=1"}
+        return {}
 
 
 def block_qubits(features: int, blocks: int, orders: Sequence[int]) -> int:
     """The largest n >= 2 with ``blocks · Σ_{k∈orders} C(n,k) <= features``.
 
+    Args:
+        features: the width the blocks tile (the layer's output features).
+        blocks: number of blocks, >= 1.
+        orders: distinct orders >= 1.
+
     Raises:
-        ValueError: bad orders/blocks, or not even n = 2 fits.
+        ValueError: not even the smallest n fits (the message names the width).
     """
-    orders = check_orders(orders)
-    if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 1:
-        raise ValueError(f"blocks must be an int >= 1; found {blocks!r}")
+    orders = tuple(orders)
 
     def size(n: int) -> int:
         return sum(comb(n, k) for k in orders)
 
-    if blocks * size(max(2, max(orders))) > features:
-        raise ValueError(
-            f"{features} features cannot hold {blocks} block(s) of orders {list(orders)} "
-            f"(the smallest, n = {max(2, max(orders))}, needs {size(max(2, max(orders)))} each)"
-        )
     n = max(2, max(orders))
+    if blocks * size(n) > features:
+        raise ValueError(
+            f"{features} output features cannot hold {blocks} block(s) of orders "
+            f"{list(orders)} (the smallest, n = {n}, needs {size(n)} each); use fewer blocks "
+            "or lower orders"
+        )
     while blocks * size(n + 1) <= features:
         n += 1
     return n
-
-
-def check_orders(orders: Sequence[int]) -> tuple[int, ...]:
-    """Orders as a sorted tuple of distinct ints >= 1 (raises ValueError otherwise)."""
-    if isinstance(orders, int | str) or not all(
-        isinstance(k, int) and not isinstance(k, bool) for k in orders
-    ):
-        raise ValueError(f"orders must be a sequence of ints >= 1, e.g. (1, 2); found {orders!r}")
-    out = tuple(sorted(orders))
-    if not out or out[0] < 1 or len(set(out)) != len(out):
-        raise ValueError(f"orders must be distinct ints >= 1, e.g. (1, 2); found {orders!r}")
-    return out
-
-
-def _check_combine(num_adapters: int, combine: str) -> None:
-    if isinstance(num_adapters, bool) or not isinstance(num_adapters, int) or num_adapters < 1:
-        raise ValueError(f"num_adapters must be an int >= 1; found {num_adapters!r}")
-    if combine not in ("product", "sum"):
-        raise ValueError(f"combine must be one of 'product', 'sum'; found {combine!r}")
 
 
 class CompoundAdapter(Adapter):
@@ -97,13 +114,17 @@ class CompoundAdapter(Adapter):
     Args:
         in_features: input width.
         out_features: output width (the side M acts on).
-        blocks: r, blocks tiled along the output features.
-        orders: Hamming weights k whose compounds make each block, e.g. ``(1, 2)``.
-        num_adapters: how many M's to combine.
-        combine: ``"product"`` or ``"sum"`` (mean) of the adapters' M.
+        **options: :class:`CompoundOptions` — ``blocks`` (r, blocks tiled along the output
+            features), ``orders`` (Hamming weights k whose compounds make each block, e.g.
+            ``(1, 2)``), ``num_adapters`` (how many M's to combine), ``combine`` (``"product"``
+            or ``"sum"`` (mean) of the adapters' M).
 
     Raises:
-        ValueError: invalid options, or out_features too small for the blocks.
+        ValueError: invalid options, out_features too small for the blocks, or every order
+            ``k >= n`` (then each block is ``A^(n) = det A = 1`` and the adapter does nothing).
+
+    Warns:
+        UserWarning: some (not all) orders are ``>= n`` on this layer: they add constant blocks.
 
     Example:
         >>> a = CompoundAdapter(768, 768, blocks=3, orders=(1, 2))
@@ -111,23 +132,16 @@ class CompoundAdapter(Adapter):
         (22, {'ours': 693, 'reference': 1452})
     """
 
+    options_class = CompoundOptions
     angle_names = ("theta",)
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        blocks: int = 3,
-        orders: Sequence[int] = (1, 2),
-        num_adapters: int = 1,
-        combine: Combine = "product",
-    ) -> None:
-        super().__init__(in_features, out_features)
-        _check_combine(num_adapters, combine)
-        self.orders = check_orders(orders)
-        self.blocks = blocks
-        self.num_adapters = num_adapters
-        self.combine = combine
+    def __init__(self, in_features: int, out_features: int, **options: Any) -> None:
+        super().__init__(in_features, out_features, **options)
+        opts = cast(CompoundOptions, self.options)
+        self.orders = opts.orders
+        self.blocks = blocks = opts.blocks
+        self.num_adapters = num_adapters = opts.num_adapters
+        self.combine: Combine = opts.combine
         self.n_qubits = block_qubits(out_features, blocks, self.orders)
         self.circuit = rbs_pyramid(self.n_qubits)
         self.sizes = [comb(self.n_qubits, k) for k in self.orders]
@@ -135,28 +149,50 @@ class CompoundAdapter(Adapter):
         self.theta = nn.Parameter(torch.zeros(shape))
 
     @classmethod
+    def check_layer(cls, options: Any, in_features: int, out_features: int) -> list[str]:
+        """The blocks must fit the output width, and some order must be below n.
+
+        For a rotation A on n wires, ``A^(n) = det A = 1``: an order ``k >= n`` adds a constant
+        1×1 block (and ``k > n`` none at all). Every order inert means trainable angles that do
+        not move the output (up to rounding): refused. Some inert: a warning."""
+        opts = cast(CompoundOptions, options)
+        layer = layer_text(in_features, out_features)
+        try:
+            n = block_qubits(out_features, opts.blocks, opts.orders)
+        except ValueError as err:
+            raise ValueError(f"compound options 'blocks', 'orders' on {layer}: {err}") from None
+        inert = [k for k in opts.orders if k >= n]
+        if len(inert) == len(opts.orders):
+            raise ValueError(
+                f"compound option 'orders': {list(opts.orders)} on {layer} gives blocks of "
+                f"n = {n} wires, where A^({n}) = det A = 1 is constant: the adapter would not "
+                f"change the output; expected an order below {n} (lower orders or fewer blocks)"
+            )
+        if inert:
+            return [
+                f"compound option 'orders': order(s) {inert} on {layer} (blocks of n = {n} "
+                f"wires) only add constant blocks A^({n}) = det A = 1"
+            ]
+        return []
+
+    @classmethod
     def parameter_counts(
-        cls,
-        in_features: int,
-        out_features: int,
-        blocks: int = 3,
-        orders: Sequence[int] = (1, 2),
-        num_adapters: int = 1,
-        **_: object,
+        cls, in_features: int, out_features: int, **options: Any
     ) -> dict[str, int]:
-        """``{"ours": A·r·n(n−1)/2, "reference": A·r·n²}`` (RBS pyramid vs Cayley map)."""
-        n = block_qubits(out_features, blocks, orders)
-        per = num_adapters * blocks
+        """``{"ours": A·r·n(n−1)/2, "reference": A·r·n²}`` (RBS pyramid vs Cayley map).
+
+        Raises:
+            ValueError: as the constructor.
+        """
+        opts = cast(CompoundOptions, cls.layer_options(in_features, out_features, options)[0])
+        n = block_qubits(out_features, opts.blocks, opts.orders)
+        per = opts.num_adapters * opts.blocks
         return {"ours": per * n * (n - 1) // 2, "reference": per * n * n}
 
     @classmethod
-    def count(cls, in_features: int, out_features: int, **options: object) -> int:
+    def count(cls, in_features: int, out_features: int, **options: Any) -> int:
         """Trainable parameters, from sizes only."""
-        _check_combine(
-            options.get("num_adapters", 1),  # type: ignore[arg-type]
-            options.get("combine", "product"),  # type: ignore[arg-type]
-        )
-        return cls.parameter_counts(in_features, out_features, **options)["ours"]  # type: ignore[arg-type]
+        return cls.parameter_counts(in_features, out_features, **options)["ours"]
 
     @property
     def circuits(self) -> dict[str, Circuit]:

@@ -8,10 +8,11 @@ Two variants:
   group of input features multiplied by ``Σ_i α_i A_i^(k)`` (see Note [weight blocks]); circuits
   for which the compound identity fails are run on the zero-padded input as a state through
   :func:`backends.exact.apply`. The ``2^q × 2^q`` matrix is never formed in the forward pass.
-- ``"compound"`` — ``ΔW_i = A_i^(k)``, one order k, with n the smallest such that
+- ``"single_order"`` — ``ΔW_i = A_i^(k)``, one order k, with n the smallest such that
   ``C(n, k) >= max(in, out)`` (padding/truncation as above); the block comes from
   :func:`backends.exact.hamming_block` and is ``C(n,k) × C(n,k)``, about the size of the layer,
-  because that matrix *is* the variant's ``ΔW``.
+  because that matrix *is* the variant's ``ΔW``. (``"compound"``, its former name, is accepted
+  with a ``DeprecationWarning``.)
 
 ``α`` starts at zero, so the adapted layer equals the frozen one at init; circuit angles start
 uniform in ``[−π, π)`` so the R sub-adapters differ. ``merge`` forms the dense ``ΔW``.
@@ -20,33 +21,65 @@ uniform in ``[−π, π)`` so the R sub-adapters differ. ``merge`` forms the den
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from math import comb
-from typing import Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from backends import exact
-from circuits import Circuit, rbs_brick, rbs_butterfly, rbs_pyramid
-from circuits.subspace import weight_indices, weight_positions
-from qadapters.families.base import Adapter
+from circuits import Circuit, build
+from circuits.subspace import weight_indices
+from qadapters.families.base import Adapter, layer_text
 from qadapters.families.kernels.permuted_blocks import inverse_permutation, permuted_block_linear
+from qadapters.families.options import FamilyOptions, option
 
-Variant = Literal["hw", "compound"]
+Variant = Literal["hw", "single_order"]
 Layout = Literal["pyramid", "brick", "butterfly"]
+#: layout option -> name of its builder in :data:`circuits.BUILDERS` (butterflies use FBS gates,
+#: for which the compound identity holds on any wires)
+LAYOUT_BUILDERS: dict[str, str] = {
+    "pyramid": "rbs_pyramid",
+    "brick": "rbs_brick",
+    "butterfly": "fbs_butterfly",
+}
 
 
-def _check(num_adapters: int, variant: str, layout: str, depth: int, order: int) -> None:
-    for name, v in (("num_adapters", num_adapters), ("depth", depth), ("order", order)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be an int >= 1; found {v!r}")
-    if variant not in ("hw", "compound"):
-        raise ValueError(f"variant must be one of 'hw', 'compound'; found {variant!r}")
-    if layout not in ("pyramid", "brick", "butterfly"):
-        raise ValueError(f"layout must be one of 'pyramid', 'brick', 'butterfly'; found {layout!r}")
+@dataclass(frozen=True)
+class HammingOptions(FamilyOptions):
+    """Options of :class:`HammingAdapter` (checks: :mod:`qadapters.families.options`)."""
+
+    family = "hamming"
+
+    num_adapters: int = option(2, "R, sub-adapters in the linear combination (paper: 2)", low=1)
+    variant: Variant = option(  # noqa: RUF009 (option() returns a dataclasses.field)
+        "hw",
+        "hw: every Hamming weight of the circuit; single_order: ΔW = A^(k) for one order k",
+        deprecated={"compound": "single_order"},
+    )
+    layout: Layout = option(  # noqa: RUF009
+        "pyramid", "RBS circuit of each sub-adapter: pyramid, brick, butterfly"
+    )
+    depth: int = option(4, "layers of the brick layout", low=1)
+    order: int = option(2, "Hamming weight k of the single_order variant", low=1)
+
+    def inert(self) -> dict[str, str]:
+        """``order`` unless ``variant="single_order"``; ``depth`` unless ``layout="brick"``."""
+        out = {}
+        if self.variant == "hw":
+            out["order"] = (
+                "variant='hw' acts on every Hamming weight; order is read by "
+                "variant='single_order' only"
+            )
+        if self.layout != "brick":
+            out["depth"] = (
+                f"layout={self.layout!r} has a fixed depth; depth is read by 'brick' only"
+            )
+        return out
 
 
 def flush_subnormal(t: Tensor) -> Tensor:
@@ -68,8 +101,8 @@ def flush_subnormal(t: Tensor) -> Tensor:
 # token instead of a sweep of the 2^q state per gate, and only the layer's own input is kept for
 # backward (gather, block products and scatter are one autograd Function,
 # :mod:`qadapters.families.kernels.permuted_blocks`, Note [permuted block linear]). Since A is
-# a rotation (det 1), Jacobi's complementary-minor identity gives
-# A^(q−k)[Iᶜ, Jᶜ] = (−1)^(ΣI+ΣJ) A^(k)[I, J], so only orders up to q/2 need minors.
+# a rotation, every order comes from :func:`backends.exact.rotation_compounds`, which computes
+# minors up to q/2 only (Note [complementary minors] in backends/subspace.py).
 
 
 @dataclass(frozen=True)
@@ -99,43 +132,24 @@ def _weight_tables(n: int, in_features: int, out_features: int) -> _Tables:
     return _Tables(p_in, sizes, local, torch.from_numpy(inv), inverses)
 
 
-@lru_cache(maxsize=64)
-def _complement_tables(n: int, k: int) -> tuple[Tensor, Tensor]:
-    """For order n−k: the index in order k of each state's complement, and its sign (−1)^ΣI."""
-    pos_k = weight_positions(n, k)
-    lookup = {tuple(p): i for i, p in enumerate(pos_k.tolist())}
-    pos = weight_positions(n, n - k)
-    full = set(range(n))
-    comp = [lookup[tuple(sorted(full - set(p)))] for p in pos.tolist()]
-    sign = np.where(pos.sum(axis=1) % 2, -1.0, 1.0) if n - k else np.ones(1)
-    return torch.tensor(comp, dtype=torch.long), torch.from_numpy(sign)
-
-
 def compounds(a: Tensor) -> list[Tensor]:
-    """``[A^(0), A^(1), …, A^(n)]`` of rotations ``a`` (``(..., n, n)``, det 1).
+    """Deprecated: use :func:`backends.exact.rotation_compounds`.
 
-    Orders up to n/2 come from one pass of :func:`backends.exact.compounds`, the others from the
-    complementary minors (see Note [weight blocks]); the result equals
-    :func:`backends.exact.compound` for every order when ``a`` is a rotation.
+    Warns:
+        DeprecationWarning: always.
     """
-    n = a.shape[-1]
-    out: list[Tensor | None] = [None] * (n + 1)
-    out[0] = a.new_ones(*a.shape[:-2], 1, 1)
-    for k, block in enumerate(exact.compounds(a, max(1, n // 2)), start=1):
-        out[k] = block
-    for k in range(n - n // 2, n + 1):
-        if out[k] is None:
-            comp, sign = (t.to(a.device) for t in _complement_tables(n, n - k))
-            low = out[n - k]
-            assert low is not None
-            sign = sign.to(a.dtype)
-            out[k] = low[..., comp, :][..., :, comp] * sign[:, None] * sign[None, :]
-    return [t for t in out if t is not None]
+    warnings.warn(
+        "qadapters.families.hamming.compounds is deprecated; use "
+        "backends.exact.rotation_compounds",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return exact.rotation_compounds(a)
 
 
 def register_size(in_features: int, out_features: int, variant: str, order: int) -> int:
     """Qubits n of the circuit: ``⌈log2 max⌉`` (``"hw"``) or the least n with
-    ``C(n, order) >= max`` (``"compound"``); at least 2 (and at least ``order``)."""
+    ``C(n, order) >= max`` (``"single_order"``); at least 2 (and at least ``order``)."""
     d = max(in_features, out_features)
     if variant == "hw":
         return max(2, (d - 1).bit_length())
@@ -146,14 +160,9 @@ def register_size(in_features: int, out_features: int, variant: str, order: int)
 
 
 def build_circuit(n: int, layout: str, depth: int) -> Circuit:
-    """The sub-adapter circuit: RBS pyramid, brick of ``depth`` layers, or butterfly (FBS)."""
-    if layout == "pyramid":
-        return rbs_pyramid(n)
-    if layout == "brick":
-        return rbs_brick(n, depth)
-    if n & (n - 1):
-        raise ValueError(f"layout 'butterfly' needs a power-of-two number of qubits; found n={n}")
-    return rbs_butterfly(n, gate="fbs")
+    """The sub-adapter circuit: RBS pyramid, brick of ``depth`` layers, or butterfly (FBS),
+    built by :func:`circuits.build` from :data:`LAYOUT_BUILDERS`."""
+    return build(LAYOUT_BUILDERS[layout], n, depth=depth)
 
 
 class HammingAdapter(Adapter):
@@ -165,14 +174,20 @@ class HammingAdapter(Adapter):
     Args:
         in_features: input width.
         out_features: output width.
-        num_adapters: R, sub-adapters in the linear combination (paper: 2).
-        variant: ``"hw"`` (all Hamming weights) or ``"compound"`` (one order).
-        layout: ``"pyramid"``, ``"brick"`` or ``"butterfly"``.
-        depth: layers of the brick layout.
-        order: Hamming weight k of the ``"compound"`` variant.
+        **options: :class:`HammingOptions` — ``num_adapters`` (R, sub-adapters in the linear
+            combination; paper: 2), ``variant`` (``"hw"``: all Hamming weights;
+            ``"single_order"``: one order), ``layout`` (``"pyramid"``, ``"brick"`` or
+            ``"butterfly"``), ``depth`` (layers of the brick layout), ``order`` (Hamming weight
+            k of the ``"single_order"`` variant).
 
     Raises:
-        ValueError: an invalid option (the message lists the valid values).
+        ValueError: an invalid option (the message lists the valid values), or a butterfly on
+            a register that is not a power of two (the message names the layer).
+
+    Warns:
+        UserWarning: ``order`` or ``depth`` set to a non-default value that the variant or
+            layout ignores.
+        DeprecationWarning: ``variant="compound"`` (now ``"single_order"``).
 
     Example:
         >>> a = HammingAdapter(784, 64, num_adapters=2)
@@ -180,24 +195,17 @@ class HammingAdapter(Adapter):
         (10, 92)
     """
 
+    options_class = HammingOptions
     angle_names = ("theta",)
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        num_adapters: int = 2,
-        variant: Variant = "hw",
-        layout: Layout = "pyramid",
-        depth: int = 4,
-        order: int = 2,
-    ) -> None:
-        super().__init__(in_features, out_features)
-        _check(num_adapters, variant, layout, depth, order)
-        self.num_adapters, self.variant, self.layout = num_adapters, variant, layout
-        self.depth, self.order = depth, order
+    def __init__(self, in_features: int, out_features: int, **options: Any) -> None:
+        super().__init__(in_features, out_features, **options)
+        opts = cast(HammingOptions, self.options)
+        num_adapters, variant, order = opts.num_adapters, opts.variant, opts.order
+        self.num_adapters, self.variant, self.layout = num_adapters, variant, opts.layout
+        self.depth, self.order = opts.depth, order
         self.n_qubits = register_size(in_features, out_features, variant, order)
-        self.circuit = build_circuit(self.n_qubits, layout, depth)
+        self.circuit = build_circuit(self.n_qubits, opts.layout, opts.depth)
         dim = 2**self.n_qubits if variant == "hw" else comb(self.n_qubits, order)
         self.dim = dim
         init = (torch.rand(num_adapters, self.circuit.num_params) * 2 - 1) * math.pi
@@ -205,20 +213,24 @@ class HammingAdapter(Adapter):
         self.alpha = nn.Parameter(torch.zeros(num_adapters))
 
     @classmethod
-    def count(
-        cls,
-        in_features: int,
-        out_features: int,
-        num_adapters: int = 2,
-        variant: Variant = "hw",
-        layout: Layout = "pyramid",
-        depth: int = 4,
-        order: int = 2,
-    ) -> int:
+    def check_layer(cls, options: Any, in_features: int, out_features: int) -> list[str]:
+        """A butterfly needs a power-of-two register."""
+        opts = cast(HammingOptions, options)
+        n = register_size(in_features, out_features, opts.variant, opts.order)
+        if opts.layout == "butterfly" and n & (n - 1):
+            raise ValueError(
+                f"hamming option 'layout': 'butterfly' needs a power-of-two number of qubits; "
+                f"found n={n} for {layer_text(in_features, out_features)} (variant "
+                f"{opts.variant!r}); use layout 'pyramid' or 'brick'"
+            )
+        return []
+
+    @classmethod
+    def count(cls, in_features: int, out_features: int, **options: Any) -> int:
         """Trainable parameters, from sizes only."""
-        _check(num_adapters, variant, layout, depth, order)
-        n = register_size(in_features, out_features, variant, order)
-        return num_adapters * (1 + build_circuit(n, layout, depth).num_params)
+        opts = cast(HammingOptions, cls.layer_options(in_features, out_features, options)[0])
+        n = register_size(in_features, out_features, opts.variant, opts.order)
+        return opts.num_adapters * (1 + build_circuit(n, opts.layout, opts.depth).num_params)
 
     @property
     def circuits(self) -> dict[str, Circuit]:
@@ -232,7 +244,7 @@ class HammingAdapter(Adapter):
         """``Σ_i α_i ΔW_i x`` for ``x`` of shape ``(..., in)``; never forms ``2^q × 2^q``."""
         theta, alpha = self.theta.to(x.dtype), self.alpha.to(x.dtype)
         xp = self._pad(x)
-        if self.variant == "compound":
+        if self.variant == "single_order":
             m = exact.hamming_block(self.circuit, theta, self.order)  # (R, C, C)
             w = flush_subnormal(torch.einsum("r,rij->ij", alpha, m))
             return (xp @ w.T)[..., : self.out_features]
@@ -250,7 +262,7 @@ class HammingAdapter(Adapter):
         tables = _weight_tables(self.n_qubits, self.in_features, self.out_features)
         a = exact.hamming_block(self.circuit, theta, 1)  # (R, n, n), an SO(n) matrix each
         mixed = []
-        for k, block in enumerate(compounds(a)):
+        for k, block in enumerate(exact.rotation_compounds(a)):
             rows, cols = (t.to(x.device) for t in tables.local[k])
             full = torch.einsum("r,rij->ij", alpha, block)
             mixed.append(flush_subnormal(full.index_select(0, rows).index_select(1, cols)))
@@ -266,7 +278,7 @@ class HammingAdapter(Adapter):
     def delta_weight(self) -> Tensor:
         """The dense ``ΔW`` (``out × in``), for merging."""
         theta, alpha = self.theta, self.alpha
-        if self.variant == "compound":
+        if self.variant == "single_order":
             m = exact.hamming_block(self.circuit, theta, self.order)
         else:
             m = exact.columns(self.circuit, theta, self.in_features)  # (R, 2^q, in)

@@ -9,33 +9,64 @@ unchanged at step 0 even though the circuits start at random angles. The forward
 from __future__ import annotations
 
 from abc import abstractmethod
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
 
 import torch
 from torch import Tensor, nn
 
 from circuits import Circuit
-from qadapters.families.base import Adapter
+from qadapters.families.base import Adapter, layer_text
+from qadapters.families.options import FamilyOptions, option
 from qadapters.families.stiefel import TwoDesignStiefel, stiefel_num_params
 
 
-def check_rank(rank: int, in_features: int, out_features: int) -> None:
-    """Raise unless ``1 <= rank <= min(in_features, out_features)``."""
+@dataclass(frozen=True)
+class PauliOptions(FamilyOptions):
+    """Options of :class:`PauliAdapter` (checks: :mod:`qadapters.families.options`)."""
+
+    family = "pauli"
+
+    rank: int = option(4, "K, singular vectors of ΔW (at most min(in, out))", low=1)
+    layers: int = option(1, "two-design layers L of each Stiefel circuit", low=0)
+    scale: float = option(1.0, "constant factor on ΔW", nonzero=True)
+
+
+class _RankAndScale(Protocol):
+    family: str
+    rank: int
+    scale: float
+
+
+def check_rank(options: _RankAndScale, in_features: int, out_features: int) -> None:
+    """Raise unless ``options.rank <= min(in_features, out_features)`` (the message names the
+    layer)."""
     limit = min(in_features, out_features)
-    if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= limit:
+    if options.rank > limit:
         raise ValueError(
-            f"rank must be an int in 1..min(in_features, out_features) = 1..{limit}; found {rank!r}"
+            f"{options.family} option 'rank': expected an int in 1..min(in_features, "
+            f"out_features) = 1..{limit} for {layer_text(in_features, out_features)}; "
+            f"found {options.rank}"
         )
 
 
 class SVDFormAdapter(Adapter):
-    """Shared body of the ``U_K diag(s) V_Kᵀ · scale`` families; subclasses give the factors."""
+    """Shared body of the ``U_K diag(s) V_Kᵀ · scale`` families; subclasses give the factors.
 
-    def __init__(self, in_features: int, out_features: int, rank: int, scale: float) -> None:
-        super().__init__(in_features, out_features)
-        check_rank(rank, in_features, out_features)
-        self.rank = rank
-        self.scale = float(scale)
-        self.s = nn.Parameter(torch.zeros(rank))
+    Their options have ``rank`` and ``scale``."""
+
+    def __init__(self, in_features: int, out_features: int, **options: Any) -> None:
+        super().__init__(in_features, out_features, **options)
+        opts = cast(_RankAndScale, self.options)
+        self.rank = opts.rank
+        self.scale = opts.scale
+        self.s = nn.Parameter(torch.zeros(self.rank))
+
+    @classmethod
+    def check_layer(cls, options: Any, in_features: int, out_features: int) -> list[str]:
+        """The rank must fit the layer."""
+        check_rank(options, in_features, out_features)
+        return []
 
     @abstractmethod
     def factors(self) -> tuple[Tensor, Tensor]:
@@ -71,14 +102,13 @@ class PauliAdapter(SVDFormAdapter):
     Args:
         in_features: input width.
         out_features: output width.
-        rank: K, the number of singular vectors.
-        layers: two-design layers L.
-        scale: constant factor on ``ΔW``.
+        **options: :class:`PauliOptions` — ``rank`` (K, singular vectors), ``layers`` (two-design
+            layers L), ``scale`` (constant factor on ``ΔW``).
 
     Initial circuit angles come from torch's global generator (seed it for reproducibility).
 
     Raises:
-        ValueError: rank or layers out of range.
+        ValueError: an invalid option, or a rank above ``min(in_features, out_features)``.
 
     Example:
         >>> a = PauliAdapter(10, 6, rank=2)
@@ -87,15 +117,11 @@ class PauliAdapter(SVDFormAdapter):
         True
     """
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        rank: int = 4,
-        layers: int = 1,
-        scale: float = 1.0,
-    ) -> None:
-        super().__init__(in_features, out_features, rank, scale)
+    options_class = PauliOptions
+
+    def __init__(self, in_features: int, out_features: int, **options: Any) -> None:
+        super().__init__(in_features, out_features, **options)
+        rank, layers = self.rank, cast(PauliOptions, self.options).layers
         self.layers = layers
         self.u_map = TwoDesignStiefel(out_features, rank, layers)
         self.v_map = TwoDesignStiefel(in_features, rank, layers)
@@ -105,15 +131,13 @@ class PauliAdapter(SVDFormAdapter):
         self.angle_names = ("u", "v")
 
     @classmethod
-    def count(
-        cls, in_features: int, out_features: int, rank: int = 4, layers: int = 1, **_: object
-    ) -> int:
+    def count(cls, in_features: int, out_features: int, **options: Any) -> int:
         """Trainable parameters, from sizes only."""
-        check_rank(rank, in_features, out_features)
+        opts = cast(PauliOptions, cls.layer_options(in_features, out_features, options)[0])
         return (
-            rank
-            + stiefel_num_params(out_features, rank, layers)
-            + stiefel_num_params(in_features, rank, layers)
+            opts.rank
+            + stiefel_num_params(out_features, opts.rank, opts.layers)
+            + stiefel_num_params(in_features, opts.rank, opts.layers)
         )
 
     @property

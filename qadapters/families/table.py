@@ -1,18 +1,19 @@
 """The table of adapter families: name -> class, their options, and their parameter counts.
 
 One literal dict (no registration on import). Every family class takes
-``(in_features, out_features, **options)`` with keyword defaults, and has a classmethod
-``count(in_features, out_features, **options)`` giving its trainable parameters from sizes alone.
+``(in_features, out_features, **options)``, has a classmethod
+``count(in_features, out_features, **options)`` giving its trainable parameters from sizes alone,
+and names its options dataclass (``options_class``), which holds every default, type and check.
 """
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from qadapters.families.base import Adapter
 from qadapters.families.compound import CompoundAdapter
 from qadapters.families.hamming import HammingAdapter
+from qadapters.families.options import FamilyOptions
 from qadapters.families.pauli import PauliAdapter
 from qadapters.families.taylor import TaylorAdapter
 
@@ -32,14 +33,27 @@ def _family(family: str) -> type[Adapter]:
     return FAMILIES[family]
 
 
+def options_class(family: str) -> type[FamilyOptions]:
+    """The options dataclass of a family (its defaults, types, checks and help).
+
+    Raises:
+        ValueError: unknown family (the message lists the valid ones).
+
+    Example:
+        >>> options_class("pauli").__name__
+        'PauliOptions'
+    """
+    return _family(family).options_class
+
+
 def family_options(family: str) -> dict[str, Any]:
-    """The options of a family and their defaults.
+    """The options of a family and their defaults, read from its options dataclass.
 
     Args:
         family: a key of :data:`FAMILIES`.
 
     Returns:
-        ``{option name: default}``, in signature order.
+        ``{option name: default}``, in declaration order.
 
     Raises:
         ValueError: unknown family (the message lists the valid ones).
@@ -48,22 +62,7 @@ def family_options(family: str) -> dict[str, Any]:
         >>> family_options("pauli")["rank"]
         4
     """
-    sig = inspect.signature(_family(family).__init__)
-    return {
-        name: p.default
-        for name, p in sig.parameters.items()
-        if name not in ("self", "in_features", "out_features")
-    }
-
-
-def _check_options(family: str, options: dict[str, Any]) -> None:
-    valid = family_options(family)
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise ValueError(
-            f"unknown option(s) {unknown} for family {family!r}; valid options (defaults): "
-            + ", ".join(f"{k}={v!r}" for k, v in valid.items())
-        )
+    return options_class(family).defaults()
 
 
 def make_adapter(family: str, in_features: int, out_features: int, **options: Any) -> Adapter:
@@ -85,9 +84,7 @@ def make_adapter(family: str, in_features: int, out_features: int, **options: An
         >>> make_adapter("pauli", 16, 8, rank=2).num_trainable()
         19
     """
-    cls = _family(family)
-    _check_options(family, options)
-    return cls(in_features, out_features, **options)
+    return _family(family)(in_features, out_features, **options)
 
 
 def trainable_count(family: str, in_features: int, out_features: int, **options: Any) -> int:
@@ -100,23 +97,33 @@ def trainable_count(family: str, in_features: int, out_features: int, **options:
         >>> trainable_count("pauli", 16, 8, rank=2)
         19
     """
-    cls = _family(family)
-    _check_options(family, options)
-    return int(cls.count(in_features, out_features, **options))  # type: ignore[attr-defined]
+    return int(_family(family).count(in_features, out_features, **options))
 
 
-def check_options(family: str, **options: Any) -> None:
-    """Validate option names and the values that do not depend on layer sizes.
+def check_options(family: str, **options: Any) -> FamilyOptions:
+    """Validate options completely without a layer: names, types, finite values, ranges, choices,
+    and that no option given here is inert given the others.
 
-    Runs the family's parameter count on a layer large enough for any rank or block layout, so
-    a bad literal (``combine="max"``), order or layer count fails early with the family's message.
+    This is what :class:`qadapters.config.QAdapterConfig` runs when it is built. What depends on
+    a layer's size (a rank that fits, blocks that fit the width) is checked when the adapter is
+    built for that layer.
+
+    Args:
+        family: a key of :data:`FAMILIES`.
+        **options: the options as the user gave them (missing ones take the defaults).
+
+    Returns:
+        The typed options.
 
     Raises:
-        ValueError: unknown family or option, or an invalid value.
+        ValueError: unknown family or option, an invalid value, or an option given here that has
+            no effect (e.g. ``hamming`` ``order`` with ``variant="hw"``); the message names the
+            option, what was expected and what was found.
+
+    Example:
+        >>> check_options("hamming", variant="single_order", order=3).order
+        3
     """
-    _check_options(family, options)
-    big = 1 << 16
-    rank = options.get("rank")
-    if isinstance(rank, int) and not isinstance(rank, bool) and rank > big:
-        big = rank
-    trainable_count(family, big, big, **options)
+    opts = options_class(family).from_mapping(options)
+    opts.refuse_inert(options)
+    return opts

@@ -9,22 +9,32 @@ exponential (``order=None``, computed through a ``4r × 4r`` matrix exponential,
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 
 from circuits import Circuit
-from qadapters.families.pauli import SVDFormAdapter, check_rank
+from qadapters.families.options import FamilyOptions, option
+from qadapters.families.pauli import SVDFormAdapter
 from qadapters.families.stiefel import lie_indices, lie_num_params, lie_stiefel
 
 
-def _check_lie(intrinsic_rank: int, order: int | None) -> None:
-    if isinstance(intrinsic_rank, bool) or not isinstance(intrinsic_rank, int):
-        raise ValueError(f"intrinsic_rank must be an int >= 1; found {intrinsic_rank!r}")
-    if intrinsic_rank < 1:
-        raise ValueError(f"intrinsic_rank must be an int >= 1; found {intrinsic_rank!r}")
-    if order is not None and (isinstance(order, bool) or not isinstance(order, int) or order < 1):
-        raise ValueError(f"order must be None (exact exponential) or an int >= 1; found {order!r}")
+@dataclass(frozen=True)
+class TaylorOptions(FamilyOptions):
+    """Options of :class:`TaylorAdapter` (checks: :mod:`qadapters.families.options`)."""
+
+    family = "taylor"
+
+    rank: int = option(4, "K, singular vectors of ΔW (at most min(in, out))", low=1)
+    intrinsic_rank: int = option(
+        2, "r, trainable columns of each generator L (capped at d − 1)", low=1
+    )
+    order: int | None = option(
+        4, "Taylor order P of exp(L − Lᵀ); None: the exact exponential", low=1
+    )
+    scale: float = option(1.0, "constant factor on ΔW", nonzero=True)
 
 
 class TaylorAdapter(SVDFormAdapter):
@@ -38,13 +48,12 @@ class TaylorAdapter(SVDFormAdapter):
     Args:
         in_features: input width.
         out_features: output width.
-        rank: K, the number of singular vectors.
-        intrinsic_rank: number of trainable columns r of each generator L.
-        order: Taylor order P, or None for the exact exponential.
-        scale: constant factor on ``ΔW``.
+        **options: :class:`TaylorOptions` — ``rank`` (K, singular vectors), ``intrinsic_rank``
+            (trainable columns r of each generator L), ``order`` (Taylor order P, or None for the
+            exact exponential), ``scale`` (constant factor on ``ΔW``).
 
     Raises:
-        ValueError: rank, intrinsic_rank or order out of range.
+        ValueError: an invalid option, or a rank above ``min(in_features, out_features)``.
 
     Example:
         >>> a = TaylorAdapter(12, 20, rank=3, intrinsic_rank=2)
@@ -52,19 +61,13 @@ class TaylorAdapter(SVDFormAdapter):
         True
     """
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        rank: int = 4,
-        intrinsic_rank: int = 2,
-        order: int | None = 4,
-        scale: float = 1.0,
-    ) -> None:
-        super().__init__(in_features, out_features, rank, scale)
-        _check_lie(intrinsic_rank, order)
-        self.intrinsic_rank = intrinsic_rank
-        self.order = order
+    options_class = TaylorOptions
+
+    def __init__(self, in_features: int, out_features: int, **options: Any) -> None:
+        super().__init__(in_features, out_features, **options)
+        opts = cast(TaylorOptions, self.options)
+        intrinsic_rank = self.intrinsic_rank = opts.intrinsic_rank
+        self.order = opts.order
         dtype = torch.get_default_dtype()
         for name, d in (("u", out_features), ("v", in_features)):
             r = min(intrinsic_rank, d - 1)
@@ -76,20 +79,11 @@ class TaylorAdapter(SVDFormAdapter):
         self.angle_names = ("u", "v")
 
     @classmethod
-    def count(
-        cls,
-        in_features: int,
-        out_features: int,
-        rank: int = 4,
-        intrinsic_rank: int = 2,
-        order: int | None = 4,
-        **_: object,
-    ) -> int:
+    def count(cls, in_features: int, out_features: int, **options: Any) -> int:
         """Trainable parameters, from sizes only."""
-        check_rank(rank, in_features, out_features)
-        _check_lie(intrinsic_rank, order)
-        return rank + sum(
-            lie_num_params(d, min(intrinsic_rank, d - 1)) for d in (out_features, in_features)
+        opts = cast(TaylorOptions, cls.layer_options(in_features, out_features, options)[0])
+        return opts.rank + sum(
+            lie_num_params(d, min(opts.intrinsic_rank, d - 1)) for d in (out_features, in_features)
         )
 
     @property

@@ -21,12 +21,15 @@ VALID = [
     dict(
         family="hamming",
         target_modules=["c_attn"],
-        options={"variant": "compound"},
+        options={"variant": "single_order", "order": 3},
         modules_to_save=["classifier"],
         init_seed=7,
     ),
+    dict(family="pauli", target_modules=["q"], options={"scale": -0.5, "layers": 0}),
 ]
 
+#: option values: every family x option x kind of bad value is in tests/qadapters/families/
+#: test_options.py; these are the other fields and the message layout
 INVALID = [
     (dict(family="lora", target_modules=["q"]), r"unknown family 'lora'; valid families: \["),
     (dict(family="pauli", target_modules=[]), "non-empty list"),
@@ -34,23 +37,46 @@ INVALID = [
     (dict(family="pauli", target_modules="("), "regex '\\(' is invalid"),
     (
         dict(family="pauli", target_modules=["q"], options={"rnk": 2}),
-        r"unknown option\(s\) \['rnk'\] for family 'pauli'; valid options: \[.*'rank'",
+        r"unknown option\(s\) \['rnk'\] for family 'pauli'; valid options \(defaults\): "
+        r"rank=4, layers=1, scale=1.0",
     ),
     (
         dict(family="compound", target_modules=["q"], options={"orders": [0, 1]}),
-        "invalid options for family 'compound': orders must be distinct ints >= 1",
+        r"compound option 'orders': expected a non-empty list of ints >= 1, e.g. \[1, 2\]; "
+        r"found \[0, 1\] \(a list\)",
     ),
-    (dict(family="compound", target_modules=["q"], options={"orders": [2, 2]}), "orders must be"),
+    (
+        dict(family="compound", target_modules=["q"], options={"orders": [2, 2]}),
+        r"compound option 'orders': expected distinct ints >= 1, e.g. \[1, 2\]; found \[2, 2\]",
+    ),
     (
         dict(family="hamming", target_modules=["q"], options={"variant": "x"}),
-        "variant must be one of 'hw', 'compound'",
+        r"hamming option 'variant': expected one of 'hw', 'single_order'; found 'x' \(a str\)",
     ),
-    (dict(family="pauli", target_modules=["q"], options={"rank": 0}), "rank must be"),
+    (
+        dict(family="pauli", target_modules=["q"], options={"rank": 0}),
+        r"pauli option 'rank': expected an int >= 1; found 0 \(an int\)",
+    ),
+    (
+        dict(family="hamming", target_modules=["q"], options={"order": 3}),
+        "hamming option 'order' has no effect: variant='hw' acts on every Hamming weight",
+    ),
     (dict(family="pauli", target_modules=["q"], options={"rank": object()}), "JSON-serialisable"),
-    (dict(family="pauli", target_modules=["q"], quant_bits=16), r"one of \[1, 2, 3, 4, 8\]"),
-    (dict(family="pauli", target_modules=["q"], quant_bits=True), "quant_bits"),
-    (dict(family="pauli", target_modules=["q"], quant_group=0), "quant_group must be an int >= 1"),
-    (dict(family="pauli", target_modules=["q"], init_seed=-1), "init_seed must be an int >= 0"),
+    (
+        dict(family="pauli", target_modules=["q"], quant_bits=16),
+        r"quant_bits: expected None or an int in \[1, 2, 3, 4, 8\]; found 16 \(an int\)",
+    ),
+    (
+        dict(family="pauli", target_modules=["q"], quant_bits=4.0),
+        r"quant_bits: expected None or an int in \[1, 2, 3, 4, 8\]; found 4.0 \(a float\)",
+    ),
+    (dict(family="pauli", target_modules=["q"], quant_bits=True), r"found True \(a bool\)"),
+    (
+        dict(family="pauli", target_modules=["q"], quant_group=0),
+        r"quant_group: expected an int >= 1; found 0",
+    ),
+    (dict(family="pauli", target_modules=["q"], quant_group=32.0), r"found 32.0 \(a float\)"),
+    (dict(family="pauli", target_modules=["q"], init_seed=-1), "init_seed: expected an int >= 0"),
     (dict(family="pauli", target_modules=["q"], modules_to_save="head"), "modules_to_save"),
 ]
 
@@ -72,9 +98,22 @@ def test_invalid_configs(kwargs, match) -> None:
 
 
 def test_options_normalised_and_resolved() -> None:
-    cfg = QAdapterConfig("compound", ("query",), options={"orders": (1, 2)})
-    assert cfg.options == {"orders": [1, 2]} and cfg.target_modules == ["query"]
-    assert cfg.resolved_options()["blocks"] == 3
+    cfg = QAdapterConfig("compound", ("query",), options={"orders": (2, 1)})
+    assert cfg.options == {"orders": [2, 1]} and cfg.target_modules == ["query"]
+    assert cfg.resolved_options() == {
+        "blocks": 3, "orders": (1, 2), "num_adapters": 1, "combine": "product"
+    }  # fmt: skip
+    pauli = QAdapterConfig("pauli", ["q"], options={"scale": 2})
+    assert pauli.options == {"scale": 2} and pauli.resolved_options()["scale"] == 2.0
+
+
+def test_deprecated_variant_is_renamed_in_the_stored_options(tmp_path) -> None:
+    with pytest.warns(DeprecationWarning, match="variant='compound' is deprecated; use "
+                      "variant='single_order'"):  # fmt: skip
+        cfg = QAdapterConfig("hamming", ["q"], options={"variant": "compound", "order": 3})
+    assert cfg.options == {"variant": "single_order", "order": 3}
+    cfg.save(tmp_path)
+    assert QAdapterConfig.load(tmp_path) == cfg
 
 
 def test_from_dict_and_load_errors(tmp_path) -> None:

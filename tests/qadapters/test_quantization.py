@@ -18,6 +18,7 @@ from qadapters.quantization import (
     dequantize,
     pack_codes,
     quantize,
+    quantized_nbytes,
     quantizers,
     storage_bits,
     unpack_codes,
@@ -60,12 +61,28 @@ def test_pack_round_trip(bits, n) -> None:
 def test_pack_errors_and_bad_bits() -> None:
     with pytest.raises(ValueError, match="expected 2 packed uint8 bytes"):
         unpack_codes(torch.zeros(3, dtype=torch.uint8), 4, 4)
-    with pytest.raises(ValueError, match=r"one of \[1, 2, 3, 4, 8\]; found 5"):
+    with pytest.raises(ValueError, match=r"bits: expected an int in \[1, 2, 3, 4, 8\]; found 5"):
         quantize(torch.ones(3), 5, 4)
-    with pytest.raises(ValueError, match="group must be a positive int"):
+    with pytest.raises(ValueError, match=r"bits: .*; found 4.0 \(a float\)"):
+        quantize(torch.ones(3), 4.0, 4)
+    with pytest.raises(ValueError, match="group: expected a positive int; found 0"):
         AngleQuantizer(4, 0)
-    with pytest.raises(ValueError, match=r"quant_bits must be None or one of \[1, 2, 3, 4, 8\]"):
+    with pytest.raises(ValueError, match=r"quant_bits: expected None or an int in \[1, 2, 3, 4, 8"):
         QAdapterConfig("pauli", ["q"], quant_bits=6)
+
+
+@pytest.mark.parametrize(
+    ("n", "bits", "group", "expected"),
+    [(1, 1, 1, 1 + 4), (100, 4, 32, 50 + 16), (33, 3, 32, 13 + 8), (64, 8, 64, 64 + 4),
+     (0, 2, 8, 0)],
+)
+def test_quantized_nbytes_is_the_one_storage_formula(n, bits, group, expected) -> None:
+    assert quantized_nbytes(n, bits, group) == expected
+    if n:  # what a quantized tensor occupies: its packed codes and an FP16 pair per group
+        q = quantize(torch.linspace(-1, 1, n), bits, group)
+        assert q.nbytes == expected == len(pack_codes(q.codes, bits)) + 4 * q.scale.numel()
+    if n % group == 0 and n * bits % 8 == 0 and n:  # no rounding: exactly b + 32/g bits each
+        assert 8 * expected / n == storage_bits(bits, group)
 
 
 def test_constant_group_and_storage_bits() -> None:

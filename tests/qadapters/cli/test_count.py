@@ -15,6 +15,7 @@ from qadapters.cli import main
 from qadapters.config import QAdapterConfig
 from qadapters.families import FAMILIES
 from qadapters.model import get_qadapter_model
+from qadapters.quantization import quantized_nbytes
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning"),
@@ -169,7 +170,7 @@ def test_cli_options_quant_and_config_file(tmp_path, capsys) -> None:
     specs = calc.select(calc.model_linears(calc.PRESETS["minilm-l6"]), ["query", "value"])
     n = calc.family_count(specs, "compound", blocks=2)
     assert f"{n:,d}" in out and "bytes 4-bit/g32" in out and "73,728" in out
-    assert f"{calc._qat_bytes(n, 4, 32):,d}" in out and "pauli" not in out
+    assert f"{quantized_nbytes(n, 4, 32):,d}" in out and "pauli" not in out
 
 
 @pytest.mark.parametrize(
@@ -179,12 +180,47 @@ def test_cli_options_quant_and_config_file(tmp_path, capsys) -> None:
         (["--model", "bert-base", "--targets", "qeury"], r"selects no layer; close: \['query'"),
         (["--model", "bert-base", "--targets", "query", "--option", "pauli.rnk=2"], "no option"),
         (["--model", "bert-base", "--targets", "query", "--option", "x"], "KEY=VALUE"),
+        (["--model", "bert-base", "--targets", "query", "--option", "pauli.rank=4.0"],
+         r"pauli option 'rank': expected an int >= 1; found 4.0 \(a float\)"),
+        (["--model", "bert-base", "--targets", "query", "--option", "scale=NaN"],
+         r"pauli option 'scale': expected a finite nonzero float; found nan"),
+        (["--model", "bert-base", "--targets", "query", "--option", "hamming.order=3"],
+         "hamming option 'order' has no effect: variant='hw'"),
+        (["--model", "bert-base", "--targets", "query", "--option", "compound.orders=[700]"],
+         r"compound option 'orders': \[700\] on a 768 → 768 layer .* constant"),
+        (["--model", "bert-base", "--targets", "query", "--option", "pauli.rank=1000"],
+         r"1\.\.768 for a 768 → 768 layer; found 1000"),
+        (["--model", "bert-base", "--targets", "query", "--quant-bits", "4", "--quant-group", "0"],
+         r"--quant-group: expected an int >= 1; found 0"),
     ],
 )
 def test_cli_errors(argv, match, capsys) -> None:
     assert main(["count", *argv]) == 2
     err = capsys.readouterr().err
     assert "qadapters count: error:" in err and re.search(match, err)
+
+
+def test_unprefixed_options_reach_the_families_where_they_act(capsys) -> None:
+    argv = ["count", "--model", "bert-base", "--targets", "query", "--option", "order=3"]
+    assert main(argv) == 0
+    rows = {line.split("|")[0].strip(): line for line in capsys.readouterr().out.splitlines()}
+    assert "order=3" in rows["taylor"] and "defaults" in rows["hamming"]  # inert with hw
+    specs = calc.select(calc.model_linears(calc.PRESETS["bert-base"]), ["query"])
+    assert f"{calc.family_count(specs, 'taylor', order=3):,d}" in rows["taylor"]
+    assert calc._parse_options(["variant=single_order", "order=3"])["hamming"] == {
+        "variant": "single_order", "order": 3
+    }  # fmt: skip
+
+
+def test_help_lists_every_option_from_the_dataclasses(capsys) -> None:
+    from qadapters.families import options_class
+
+    with pytest.raises(SystemExit):
+        main(["count", "--help"])
+    out = capsys.readouterr().out
+    for family in FAMILIES:
+        for name, text in options_class(family).help().items():
+            assert f"{family}.{name}=" in out and text in out
 
 
 def test_unsupported_model_type() -> None:

@@ -28,7 +28,8 @@ CASES: list[tuple[str, int, int, dict]] = [
     ("compound", 6, 13, {"blocks": 2, "orders": (1,), "num_adapters": 2, "combine": "sum"}),
     ("hamming", 5, 7, {"num_adapters": 2}),
     ("hamming", 9, 6, {"layout": "brick", "depth": 3, "num_adapters": 1}),
-    ("hamming", 6, 6, {"variant": "compound", "order": 2}),
+    ("hamming", 6, 6, {"variant": "single_order", "order": 2}),
+    ("hamming", 7, 12, {"variant": "single_order", "order": 3, "layout": "brick", "depth": 2}),
     ("hamming", 10, 3, {"layout": "butterfly", "num_adapters": 3}),
 ]
 IDS = [f"{f}-{i}x{o}-{'-'.join(f'{k}={v}' for k, v in opts.items())}" for f, i, o, opts in CASES]
@@ -147,11 +148,14 @@ def test_taylor_reports_orthonormality_error() -> None:
     [
         ("lora", {}, "expected one of 'pauli', 'taylor', 'compound', 'hamming'"),
         ("pauli", {"rnak": 2}, "valid options"),
-        ("pauli", {"rank": 9}, "1..8"),
+        ("pauli", {"rank": 9}, "1..8 for a 8 → 16 layer; found 9"),
         ("compound", {"combine": "max"}, "'product', 'sum'"),
         ("compound", {"orders": (0, 1)}, "orders"),
-        ("compound", {"blocks": 40}, "cannot hold"),
-        ("hamming", {"variant": "dense"}, "'hw', 'compound'"),
+        ("compound", {"blocks": 40}, "on a 8 → 16 layer: 16 output features cannot hold 40"),
+        ("compound", {"orders": [9]}, "'orders': .* on a 8 → 16 layer .* constant"),
+        ("hamming", {"layout": "butterfly", "variant": "single_order", "order": 3},
+         "power-of-two .* found n=6 for a 8 → 16 layer"),
+        ("hamming", {"variant": "dense"}, "one of 'hw', 'single_order'; found 'dense'"),
         ("hamming", {"layout": "ring"}, "'pyramid', 'brick', 'butterfly'"),
         ("taylor", {"order": 0}, "order"),
     ],

@@ -7,7 +7,8 @@ import torch
 
 from backends import exact
 from circuits import rbs_pyramid, two_design
-from qadapters.families.hamming import HammingAdapter, compounds
+from qadapters.families import hamming
+from qadapters.families.hamming import HammingAdapter
 from qadapters.families.stiefel import TwoDesignStiefel, two_design_columns
 
 
@@ -36,15 +37,12 @@ def test_batched_stiefel_equals_one_at_a_time():
         m.batched(params[:, :-1])
 
 
-@pytest.mark.parametrize("n", [2, 5, 8, 9])
-def test_compounds_of_rotations_equal_exact(n):
-    a = exact.hamming_block(
-        rbs_pyramid(n), torch.randn(2, n * (n - 1) // 2, dtype=torch.float64), 1
-    )
-    got = compounds(a)
-    assert len(got) == n + 1
-    for k, block in enumerate(got):
-        assert torch.allclose(block, exact.compound(a, k), atol=1e-12)
+def test_the_moved_rotation_compounds_keep_a_deprecated_alias():
+    a = exact.hamming_block(rbs_pyramid(4), torch.randn(2, 6, dtype=torch.float64), 1)
+    with pytest.warns(DeprecationWarning, match="use backends.exact.rotation_compounds"):
+        old = hamming.compounds(a)
+    for x, y in zip(old, exact.rotation_compounds(a), strict=True):
+        assert torch.equal(x, y)
 
 
 @pytest.mark.parametrize(
