@@ -28,7 +28,7 @@ the circuit is transpiled onto it) or a fake backend name such as ``"fake_manila
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 
@@ -77,7 +77,8 @@ __all__ = [
     "unitary",
 ]
 
-Noise = NoiseModel | Any | str | None
+#: ``None``, an Aer ``NoiseModel``, a backend object or a fake backend name (module docstring).
+Noise: TypeAlias = "NoiseModel | Any | str | None"
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -357,7 +358,8 @@ def sample_postselected(
     raw = sample(
         circuit, arr, shots=shots, seed=seed, noise=noise, optimization_level=optimization_level
     )
-    return postselected_sample(circuit, arr, list(raw.counts), raw.shots, single=single)
+    counts = raw.counts if isinstance(raw.counts, list) else [raw.counts]
+    return postselected_sample(circuit, arr, counts, raw.shots, single=single)
 
 
 # ---------------------------------------------------------------------------- statistics

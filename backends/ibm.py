@@ -410,9 +410,8 @@ def sample_postselected(circuit: Circuit, params: Any, **kwargs: Any) -> Postsel
         raise ValueError("expected a circuit with ancillas and a postselect pattern")
     arr, single = parameter_sets(circuit, params)
     raw = sample(circuit, arr, **kwargs)
-    return postselected_sample(
-        circuit, arr, list(raw.counts), raw.shots, single=single, job_id=raw.job_id
-    )
+    counts = raw.counts if isinstance(raw.counts, list) else [raw.counts]
+    return postselected_sample(circuit, arr, counts, raw.shots, single=single, job_id=raw.job_id)
 
 
 def expectation(

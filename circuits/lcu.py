@@ -188,19 +188,21 @@ def lcu(
     a = lcu_num_ancillas(m)
     n_tree = 2**a - 1
     n_leaves = 2 ** (a - 1)
-    if fixed_coefficients:
-        angles = lcu_angles(coefficients).tolist()  # type: ignore[arg-type]
-        v_index: list[int | float] = angles[:n_tree]
-        w_index: list[int | float] = angles[: n_tree - n_leaves] + angles[n_tree:]
+    v_index: list[int | float]
+    w_index: list[int | float]
+    if fixed_coefficients and coefficients is not None:
+        angles = lcu_angles(coefficients).tolist()
+        v_index = angles[:n_tree]
+        w_index = angles[: n_tree - n_leaves] + angles[n_tree:]
         offset = 0
     else:
         v_index = list(range(n_tree))
-        w_index = list(range(n_tree - n_leaves)) + list(range(n_tree, n_tree + n_leaves))
+        w_index = [*range(n_tree - n_leaves), *range(n_tree, n_tree + n_leaves)]
         offset = n_tree + n_leaves
     total = a + n
     ancillas = tuple(range(a))
-    prepare = Circuit(total, _tree_ops(a, v_index), offset)
-    unprepare = Circuit(total, _tree_ops(a, w_index), offset).inverse()
+    prepare = Circuit(total, tuple(_tree_ops(a, v_index)), offset)
+    unprepare = Circuit(total, tuple(_tree_ops(a, w_index)), offset).inverse()
     ops = list(prepare.ops)
     system = tuple(range(a, total))
     for i, c in enumerate(circuits):

@@ -120,7 +120,7 @@ def preparation_circuit(n_qubits: int) -> Circuit:
                 changed = _gray(i) ^ _gray((i + 1) % size)
                 bit = changed.bit_length() - 1  # bit b of the prefix is wire level-1-b
                 ops.append(Op("cnot", (level - 1 - bit, level)))
-    return Circuit(n, ops, k, name=f"state_prep(n={n})")
+    return Circuit(n, tuple(ops), k, name=f"state_prep(n={n})")
 
 
 def preparation_params(states: np.ndarray) -> np.ndarray:

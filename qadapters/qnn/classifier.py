@@ -284,6 +284,8 @@ def with_new_threshold(
         acc = float((cand.labels_from(values) == data.labels).mean())
         if best is None or acc > best[0]:
             best = (acc, cand)
+    if best is None:  # pragma: no cover - the loop above always runs
+        raise AssertionError("no candidate threshold")
     return replace(best[1], name="qnn + new threshold", trainable=2)
 
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -78,10 +78,10 @@ _Z = sp.csr_matrix(np.array([[1.0, 0.0], [0.0, -1.0]]))
 _IY = sp.csr_matrix(np.array([[0.0, 1.0], [-1.0, 0.0]]))  # i·Y is real; Y⊗Y = −(iY)⊗(iY)
 
 
-def _check_family(family: object) -> str:
+def _check_family(family: object) -> SpinChain:
     if family not in SPIN_CHAINS:
         raise ValueError(f"unknown Hamiltonian family {family!r}; expected one of {SPIN_CHAINS}")
-    return str(family)
+    return cast(SpinChain, family)
 
 
 def _check_n(n_qubits: object) -> int:
@@ -299,13 +299,13 @@ def make_dataset(
     below = rng.uniform(low, crit - margin, size=num_states // 2)
     above = rng.uniform(crit + margin, high, size=num_states - num_states // 2)
     couplings = np.sort(np.concatenate([below, above]))
-    pairs = [ground_state(family, n, g, periodic=periodic) for g in couplings]  # type: ignore[arg-type]
+    pairs = [ground_state(family, n, g, periodic=periodic) for g in couplings]
     return QuantumDataset(
         family,
         n,
         couplings,
         np.stack([s for _, s in pairs]),
-        np.array([phase_label(family, g) for g in couplings], dtype=np.int64),  # type: ignore[arg-type]
+        np.array([phase_label(family, g) for g in couplings], dtype=np.int64),
         np.array([e for e, _ in pairs]),
     )
 
