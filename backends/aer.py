@@ -51,6 +51,7 @@ from backends.sampling import (
     PostselectedSample,
     Sample,
     bindings,
+    check_qubits,
     counts_per_set,
     estimator_pubs,
     expectation_values,
@@ -182,10 +183,7 @@ def sample(
     arr, single = parameter_sets(circuit, params)
     shots = check_shots(shots)
     sim = simulator(noise, method=method, seed=seed)
-    if circuit.n_qubits > sim.num_qubits:
-        raise ValueError(
-            f"the circuit needs {circuit.n_qubits} qubits; the simulator has {sim.num_qubits}"
-        )
+    check_qubits(circuit, sim, "simulator")
     symbolic = to_qiskit(circuit, measure=True)
     isa = _transpile(symbolic, sim, seed, optimization_level, noise is not None)
     sampler = SamplerV2.from_backend(sim, seed=seed)

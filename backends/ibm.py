@@ -58,6 +58,7 @@ from backends.sampling import (
     PostselectedSample,
     Sample,
     bindings,
+    check_qubits,
     counts_per_set,
     estimator_pubs,
     expectation_values,
@@ -220,11 +221,7 @@ def _check(circuit: Circuit, params: Any, shots: Any, backend: Any) -> tuple[np.
     arr, single = parameter_sets(circuit, params)
     if shots is not None:
         check_shots(shots)
-    if circuit.n_qubits > backend.num_qubits:
-        raise ValueError(
-            f"the circuit needs {circuit.n_qubits} qubits; backend {backend.name!r} has "
-            f"{backend.num_qubits}"
-        )
+    check_qubits(circuit, backend)
     return arr, single
 
 
@@ -265,11 +262,7 @@ def isa_circuit(
         ValueError: a bad spec, or a circuit with more qubits than the backend.
     """
     dev = _backend(backend, noise)
-    if circuit.n_qubits > dev.num_qubits:
-        raise ValueError(
-            f"the circuit needs {circuit.n_qubits} qubits; backend {dev.name!r} has "
-            f"{dev.num_qubits}"
-        )
+    check_qubits(circuit, dev)
     return _isa(to_qiskit(circuit, measure=True), dev, optimization_level, seed)
 
 

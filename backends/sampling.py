@@ -46,6 +46,7 @@ __all__ = [
     "PostselectedSample",
     "Sample",
     "bindings",
+    "check_qubits",
     "counts_per_set",
     "estimator_pubs",
     "expectation_values",
@@ -138,6 +139,20 @@ def transpile(
     else:
         options["basis_gates"] = list(basis_gates or ())
     return generate_preset_pass_manager(**options).run(qc)
+
+
+def check_qubits(circuit: Circuit, backend: Any, what: str = "backend") -> None:
+    """Check that ``backend`` (anything with ``num_qubits``) is large enough for ``circuit``.
+
+    Raises:
+        ValueError: the circuit needs more qubits than the backend has (both numbers named).
+    """
+    name = getattr(backend, "name", None)
+    label = f"{what} {name!r}" if isinstance(name, str) and name else f"the {what}"
+    if circuit.n_qubits > backend.num_qubits:
+        raise ValueError(
+            f"the circuit needs {circuit.n_qubits} qubits; {label} has {backend.num_qubits}"
+        )
 
 
 def bindings(symbolic: QuantumCircuit, compiled: QuantumCircuit, params: Any) -> np.ndarray:

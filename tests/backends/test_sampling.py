@@ -222,3 +222,21 @@ def test_aer_and_ibm_return_the_one_result_type():
     ibm = pytest.importorskip("backends.ibm")
     assert ibm.IBMSample is sampling.Sample
     assert ibm.PostselectedSample is sampling.PostselectedSample
+
+
+class _Device:
+    def __init__(self, num_qubits: int, name: str | None) -> None:
+        self.num_qubits, self.name = num_qubits, name
+
+
+@pytest.mark.parametrize(
+    ("device", "match"),
+    [
+        (_Device(1, "fake_one"), "the circuit needs 2 qubits; backend 'fake_one' has 1"),
+        (_Device(0, None), "the circuit needs 2 qubits; the backend has 0"),
+    ],
+)
+def test_check_qubits_names_both_sizes(device, match: str):
+    sampling.check_qubits(two_design(2, 0), _Device(2, "fits"))  # exactly enough: no error
+    with pytest.raises(ValueError, match=match):
+        sampling.check_qubits(two_design(2, 0), device)
