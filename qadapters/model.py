@@ -115,13 +115,20 @@ class QAdapterModel(nn.Module):
         self.modules_to_save = saved
         options = config.resolved_options()
         layers = {}
-        for idx, name in enumerate(targets):  # build all first: a failure leaves model intact
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(config.init_seed * 1_000_003 + idx)
-                layer = QAdapterLinear(model.get_submodule(name), config.family, **options)
-            if config.quant_bits is not None:
-                enable_qat(layer.adapter, config.quant_bits, config.quant_group)
-            layers[name] = layer
+        try:  # build all first: a failure leaves the model intact
+            for idx, name in enumerate(targets):
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(config.init_seed * 1_000_003 + idx)
+                    layer = QAdapterLinear(model.get_submodule(name), config.family, **options)
+                if config.quant_bits is not None:
+                    enable_qat(layer.adapter, config.quant_bits, config.quant_group)
+                layers[name] = layer
+        except ValueError as err:
+            self._restore_requires_grad()
+            raise ValueError(f"layer {name!r}: {err}") from None
+        except BaseException:
+            self._restore_requires_grad()
+            raise
         for p in model.parameters():
             p.requires_grad_(False)
         for name, layer in layers.items():
@@ -209,8 +216,7 @@ class QAdapterModel(nn.Module):
         for name, layer in self.qadapter_layers().items():
             layer.merge()
             _replace(self.base_model, name, layer.base_layer)
-        for n, p in self.base_model.named_parameters():
-            p.requires_grad_(self._requires_grad.get(n, p.requires_grad))
+        self._restore_requires_grad()
         return self.base_model
 
     # --- persistence --------------------------------------------------------------------------
@@ -276,9 +282,12 @@ class QAdapterModel(nn.Module):
             if layer.merged:
                 layer.unmerge()
             _replace(self.base_model, name, layer.base_layer)
+        self._restore_requires_grad()
+        return self.base_model
+
+    def _restore_requires_grad(self) -> None:
         for n, p in self.base_model.named_parameters():
             p.requires_grad_(self._requires_grad.get(n, p.requires_grad))
-        return self.base_model
 
 
 def get_qadapter_model(model: nn.Module, config: QAdapterConfig) -> QAdapterModel:

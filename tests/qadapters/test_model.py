@@ -30,7 +30,7 @@ CASES = [
     ("compound", {"blocks": 2, "orders": [1, 2]}),
     ("compound", {"blocks": 1, "orders": [1, 2], "num_adapters": 2, "combine": "sum"}),
     ("hamming", {"num_adapters": 2}),
-    ("hamming", {"variant": "compound", "order": 2, "num_adapters": 2}),
+    ("hamming", {"variant": "single_order", "order": 2, "num_adapters": 2}),
 ]
 IDS = [f"{f}-{i}" for i, (f, _) in enumerate(CASES)]
 

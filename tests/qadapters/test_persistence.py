@@ -222,3 +222,17 @@ def test_shape_mismatch_found_after_injection_is_rolled_back(tmp_path) -> None:
     with pytest.raises(ValueError, match=r"layer 'b'.*\(8, 8\).*\(8, 16\)"):
         QAdapterModel.from_pretrained(base, tmp_path)
     _assert_untouched(base, before)
+
+
+def test_an_option_that_does_not_fit_one_layer_names_it_and_leaves_the_model(tmp_path) -> None:
+    class Mixed(Net):
+        def __init__(self) -> None:
+            super().__init__()
+            self.b = nn.Linear(D, 2)  # rank 4 fits a (8 -> 8), not b (8 -> 2)
+            self.head = nn.Linear(2, 2)
+
+    base = Mixed()
+    before = _snapshot(base)
+    with pytest.raises(ValueError, match=r"^layer 'b': .*rank"):
+        get_qadapter_model(base, QAdapterConfig("pauli", ["a", "b"], options={"rank": 4}))
+    _assert_untouched(base, before)
