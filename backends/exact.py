@@ -248,7 +248,7 @@ def hamming_block(
 # The exact LCU functions live beside the LCU maths in backends.postselection, which builds on
 # this module; they are re-exported lazily so that either module may be imported first.
 _POSTSELECTION = (
-    "lcu_angles",
+    "lcu_angles_torch",
     "lcu_params",
     "postselect_counts",
     "postselected_operator",
