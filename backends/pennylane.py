@@ -53,11 +53,12 @@ MEASUREMENTS: tuple[str, ...] = ("state", "probs")
 def _rotation_matrix(name: str, theta: Any) -> Any:
     """``F + cos(ωθ)·C + sin(ωθ)·S`` (Note [rotation form] in :mod:`circuits.gates`) in the
     interface of ``theta`` (torch, numpy, autograd, JAX), so gradients flow through it."""
-    omega, *parts = rotation_parts(name)
+    omega, *arrays = rotation_parts(name)
+    parts: list[Any] = list(arrays)
     if qml.math.get_interface(theta) == "torch":
         import torch
 
-        parts = [torch.tensor(p, device=theta.device) for p in parts]
+        parts = [torch.tensor(p, device=theta.device) for p in arrays]
     t = omega * theta
     fixed, cos_part, sin_part = parts
     return fixed + qml.math.cos(t) * cos_part + qml.math.sin(t) * sin_part

@@ -5,8 +5,9 @@
   primitive PUBs that bind many parameter sets at once.
 - :func:`to_qasm3` — OpenQASM 3 text through :func:`qiskit.qasm3.dumps`.
 - :func:`qubit_of` / :func:`wire_of` — the bit-order map below.
-- :class:`RBSGate`, :class:`FBSGate` — the IR's beam splitters as named Qiskit gates with a
-  definition in standard gates, so they transpile to any basis.
+- :class:`TableGate` — a gate of the table that Qiskit has no class for, as a named Qiskit gate
+  with a definition derived from the table, so it transpiles to any basis; :class:`RBSGate` and
+  :class:`FBSGate` are the IR's beam splitters as such gates.
 
 Note [Qiskit bit order]
 -----------------------
@@ -29,14 +30,30 @@ with the highest clbit on the left, so a bitstring reads in IR wire order — it
 character is wire 0 — and ``int(bitstring, 2)`` is the IR basis index. Ancilla wires
 (``circuit.ancillas``) sit at character positions ``ancillas`` of that string.
 
+Note [Qiskit gates from the table]
+----------------------------------
+Nothing here knows a gate by name. An op's gate comes from its :data:`circuits.GATES` entry: the
+``qiskit.circuit.library`` class the entry names (``Gate.qiskit``, with its angle map), or else a
+:class:`TableGate` whose definition is, in order of preference, the entry's ``decomposition`` (each
+step built the same way), the reference matrix as a ``UnitaryGate`` (fixed gates, and rotations
+bound to a number), or ``exp(−iθG)`` from the generator as Pauli rotations in standard gates: the
+Pauli terms of G must commute for that product to be exact (else a ``NotImplementedError`` asks for
+a decomposition), and an identity term ``c·1`` becomes ``P(−cθ)·X·P(−cθ)·X`` rather than a global
+phase, which the QASM 3 exporter would drop from a gate definition. A ``between_parity`` gate gets
+the ``D`` dressing of Note [FBS sign]. The adjoint of a rotation is the gate at ``−θ``; for a
+two-wire rotation whose generator changes sign under a swap of its wires, it is the gate on the
+swapped wires instead (Note [QASM 3 export]).
+
 Note [RBS in Qiskit]
 --------------------
 ``RBS(θ)`` on qargs ``[q0, q1]`` (q0 the IR's first wire) is, in Qiskit's matrix convention,
 ``[[1,0,0,0],[0,cos θ,−sin θ,0],[0,sin θ,cos θ,0],[0,0,0,1]]`` = ``XXPlusYYGate(2θ, β=π/2)``. Its
-definition here uses standard gates only: ``H⊗H · CZ · (RY(θ) on q0, RY(−θ) on q1) · CZ · H⊗H``
-(both identities checked numerically in ``tests/backends/test_qiskit.py``). ``FBSGate`` acts on
-``[i, between..., j]`` and is ``D · RBS(i, j) · D`` with ``D = Π CZ(i, m)`` (Note [FBS sign] in
-:mod:`circuits.gates`).
+definition is the table's decomposition, in standard gates only:
+``H⊗H · CZ · (RY(θ) on q0, RY(−θ) on q1) · CZ · H⊗H`` (both identities checked numerically in
+``tests/backends/test_qiskit.py``); ``XXPlusYYGate`` is not used because the QASM 3 exporter
+mis-writes gates whose definitions call a non-standard gate with an angle expression.
+``FBSGate`` acts on ``[i, between..., j]`` and is ``D · RBS(i, j) · D`` with
+``D = Π CZ(i, m)`` (Note [FBS sign] in :mod:`circuits.gates`).
 
 Note [QASM 3 export]
 --------------------
@@ -59,6 +76,7 @@ projectors ``P`` on the controls — even when a control is one of the wires bet
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import replace
 from functools import cache
@@ -81,7 +99,16 @@ try:
         QuantumRegister,
         library,
     )
-    from qiskit.circuit.library import CZGate, PauliEvolutionGate, UnitaryGate
+    from qiskit.circuit.library import (
+        CXGate,
+        CZGate,
+        HGate,
+        PhaseGate,
+        RZGate,
+        SdgGate,
+        UnitaryGate,
+        XGate,
+    )
     from qiskit.quantum_info import SparsePauliOp
 except ImportError as err:  # pragma: no cover - exercised only without the extra
     raise ImportError(
@@ -273,13 +300,14 @@ def _definition(entry: TableEntry, angle: Angle | None) -> list[tuple[Gate, list
     if not isinstance(angle, ParameterExpression) or not angle.parameters:
         matrix = reference_matrix(entry.name, float(angle))
         return [(UnitaryGate(_reverse_qubits(matrix)), local)]
-    return [(_evolution(entry, angle), local)]
+    return _evolution(entry, angle)
 
 
-def _evolution(entry: TableEntry, angle: ParameterExpression) -> Gate:
+def _evolution(entry: TableEntry, angle: ParameterExpression) -> list[tuple[Gate, list[int]]]:
     """``exp(−iθG)`` from the table's generator, in standard gates (Note [Qiskit gates from the
     table])."""
-    paulis = SparsePauliOp.from_operator(_reverse_qubits(np.array(entry.generator))).simplify()
+    generator = _reverse_qubits(np.array(entry.generator, dtype=complex))
+    paulis = SparsePauliOp.from_operator(generator).simplify(atol=1e-12)
     terms = paulis.paulis
     if any(not terms[a].commutes(terms[b]) for a in range(len(terms)) for b in range(a)):
         raise NotImplementedError(
@@ -287,14 +315,24 @@ def _evolution(entry: TableEntry, angle: ParameterExpression) -> Gate:
             f"Pauli terms of its generator ({terms.to_labels()}) do not commute, so a product of "
             "Pauli rotations is not exact; give its table entry `qiskit=` or `decomposition=`"
         )
-    evolution = PauliEvolutionGate(SparsePauliOp(terms, paulis.coeffs.real), time=angle)
-    qc = QuantumCircuit(entry.num_wires, name=entry.name)
-    qc.append(evolution, qc.qubits)
-    for _ in range(8):
-        if all(inst.operation.name in _STDGATES for inst in qc.data):
-            break
-        qc = qc.decompose()
-    return qc.to_gate()
+    out: list[tuple[Gate, list[int]]] = []
+    for pauli, coeff in zip(terms, paulis.coeffs.real, strict=True):
+        support = [q for q in range(entry.num_wires) if pauli.x[q] or pauli.z[q]]
+        if not support:  # exp(−icθ)·1 = P(−cθ)·X·P(−cθ)·X, a phase kept under control
+            phase = PhaseGate(_scaled(angle, -float(coeff)))
+            out += [(phase, [0]), (XGate(), [0]), (phase, [0]), (XGate(), [0])]
+            continue
+        into_z: list[tuple[Gate, list[int]]] = []  # X -> Z by H, Y -> Z by H·S†
+        for q in support:
+            if pauli.x[q] and pauli.z[q]:
+                into_z.append((SdgGate(), [q]))
+            if pauli.x[q]:
+                into_z.append((HGate(), [q]))
+        ladder = [(CXGate(), [a, b]) for a, b in itertools.pairwise(support)]
+        rotation = (RZGate(_scaled(angle, 2 * float(coeff))), [support[-1]])
+        back = [(g.inverse(), q) for g, q in reversed(into_z)]
+        out += [*into_z, *ladder, rotation, *reversed(ladder), *back]
+    return out
 
 
 @cache
@@ -535,14 +573,21 @@ _STDGATES = frozenset(
 
 
 def _needs_unrolling(gate: Any) -> bool:
-    exprs = [
-        p for p in getattr(gate, "params", ())
-        if isinstance(p, ParameterExpression) and not isinstance(p, Parameter)
-    ]
-    if not exprs or gate.definition is None:
-        return False
+    """True for a gate the exporter writes as a ``gate`` definition (not a standard gate with its
+    controls on 1) when it takes an angle expression or its definition holds, at any depth, a gate
+    that does (Qiskit's own controlled gates define such gates, Note [QASM 3 export])."""
     full = (1 << getattr(gate, "num_ctrl_qubits", 0)) - 1
-    return gate.name not in _STDGATES or getattr(gate, "ctrl_state", full) != full
+    if gate.name in _STDGATES and getattr(gate, "ctrl_state", full) == full:
+        return False
+    definition = getattr(gate, "definition", None)
+    if definition is None:
+        return False
+    if any(
+        isinstance(p, ParameterExpression) and not isinstance(p, Parameter)
+        for p in getattr(gate, "params", ())
+    ):
+        return True
+    return any(_needs_unrolling(inst.operation) for inst in definition.data)
 
 
 def _unroll_expressions(qc: QuantumCircuit) -> QuantumCircuit:

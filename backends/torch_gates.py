@@ -9,6 +9,7 @@ each is converted once per gate name and cached. Every function works on a batch
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import cast
 
 import numpy as np
 import torch
@@ -22,7 +23,7 @@ def _angle(op: Op, p: Tensor) -> Tensor:
     if isinstance(op.param, int):
         theta = p[:, op.param]
     else:
-        theta = torch.full((p.shape[0],), float(op.param), dtype=p.dtype, device=p.device)
+        theta = torch.full((p.shape[0],), cast(float, op.param), dtype=p.dtype, device=p.device)
     return -theta if op.adjoint else theta
 
 
@@ -132,7 +133,7 @@ def _table_layout(circuit: Circuit) -> tuple[tuple, np.ndarray]:
         for flip in (0, 1):
             rows.append(2 * i + flip)
             index.append(op.param if isinstance(op.param, int) else -1)
-            const.append(0.0 if isinstance(op.param, int) else float(op.param))
+            const.append(0.0 if isinstance(op.param, int) else cast(float, op.param))
             sign.append(sgn * (-1.0 if flip else 1.0))
     layout = tuple(
         (name, np.array(r), np.array(ix), np.array(c), np.array(s))

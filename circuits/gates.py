@@ -124,8 +124,8 @@ class Gate:
         decomposition: the gate as a product of other table gates, in time order.
 
     Raises:
-        ValueError: a rotation without a generator, a fixed gate without a matrix, or a
-            parameter count other than 0 or 1.
+        ValueError: a rotation without a generator or whose ``real`` flag disagrees with it, a
+            fixed gate without a matrix, or a parameter count other than 0 or 1.
     """
 
     name: str
@@ -148,11 +148,19 @@ class Gate:
             raise ValueError(
                 f"gate {self.name!r}: expected 0 or 1 parameters; found {self.num_params}"
             )
-        if self.num_params and self.generator is None:
+        if not self.num_params:
+            if self.matrix is None:
+                raise ValueError(f"fixed gate {self.name!r} needs a matrix; found None")
+            return
+        if self.generator is None:
             raise ValueError(f"rotation {self.name!r} needs a generator; found None")
-        if not self.num_params and self.matrix is None:
-            raise ValueError(f"fixed gate {self.name!r} needs a matrix; found None")
-        if self.num_params and self.matrix is None:
+        real = all(np.isrealobj(p) for p in _parts(self.generator, self.frequency))
+        if real != self.real:
+            raise ValueError(
+                f"rotation {self.name!r}: its generator gives a {'real' if real else 'complex'}"
+                f" exp(-iθG); found real={self.real}"
+            )
+        if self.matrix is None:
             object.__setattr__(self, "matrix", _closed_form(self.generator, self.frequency))
 
 
@@ -160,22 +168,30 @@ def _fixed(m: list[list[complex]]) -> MatrixFn:
     arr = np.array(m, dtype=complex)
     if np.allclose(arr.imag, 0):
         arr = arr.real.copy()
-    return lambda _theta=0.0: arr.copy()
+
+    def matrix(_theta: float = 0.0) -> np.ndarray:
+        return arr.copy()
+
+    return matrix
 
 
-def _parts(generator: MatrixData, frequency: float) -> tuple[np.ndarray, ...]:
+def _parts(generator: MatrixData, frequency: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(F, C, S)`` of Note [rotation form]; real arrays when they are real."""
     g = np.array(generator, dtype=complex)
     c = g @ g / frequency**2
-    parts = (np.eye(len(g)) - c, c, -1j * g / frequency)
-    if all(np.allclose(p.imag, 0, atol=0) for p in parts):
-        return tuple(p.real.copy() for p in parts)
-    return parts
+    f, s = np.eye(len(g)) - c, -1j * g / frequency
+    if all(np.allclose(p.imag, 0, atol=0) for p in (f, c, s)):
+        return f.real.copy(), c.real.copy(), s.real.copy()
+    return f, c, s
 
 
-def _closed_form(generator: MatrixData | None, frequency: float) -> MatrixFn:
-    f, c, s = _parts(generator or ((0,),), frequency)
-    return lambda t: f + np.cos(frequency * t) * c + np.sin(frequency * t) * s
+def _closed_form(generator: MatrixData, frequency: float) -> MatrixFn:
+    f, c, s = _parts(generator, frequency)
+
+    def matrix(theta: float) -> np.ndarray:
+        return f + np.cos(frequency * theta) * c + np.sin(frequency * theta) * s
+
+    return matrix
 
 
 @cache
@@ -202,10 +218,10 @@ def rotation_parts(name: str) -> tuple[float, np.ndarray, np.ndarray, np.ndarray
     gate = get_gate(name)
     if gate.generator is None:
         raise ValueError(f"expected a rotation; gate {name!r} takes no angle")
-    parts = _parts(gate.generator, gate.frequency)
-    for p in parts:
+    f, c, s = _parts(gate.generator, gate.frequency)
+    for p in (f, c, s):
         p.flags.writeable = False
-    return (gate.frequency, *parts)
+    return gate.frequency, f, c, s
 
 
 def _rx(t: float) -> np.ndarray:
@@ -360,6 +376,8 @@ def reference_matrix(
         raise ValueError(f"gate {name!r} needs an angle; found None")
     if not gate.num_params and param is not None:
         raise ValueError(f"gate {name!r} takes no angle; found {param!r}")
+    if gate.matrix is None:  # pragma: no cover - Gate.__post_init__ always sets it
+        raise ValueError(f"gate {name!r} has no reference matrix")
     m = gate.matrix(0.0 if param is None else float(param))
     if gate.between_parity and num_between:
         # D · RBS · D with D = Π CZ(i, m) over the wires in between, RBS on (i, j).
