@@ -105,6 +105,7 @@ class QAdapterLinear(nn.Module):
         self.adapter_attr = ADAPTER_PREFIX + family
         self.merged = False
         self.disabled = False
+        self._merged_state: dict[str, Tensor] = {}
         for p in base.parameters():
             p.requires_grad_(False)
         adapter = make_adapter(family, in_features, out_features, **options)
@@ -160,21 +161,48 @@ class QAdapterLinear(nn.Module):
 
     @torch.no_grad()
     def merge(self) -> None:
-        """Fold the adapter into the base weights in place (no-op when already merged)."""
+        """Fold the adapter into the base weights in place (no-op when already merged).
+
+        The adapter's tensors at this moment are kept (they are small), so that :meth:`unmerge`
+        subtracts exactly what was added even if the adapter is changed while merged.
+
+        Raises:
+            ValueError: the merged weights would hold NaN or infinity; nothing is written.
+        """
         if self.merged:
             return
         w, b = self.adapter.merge(*self._weight_and_bias())
+        bad = sum(int((~torch.isfinite(t)).sum()) for t in (w, b) if t is not None)
+        if bad:
+            raise ValueError(
+                f"merging the {self.family} adapter gives {bad} non-finite weight(s) "
+                f"(NaN or infinity); the base weights are unchanged"
+            )
+        self._merged_state = {k: v.detach().clone() for k, v in self.adapter.state_dict().items()}
         self._write(w, b)
         self.merged = True
 
     @torch.no_grad()
     def unmerge(self) -> None:
-        """Undo :meth:`merge` in place (no-op when not merged)."""
+        """Undo :meth:`merge` in place (no-op when not merged).
+
+        If the adapter changed while merged (trained, loaded, edited), the update subtracted is
+        the one :meth:`merge` added, and the adapter keeps its new tensors afterwards.
+        """
         if not self.merged:
             return
+        merged_state = self._merged_state
+        now = self.adapter.state_dict()
+        changed = any(not torch.equal(now[k], v) for k, v in merged_state.items())
+        if changed:
+            current = {k: v.detach().clone() for k, v in now.items()}
+            self.adapter.load_state_dict(merged_state)
         w, b = self.adapter.unmerge(*self._weight_and_bias())
+        if changed:
+            self.adapter.load_state_dict(current)
         self._write(w, b)
         self.merged = False
+        self._merged_state = {}
 
     def extra_repr(self) -> str:
         return f"family={self.family!r}, merged={self.merged}"

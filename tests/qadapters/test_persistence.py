@@ -236,3 +236,41 @@ def test_an_option_that_does_not_fit_one_layer_names_it_and_leaves_the_model(tmp
     with pytest.raises(ValueError, match=r"^layer 'b': .*rank"):
         get_qadapter_model(base, QAdapterConfig("pauli", ["a", "b"], options={"rank": 4}))
     _assert_untouched(base, before)
+
+
+@pytest.mark.parametrize(
+    ("family", "options"),
+    [("pauli", {"rank": 2}), ("taylor", {"rank": 2}), ("compound", {"blocks": 1}),
+     ("hamming", {"num_adapters": 2})],
+)  # fmt: skip
+def test_unmerge_after_the_adapter_changed_while_merged_restores_the_base(family, options) -> None:
+    model = _trained(1, family, options)
+    original = {n: p.detach().clone() for n, p in model.base_model.named_parameters()
+                if "base_layer" in n}  # fmt: skip
+    model.merge()
+    with torch.no_grad():  # a training step taken while merged
+        for layer in model.qadapter_layers().values():
+            for p in layer.adapter.parameters():
+                p.add_(0.5)
+    changed = {n: p.detach().clone() for n, p in model.named_parameters() if "qadapter_" in n}
+    model.unmerge()
+    for n, p in model.base_model.named_parameters():
+        if n in original:
+            assert torch.allclose(p, original[n], atol=1e-6), n
+    now = {n: p for n, p in model.named_parameters() if "qadapter_" in n}
+    assert all(torch.equal(now[n], changed[n]) for n in changed)  # the adapter keeps its step
+    with torch.no_grad():
+        active = model(X)
+        model.merge()
+        assert torch.allclose(model(X), active, atol=1e-5)  # and merges as it now is
+
+
+def test_merge_refuses_non_finite_weights_and_writes_nothing() -> None:
+    model = _trained(1)
+    layer = model.qadapter_layers()["a"]
+    with torch.no_grad():
+        layer.adapter.s.fill_(float("inf"))
+    before = layer.base_layer.weight.detach().clone()
+    with pytest.raises(ValueError, match=r"pauli adapter gives \d+ non-finite weight"):
+        model.merge()
+    assert torch.equal(layer.base_layer.weight, before) and not layer.merged
