@@ -429,7 +429,7 @@ def moments(circuit: Circuit) -> list[list[Op]]:
 
 
 def _span(op: Op) -> tuple[int, ...]:
-    if op.name == "fbs":
+    if get_gate(op.name).between_parity:  # its sign reads the wires between its targets
         lo, hi = sorted(op.wires)
         return tuple(range(lo, hi + 1)) + op.controls
     return op.all_wires
