@@ -80,7 +80,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import replace
 from functools import cache
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 
@@ -130,7 +130,8 @@ __all__ = [
 #: Name of the ``ParameterVector`` of an unbound circuit.
 PARAMETER_NAME = "θ"
 
-Angle = float | ParameterExpression
+#: a gate angle: a number, or a parameter expression of an unbound circuit
+Angle: TypeAlias = "float | ParameterExpression"
 
 
 # ---------------------------------------------------------------------------- bit order

@@ -70,7 +70,7 @@ def linear_shape(module: nn.Module) -> tuple[int, int]:
     if isinstance(module, nn.Linear):
         return module.in_features, module.out_features
     if is_conv1d(module):
-        n_in, n_out = module.weight.shape
+        n_in, n_out = _tensor(module, "weight").shape
         return int(n_in), int(n_out)
     raise TypeError(
         f"unsupported layer type {type(module).__module__}.{type(module).__qualname__}; "
@@ -109,14 +109,16 @@ class QAdapterLinear(nn.Module):
         for p in base.parameters():
             p.requires_grad_(False)
         adapter = make_adapter(family, in_features, out_features, **options)
-        w = base.weight
+        w = _tensor(base, "weight")
         adapter.to(device=w.device, dtype=adapter_dtype_for(w.dtype))
         self.add_module(self.adapter_attr, adapter)
 
     @property
     def adapter(self) -> Adapter:
         """The family adapter."""
-        return getattr(self, self.adapter_attr)
+        adapter = getattr(self, self.adapter_attr)
+        assert isinstance(adapter, Adapter)
+        return adapter
 
     def forward(self, x: Tensor) -> Tensor:
         """``adapter.forward(x, base(x))``; just ``base(x)`` when merged or disabled."""
@@ -135,13 +137,13 @@ class QAdapterLinear(nn.Module):
 
     # --- merging ------------------------------------------------------------------------------
     def _weight_out_in(self) -> Tensor:
-        w = self.base_layer.weight
+        w = _tensor(self.base_layer, "weight")
         return w.t() if is_conv1d(self.base_layer) else w
 
     def _weight_and_bias(self) -> tuple[Tensor, Tensor | None]:
         """Copies of the base weight ``(out, in)`` and bias, in the adapter's dtype."""
         dtype = self._adapter_dtype()
-        w, b = self._weight_out_in().clone(), _clone(self.base_layer.bias)
+        w, b = self._weight_out_in().clone(), _clone(_optional_tensor(self.base_layer, "bias"))
         if dtype is None:
             return w, b
         return w.to(dtype), None if b is None else b.to(dtype)
@@ -149,11 +151,12 @@ class QAdapterLinear(nn.Module):
     @torch.no_grad()
     def _write(self, weight: Tensor, bias: Tensor | None) -> None:
         base = self.base_layer
-        base.weight.copy_(weight.t() if is_conv1d(base) else weight)
-        if base.bias is not None:
+        _tensor(base, "weight").copy_(weight.t() if is_conv1d(base) else weight)
+        base_bias = _optional_tensor(base, "bias")
+        if base_bias is not None:
             if bias is None:
                 raise RuntimeError(f"{self.family} merge dropped the bias of {base}")
-            base.bias.copy_(bias)
+            base_bias.copy_(bias)
         elif bias is not None and bool(torch.any(bias != 0)):
             raise RuntimeError(
                 f"{self.family} merge produced a bias but {type(base).__name__} has none"
@@ -206,6 +209,21 @@ class QAdapterLinear(nn.Module):
 
     def extra_repr(self) -> str:
         return f"family={self.family!r}, merged={self.merged}"
+
+
+def _optional_tensor(module: nn.Module, name: str) -> Tensor | None:
+    """``module.<name>`` as a tensor, or ``None`` (a layer without bias)."""
+    t = getattr(module, name, None)
+    if t is not None and not isinstance(t, Tensor):
+        raise TypeError(f"expected {type(module).__name__}.{name} to be a tensor; found {type(t)}")
+    return t
+
+
+def _tensor(module: nn.Module, name: str) -> Tensor:
+    t = _optional_tensor(module, name)
+    if t is None:
+        raise TypeError(f"expected {type(module).__name__}.{name} to be a tensor; found None")
+    return t
 
 
 def _clone(t: Tensor | None) -> Tensor | None:
