@@ -16,7 +16,12 @@ round-trips through JSON (``adapter_config.json`` beside the adapter tensors).
 Targets follow PEFT's rules: a **list** of names matches a module whose full name equals an entry
 or ends with ``"." + entry`` (``"query"`` matches ``encoder.layer.0.attention.self.query``); a
 **string** is a regular expression that must match the whole module name (``re.fullmatch``),
-except ``"auto"``: the preset of the model's ``config.model_type`` (:mod:`qadapters.targets`).
+except ``"auto"`` (the preset of the model's ``config.model_type``) and ``"all-linear"`` (every
+``nn.Linear`` / ``Conv1D`` but the output head). ``exclude_modules`` removes modules with the same
+rules; ``layers_to_transform`` / ``layers_pattern`` keep only chosen transformer blocks;
+``options_pattern`` / ``rank_pattern`` override options on the layers whose names they match
+(:meth:`QAdapterConfig.options_for`). :func:`qadapters.targets.select_layers` applies them all to a
+model.
 
 Example:
     >>> cfg = QAdapterConfig("compound", ["query", "value"], options={"blocks": 3})
@@ -30,6 +35,7 @@ import dataclasses
 import json
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -37,6 +43,12 @@ from typing import Any, Literal, get_args
 from qadapters.files import atomic_write
 
 CONFIG_NAME = "adapter_config.json"
+
+#: the ``target_modules`` value that asks for the preset of the model's ``config.model_type``
+AUTO = "auto"
+#: the ``target_modules`` value that asks for every linear layer but the output head (PEFT's
+#: shorthand; compared case-insensitively, as PEFT does)
+ALL_LINEAR = "all-linear"
 
 QuantBits = Literal[1, 2, 3, 4, 8]
 VALID_QUANT_BITS: tuple[int, ...] = get_args(QuantBits)
@@ -55,6 +67,35 @@ def target_matches(name: str, targets: list[str] | str) -> bool:
     if isinstance(targets, str):
         return re.fullmatch(targets, name) is not None
     return any(name == t or name.endswith("." + t) for t in targets)
+
+
+def is_keyword_target(targets: object) -> bool:
+    """Whether ``targets`` is :data:`AUTO` or :data:`ALL_LINEAR` (a string that is not a regex)."""
+    return isinstance(targets, str) and (targets == AUTO or targets.lower() == ALL_LINEAR)
+
+
+def pattern_key(patterns: Iterable[str], name: str) -> str | None:
+    r"""The first of ``patterns`` that selects the module ``name`` (PEFT's ``rank_pattern`` rule).
+
+    A pattern is a regular expression that must match the end of the name, starting at a dot or
+    at its beginning: ``"query"`` selects ``encoder.layer.0.attention.self.query``;
+    ``r"layer\.0\..*"`` selects everything in block 0 of ``encoder.layer``.
+
+    Args:
+        patterns: the keys of ``options_pattern`` or ``rank_pattern``, in their order.
+        name: full dotted module name.
+
+    Returns:
+        The first matching pattern, or ``None``.
+
+    Example:
+        >>> pattern_key(["value", "query"], "encoder.layer.0.attention.self.query")
+        'query'
+    """
+    for key in patterns:
+        if re.match(rf"(.*\.)?({key})$", name):
+            return key
+    return None
 
 
 def found_text(value: object) -> str:
@@ -77,6 +118,38 @@ def check_quant_bits(bits: object, name: str = "quant_bits") -> None:
         )
 
 
+def layer_index_regex(layers_pattern: str | None) -> str:
+    """The regex whose group ``idx`` is the block index of a module name (PEFT's rule).
+
+    With a pattern (``"layers"``): the number right after the first ``layers`` segment. With
+    ``None``: the number after the first name segment that follows a dot (non-greedy, so that
+    ``model.layers.1.experts.0.w1`` is in block 1, not 0).
+    """
+    if layers_pattern is None:
+        return r".*?\.[^.]*\.(?P<idx>\d+)\."
+    return rf"(?:^|.*?\.){layers_pattern}\.(?P<idx>\d+)\."
+
+
+def _is_index(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _compile(name: str, pattern: str) -> None:
+    try:
+        re.compile(pattern)
+    except re.error as err:
+        raise ValueError(f"{name} regex {pattern!r} is invalid: {err}") from None
+
+
+def _check_pattern_key(name: str, key: object) -> None:
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"{name}: expected non-empty pattern strings as keys; found {key!r}")
+    try:
+        re.compile(rf"(.*\.)?({key})$")
+    except re.error as err:
+        raise ValueError(f"{name} pattern {key!r} is invalid: {err}") from None
+
+
 def _families() -> Any:
     from qadapters import families  # late: families import the backends, the config does not
 
@@ -85,13 +158,16 @@ def _families() -> Any:
 
 @dataclass
 class QAdapterConfig:
-    """Configuration of a quantum-circuit adapter model.
+    r"""Configuration of a quantum-circuit adapter model.
 
     Args:
         family: adapter family, one of ``families.FAMILIES`` (``pauli``, ``taylor``, ``compound``,
             ``hamming``).
-        target_modules: list of exact module names / suffixes, one regex (``re.fullmatch``), or
-            ``"auto"`` for the model type's preset (``qadapters.targets.TARGET_PRESETS``).
+        target_modules: list of exact module names / suffixes, one regex (``re.fullmatch``),
+            ``"auto"`` for the model type's preset (``qadapters.targets.TARGET_PRESETS``), or
+            ``"all-linear"``: every ``nn.Linear`` / ``Conv1D`` except the output head (the
+            module ``model.get_output_embeddings()`` returns, else a head attribute named
+            ``score`` or ``classifier``; see :func:`qadapters.targets.output_head`).
         options: family options (see ``families.family_options(family)``); missing ones take the
             family defaults.
         quant_bits: ``None`` (no QAT) or the bits per angle for quantization-aware training,
@@ -100,6 +176,29 @@ class QAdapterConfig:
         modules_to_save: extra modules (same matching rules as a target list) left trainable and
             saved with the adapter, e.g. a classifier head.
         init_seed: seed of the adapters' initialisation (each layer draws from its own stream).
+        exclude_modules: ``None``, a list of names / suffixes or one regex (``re.fullmatch``):
+            modules never adapted even when ``target_modules`` selects them (PEFT's field).
+        layers_to_transform: ``None`` (every block), or the index (an int) or indices (a list
+            of ints) of the blocks to adapt: the number after ``layers_pattern`` in a module's
+            name (``encoder.layer.3.attention.self.query`` is in block 3). Only with a target
+            list, ``"auto"`` or ``"all-linear"`` (a regex selects blocks itself). As in PEFT, a
+            list entry equal to a full module name is kept whatever its block.
+        layers_pattern: ``None`` or the name(s) of the module list holding the blocks
+            (``"layer"``, ``"layers"``, ``"h"``); ``None`` takes the first number that follows
+            an inner name segment (PEFT's default: ``transformer.h.1.attn`` -> 1, but a bare
+            ``h.1.attn`` has none and needs ``layers_pattern="h"``). Needs
+            ``layers_to_transform``.
+        options_pattern: pattern -> option overrides for the layers it selects, e.g.
+            ``{"value": {"rank": 8}, r"layer\.0\..*": {"scale": 0.5}}``. A pattern is a regex
+            matching the end of the module name from a dot (:func:`pattern_key`, PEFT's
+            ``rank_pattern`` rule); the first matching pattern applies. Each
+            ``{**options, **override}`` is checked like ``options``.
+        rank_pattern: pattern -> rank, PEFT's shorthand for ``options_pattern`` entries
+            ``{"rank": r}`` (families with a ``rank`` option); applied after ``options_pattern``.
+        clamp_rank_to_layer: ``False`` (default): a rank above ``min(in_features,
+            out_features)`` of some layer is an error naming the layer and its size. ``True``:
+            such layers get rank ``min(in_features, out_features)`` instead (families with a
+            ``rank`` option).
 
     Raises:
         ValueError: on an unknown family, option, or an invalid value (the message lists the
@@ -113,6 +212,12 @@ class QAdapterConfig:
     quant_group: int = 32
     modules_to_save: list[str] = field(default_factory=list)
     init_seed: int = 0
+    exclude_modules: list[str] | str | None = None
+    layers_to_transform: list[int] | int | None = None
+    layers_pattern: list[str] | str | None = None
+    options_pattern: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rank_pattern: dict[str, int] = field(default_factory=dict)
+    clamp_rank_to_layer: bool = False
 
     def __post_init__(self) -> None:
         fam = _families()
@@ -142,6 +247,144 @@ class QAdapterConfig:
             raise ValueError(
                 f"modules_to_save must be a list of module names; found {self.modules_to_save!r}"
             )
+        self._check_exclude()
+        self._check_layers()
+        self._check_patterns()
+
+    def _check_exclude(self) -> None:
+        ex = self.exclude_modules
+        if ex is None:
+            return
+        if isinstance(ex, str):
+            _compile("exclude_modules", ex)
+            return
+        if isinstance(ex, tuple):
+            ex = self.exclude_modules = list(ex)
+        if not isinstance(ex, list) or not all(isinstance(s, str) and s for s in ex):
+            raise ValueError(
+                "exclude_modules: expected None, a list of module names/suffixes or a regex "
+                f"string; found {found_text(ex)}"
+            )
+
+    def _check_layers(self) -> None:
+        idx, pattern = self.layers_to_transform, self.layers_pattern
+        if isinstance(idx, tuple):
+            idx = self.layers_to_transform = list(idx)
+        if idx is not None:
+            many = isinstance(idx, list) and bool(idx) and all(_is_index(i) for i in idx)
+            if not (_is_index(idx) or many):
+                raise ValueError(
+                    "layers_to_transform: expected None (every block), an int >= 0 or a "
+                    f"non-empty list of ints >= 0; found {found_text(idx)}"
+                )
+        if isinstance(pattern, tuple):
+            pattern = self.layers_pattern = list(pattern)
+        if pattern is not None:
+            names = [pattern] if isinstance(pattern, str) else pattern
+            if not isinstance(names, list) or not names or not all(
+                isinstance(p, str) and p for p in names
+            ):
+                raise ValueError(
+                    "layers_pattern: expected None, a module list name such as 'layers' or a "
+                    f"non-empty list of them; found {found_text(pattern)}"
+                )
+            for p in names:
+                _compile("layers_pattern", layer_index_regex(p))
+            if idx is None:
+                raise ValueError(
+                    f"layers_pattern={pattern!r} needs layers_to_transform (the block indices "
+                    "to adapt); found layers_to_transform=None"
+                )
+        t = self.target_modules
+        if isinstance(t, str) and not is_keyword_target(t):
+            for name, value in (("layers_to_transform", idx), ("layers_pattern", pattern)):
+                if value is not None:
+                    raise ValueError(
+                        f"{name} needs target_modules as a list of names, {AUTO!r} or "
+                        f"{ALL_LINEAR!r}; found the regex {t!r} (write the block numbers into "
+                        "the regex instead)"
+                    )
+
+    def _check_patterns(self) -> None:
+        fam = _families()
+        options_class = fam.options_class(self.family)
+        patterns = self.options_pattern
+        if not isinstance(patterns, dict):
+            raise ValueError(
+                f"options_pattern: expected a dict pattern -> {{option: value}}; found "
+                f"{found_text(patterns)}"
+            )
+        try:
+            patterns = json.loads(json.dumps(patterns, allow_nan=True))
+        except TypeError as err:
+            raise ValueError(f"options_pattern must be JSON-serialisable: {err}") from None
+        for key, override in patterns.items():
+            _check_pattern_key("options_pattern", key)
+            if not isinstance(override, dict):
+                raise ValueError(
+                    f"options_pattern[{key!r}]: expected a dict {{option: value}}; found "
+                    f"{found_text(override)}"
+                )
+            patterns[key] = options_class.renamed(override)
+            try:
+                fam.check_options(self.family, **{**self.options, **patterns[key]})
+            except ValueError as err:
+                raise ValueError(f"options_pattern[{key!r}]: {err}") from None
+        self.options_pattern = patterns
+        ranks = self.rank_pattern
+        if not isinstance(ranks, dict):
+            raise ValueError(
+                f"rank_pattern: expected a dict pattern -> rank; found {found_text(ranks)}"
+            )
+        has_rank = "rank" in options_class.names()
+        if ranks and not has_rank:
+            raise ValueError(
+                f"rank_pattern: family {self.family!r} has no 'rank' option (its options: "
+                f"{list(options_class.names())}); use options_pattern"
+            )
+        for key, rank in ranks.items():
+            _check_pattern_key("rank_pattern", key)
+            try:
+                fam.check_options(self.family, **{**self.options, "rank": rank})
+            except ValueError as err:
+                raise ValueError(f"rank_pattern[{key!r}]: {err}") from None
+        if not isinstance(self.clamp_rank_to_layer, bool):
+            raise ValueError(
+                f"clamp_rank_to_layer: expected True or False; found "
+                f"{found_text(self.clamp_rank_to_layer)}"
+            )
+        if self.clamp_rank_to_layer and not has_rank:
+            raise ValueError(
+                f"clamp_rank_to_layer has no effect: family {self.family!r} has no 'rank' "
+                "option; remove it"
+            )
+
+    def options_for(self, name: str) -> dict[str, Any]:
+        """The options the user asked for on the module ``name``: :attr:`options`, then the
+        first matching :attr:`options_pattern` entry, then the first matching
+        :attr:`rank_pattern` entry (defaults are not filled in, the layer size is not checked:
+        :func:`qadapters.targets.select_layers` does both).
+
+        Args:
+            name: full dotted module name.
+
+        Returns:
+            A new ``{option: value}`` dict.
+
+        Example:
+            >>> cfg = QAdapterConfig("pauli", ["query", "value"], {"rank": 2},
+            ...                      rank_pattern={"value": 8})
+            >>> cfg.options_for("encoder.layer.0.attention.self.value")
+            {'rank': 8}
+        """
+        out = dict(self.options)
+        key = pattern_key(self.options_pattern, name)
+        if key is not None:
+            out.update(self.options_pattern[key])
+        key = pattern_key(self.rank_pattern, name)
+        if key is not None:
+            out["rank"] = self.rank_pattern[key]
+        return out
 
     def _check_targets(self) -> None:
         t = self.target_modules

@@ -26,6 +26,24 @@ VALID = [
         init_seed=7,
     ),
     dict(family="pauli", target_modules=["q"], options={"scale": -0.5, "layers": 0}),
+    dict(
+        family="pauli",
+        target_modules="all-linear",
+        exclude_modules=r".*\.lm_head",
+        layers_to_transform=[0, 2],
+        layers_pattern=["h", "layers"],
+        options_pattern={"c_attn": {"layers": 2}, r"h\.0\..*": {"scale": 0.5}},
+        rank_pattern={"c_proj": 8},
+        clamp_rank_to_layer=True,
+    ),
+    dict(
+        family="compound",
+        target_modules="auto",
+        exclude_modules=["layer.0.attention.self.query"],
+        layers_to_transform=1,
+        layers_pattern="layer",
+        options_pattern={"value": {"orders": [1], "blocks": 2}},
+    ),
 ]
 
 #: option values: every family x option x kind of bad value is in tests/qadapters/families/
@@ -78,6 +96,85 @@ INVALID = [
     (dict(family="pauli", target_modules=["q"], quant_group=32.0), r"found 32.0 \(a float\)"),
     (dict(family="pauli", target_modules=["q"], init_seed=-1), "init_seed: expected an int >= 0"),
     (dict(family="pauli", target_modules=["q"], modules_to_save="head"), "modules_to_save"),
+    # targeting fields
+    (
+        dict(family="pauli", target_modules=["q"], exclude_modules="("),
+        r"exclude_modules regex '\(' is invalid",
+    ),
+    (
+        dict(family="pauli", target_modules=["q"], exclude_modules=["k", 3]),
+        r"exclude_modules: expected None, a list of module names/suffixes or a regex string; "
+        r"found \['k', 3\] \(a list\)",
+    ),
+    (
+        dict(family="pauli", target_modules=["q"], layers_to_transform=-1),
+        r"layers_to_transform: expected None \(every block\), an int >= 0 or a non-empty list "
+        r"of ints >= 0; found -1 \(an int\)",
+    ),
+    (dict(family="pauli", target_modules=["q"], layers_to_transform=[]), r"found \[\] \(a list"),
+    (dict(family="pauli", target_modules=["q"], layers_to_transform=1.0), r"found 1.0 \(a float"),
+    (dict(family="pauli", target_modules=["q"], layers_to_transform=[0, True]), "found"),
+    (
+        dict(family="pauli", target_modules=["q"], layers_pattern="layers"),
+        r"layers_pattern='layers' needs layers_to_transform",
+    ),
+    (
+        dict(family="pauli", target_modules=["q"], layers_to_transform=0, layers_pattern=[""]),
+        "layers_pattern: expected None, a module list name",
+    ),
+    (
+        dict(family="pauli", target_modules=["q"], layers_to_transform=0, layers_pattern="(h"),
+        "layers_pattern regex .* is invalid",
+    ),
+    (
+        dict(family="pauli", target_modules=r".*\.q", layers_to_transform=0),
+        r"layers_to_transform needs target_modules as a list of names, 'auto' or 'all-linear'; "
+        r"found the regex '\.\*.*\.q' \(write the block numbers into the regex instead\)",
+    ),
+    (
+        dict(family="pauli", target_modules=["q"], options_pattern={"v": {"rnk": 2}}),
+        r"options_pattern\['v'\]: unknown option\(s\) \['rnk'\] for family 'pauli'",
+    ),
+    (
+        dict(family="pauli", target_modules=["q"], options_pattern={"v": {"rank": 2.0}}),
+        r"options_pattern\['v'\]: pauli option 'rank': expected an int >= 1; found 2.0",
+    ),
+    (
+        dict(family="hamming", target_modules=["q"], options_pattern={"v": {"order": 3}}),
+        r"options_pattern\['v'\]: hamming option 'order' has no effect",
+    ),
+    (
+        dict(family="pauli", target_modules=["q"], options_pattern={"v": 2}),
+        r"options_pattern\['v'\]: expected a dict \{option: value\}; found 2 \(an int\)",
+    ),
+    (
+        dict(family="pauli", target_modules=["q"], options_pattern=[("v", {})]),
+        "options_pattern: expected a dict pattern",
+    ),
+    (
+        dict(family="pauli", target_modules=["q"], options_pattern={"(v": {"rank": 2}}),
+        r"options_pattern pattern '\(v' is invalid",
+    ),
+    (
+        dict(family="pauli", target_modules=["q"], rank_pattern={"v": 0}),
+        r"rank_pattern\['v'\]: pauli option 'rank': expected an int >= 1; found 0",
+    ),
+    (
+        dict(family="pauli", target_modules=["q"], rank_pattern={"": 2}),
+        "rank_pattern: expected non-empty pattern strings as keys",
+    ),
+    (
+        dict(family="compound", target_modules=["q"], rank_pattern={"v": 2}),
+        r"rank_pattern: family 'compound' has no 'rank' option \(its options: \['blocks'",
+    ),
+    (
+        dict(family="pauli", target_modules=["q"], clamp_rank_to_layer=1),
+        r"clamp_rank_to_layer: expected True or False; found 1 \(an int\)",
+    ),
+    (
+        dict(family="hamming", target_modules=["q"], clamp_rank_to_layer=True),
+        "clamp_rank_to_layer has no effect: family 'hamming' has no 'rank' option",
+    ),
 ]
 
 
@@ -114,6 +211,62 @@ def test_deprecated_variant_is_renamed_in_the_stored_options(tmp_path) -> None:
     assert cfg.options == {"variant": "single_order", "order": 3}
     cfg.save(tmp_path)
     assert QAdapterConfig.load(tmp_path) == cfg
+
+
+def test_configs_saved_before_the_targeting_fields_load_with_their_defaults() -> None:
+    old = {
+        "family": "pauli",
+        "target_modules": ["query"],
+        "options": {"rank": 2},
+        "quant_bits": None,
+        "quant_group": 32,
+        "modules_to_save": [],
+        "init_seed": 0,
+    }
+    cfg = QAdapterConfig.from_dict(old)
+    assert (cfg.exclude_modules, cfg.layers_to_transform, cfg.layers_pattern) == (None,) * 3
+    assert (cfg.options_pattern, cfg.rank_pattern, cfg.clamp_rank_to_layer) == ({}, {}, False)
+    assert cfg.to_dict() == {
+        **old, "exclude_modules": None, "layers_to_transform": None, "layers_pattern": None,
+        "options_pattern": {}, "rank_pattern": {}, "clamp_rank_to_layer": False,
+    }  # fmt: skip
+
+
+def test_targeting_fields_normalised() -> None:
+    with pytest.warns(DeprecationWarning, match="variant='compound' is deprecated"):
+        cfg = QAdapterConfig(
+            "hamming",
+            ("q",),
+            exclude_modules=("k",),
+            layers_to_transform=(0, 1),
+            layers_pattern=("h",),
+            options_pattern={"v": {"variant": "compound", "order": 3, "layout": "brick"}},
+        )
+    assert (cfg.exclude_modules, cfg.layers_to_transform, cfg.layers_pattern) == (
+        ["k"], [0, 1], ["h"]
+    )  # fmt: skip
+    assert cfg.options_pattern == {"v": {"variant": "single_order", "order": 3, "layout": "brick"}}
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("encoder.layer.0.attention.self.query", {"rank": 2, "scale": 3.0}),
+        ("encoder.layer.0.attention.self.value", {"rank": 6, "scale": 3.0}),
+        ("encoder.layer.1.attention.self.value", {"rank": 5, "scale": 3.0, "layers": 2}),
+        ("encoder.layer.1.attention.self.key", {"rank": 2, "scale": 3.0, "layers": 2}),
+        ("encoder.layer.1.attention.self.xvalue", {"rank": 2, "scale": 3.0, "layers": 2}),
+    ],
+)
+def test_options_for(name, expected) -> None:
+    cfg = QAdapterConfig(
+        "pauli",
+        ["query", "value"],
+        {"rank": 2, "scale": 3.0},
+        options_pattern={r"layer\.1\..*": {"layers": 2}, "value": {"rank": 4}},
+        rank_pattern={"layer.1.attention.self.value": 5, "value": 6},
+    )
+    assert cfg.options_for(name) == expected
 
 
 def test_from_dict_and_load_errors(tmp_path) -> None:
