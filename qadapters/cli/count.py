@@ -23,6 +23,13 @@ DeBERTa example in ``docs/calculator.md``):
   quantized angle, so a few bytes low for families that keep float32 scales: K for pauli/taylor,
   R for hamming; LoRA rows stay float32).
 
+Cost, beside the parameters (Note [what a cost counts] in :mod:`qadapters.families.cost`; the
+formulas are in ``docs/calculator.md``): the forward multiply-adds per token summed over the
+layers and their ratio to LoRA r=8's ``r·(d_in + d_out)``, the activation floats per token kept
+for backward, and the build (the circuits' matrices, once per forward): its multiply-adds and the
+bytes it allocates, marked when one layer's build is over the memory budget
+(:mod:`backends.budget`), which building that adapter refuses.
+
 Family counts are computed by ``families.trainable_count`` (the formulas above document them).
 Options given with ``--option`` are checked by the family's options dataclass, as a
 ``QAdapterConfig`` checks them; ``--help`` lists every family's options, defaults and help.
@@ -36,12 +43,15 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from backends import budget
 from qadapters.config import VALID_QUANT_BITS, target_matches
+from qadapters.families.cost import ZERO, Cost, lora_cost
 
 #: relevant fields of the public Hugging Face configs
 PRESETS: dict[str, dict[str, Any]] = {
@@ -100,9 +110,35 @@ class LinearSpec:
 _Rows = list[tuple[str, str, int, int]]
 
 
-def _layer_table(cfg: dict[str, Any]) -> tuple[str, int, _Rows, _Rows]:
+class _Fields:
+    """Reads the size fields of a model config, naming a missing or bad one."""
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        self.cfg = cfg
+
+    def __getitem__(self, name: str) -> int:
+        if name not in self.cfg:
+            raise ValueError(
+                f"model config ({self.cfg.get('model_type')!r}) has no field {name!r}; "
+                f"expected a positive int there"
+            )
+        return self.get(name, 0)
+
+    def get(self, name: str, default: int | None = None) -> Any:
+        value = self.cfg.get(name, default)
+        if value is default:
+            return value
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(
+                f"model config field {name!r}: expected a positive int; found {value!r}"
+            )
+        return value
+
+
+def _layer_table(config: dict[str, Any]) -> tuple[str, int, _Rows, _Rows]:
     """(name template with ``{i}``, block count, [(suffix, role, in, out)] of one block, extras)."""
-    mt = cfg.get("model_type")
+    mt = config.get("model_type")
+    cfg = _Fields(config)
     if mt in ("bert", "roberta", "xlm-roberta", "electra", "vit", "deberta-v2", "deberta"):
         h, f, n = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
         if mt == "vit":
@@ -134,7 +170,7 @@ def _layer_table(cfg: dict[str, Any]) -> tuple[str, int, _Rows, _Rows]:
     if mt in ("llama", "mistral", "qwen2"):
         h, f, n = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
         heads = cfg.get("num_attention_heads", 1)
-        kv = cfg.get("head_dim", h // heads) * cfg.get("num_key_value_heads", heads)
+        kv = cfg.get("head_dim", max(1, h // heads)) * cfg.get("num_key_value_heads", heads)
         rows = [
             ("self_attn.q_proj", "query", h, h),
             ("self_attn.k_proj", "key", h, kv),
@@ -162,7 +198,15 @@ def load_model_config(model: str) -> dict[str, Any]:
         path = path / "config.json"
     if not path.is_file():
         raise ValueError(f"unknown model {model!r}: not a preset ({sorted(PRESETS)}) nor a file")
-    return json.loads(path.read_text())
+    try:
+        cfg = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(
+            f"{path}: expected a Hugging Face config.json; found bad JSON ({err})"
+        ) from None
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{path}: expected a JSON object; found {type(cfg).__name__}")
+    return cfg
 
 
 def model_linears(cfg: dict[str, Any]) -> list[LinearSpec]:
@@ -186,10 +230,20 @@ def select(linears: list[LinearSpec], targets: list[str] | str) -> list[LinearSp
     def hit(spec: LinearSpec, t: list[str] | str) -> bool:
         return target_matches(spec.name, t) or (isinstance(t, list) and spec.role in t)
 
+    names = sorted({re.sub(r"^(.*?\.)?\d+\.", "", s.name) for s in linears})
+    if isinstance(targets, str):
+        try:
+            re.compile(targets)
+        except re.error as err:
+            raise ValueError(f"target regex {targets!r} does not compile: {err}") from None
+    if not targets:
+        raise ValueError(
+            "no target given: expected comma-separated layer names, suffixes or roles, or "
+            f"re:REGEX; found {targets!r}; layers: {names}, roles: {list(ROLES)}"
+        )
     groups = [targets] if isinstance(targets, str) else [[t] for t in targets]
     for t in groups:
         if not any(hit(s, t) for s in linears):
-            names = sorted({s.name.split(".", 2)[-1] for s in linears})
             close = difflib.get_close_matches(str(t[0]), [*names, *ROLES], n=4, cutoff=0.5)
             raise ValueError(
                 f"target {t!r} selects no layer; close: {close}; layers: {names}, roles: {ROLES}"
@@ -222,13 +276,32 @@ def reference_count(specs: list[LinearSpec], **options: Any) -> int | None:
     )
 
 
+def lora_cost_sum(specs: list[LinearSpec], r: int) -> Cost:
+    """LoRA's forward cost summed over ``specs`` (:func:`.families.cost.lora_cost`)."""
+    return sum((lora_cost(s.in_features, s.out_features, r) for s in specs), ZERO)
+
+
+def family_cost(specs: list[LinearSpec], family: str, **options: Any) -> tuple[Cost, int]:
+    """``(Σ Family.cost(d_in, d_out, **options), largest build bytes of one layer)`` over
+    ``specs``: the summed cost, and what the budget is checked against when one is built."""
+    from qadapters.families import FAMILIES
+
+    shapes = Counter((s.in_features, s.out_features) for s in specs)
+    costs = {shape: FAMILIES[family].cost(*shape, **options) for shape in shapes}
+    total = sum((costs[shape] * m for shape, m in shapes.items()), ZERO)
+    return total, max((c.build_bytes for c in costs.values()), default=0)
+
+
 @dataclass(frozen=True)
 class Row:
-    """One line of the table: a method, its options and its trainable parameters."""
+    """One line of the table: a method, its options, its trainable parameters and, when known,
+    its forward cost summed over the layers and the largest build of one layer."""
 
     method: str
     options: str
     params: int
+    cost: Cost | None = None
+    largest_build: int = 0
 
 
 def count_rows(
@@ -254,12 +327,14 @@ def count_rows(
     """
     from qadapters import families as fam
 
-    rows = [Row("lora", f"r={r}", lora_count(specs, r)) for r in ranks]
+    rows = [Row("lora", f"r={r}", lora_count(specs, r), lora_cost_sum(specs, r)) for r in ranks]
     for family in families or list(fam.FAMILIES):
         opts = (options or {}).get(family, {})
         fam.check_options(family, **opts)
         text = ", ".join(f"{k}={v}" for k, v in opts.items())
-        rows.append(Row(family, text or "defaults", family_count(specs, family, **opts)))
+        cost, largest = family_cost(specs, family, **opts)
+        params = family_count(specs, family, **opts)
+        rows.append(Row(family, text or "defaults", params, cost, largest))
         if family == "compound":
             ref = reference_count(specs, **opts)
             if ref is not None:
@@ -267,15 +342,33 @@ def count_rows(
     return rows
 
 
+def _cost_cells(row: Row, lora8: Cost | None, limit: int) -> list[str]:
+    """MACs/token, its ratio to LoRA r=8, activation floats/token, build MACs and bytes."""
+    c = row.cost
+    if c is None:
+        return ["-"] * 5
+    ratio = f"{c.forward_macs / lora8.forward_macs:.2f}" if lora8 and lora8.forward_macs else "-"
+    build = budget.format_bytes(c.build_bytes) if c.build_bytes else "0"
+    if row.largest_build > limit:
+        build += " (over budget)"
+    return [f"{c.forward_macs:,d}", ratio, f"{c.activation_floats:,d}", f"{c.build_macs:,d}", build]
+
+
 def format_table(rows: list[Row], quant_bits: int | None = None, quant_group: int = 32) -> str:
-    """The rows as an aligned text table (params, M, fp32 bytes, QAT bytes, ratio to LoRA r=8)."""
+    """The rows as an aligned text table: params, M, fp32 bytes, QAT bytes, ratio to LoRA r=8,
+    then the forward cost (multiply-adds per token and their ratio to LoRA r=8's, activation
+    floats per token, build multiply-adds and bytes; "over budget" when one layer's build is
+    above :func:`backends.budget.max_bytes`)."""
     from qadapters.quantization import quantized_nbytes
 
     lora8 = next((r.params for r in rows if r.method == "lora" and r.options == "r=8"), None)
+    lora8_cost = next((r.cost for r in rows if r.method == "lora" and r.options == "r=8"), None)
+    limit = budget.max_bytes()
     head = ["method", "options", "params", "M", "bytes fp32"]
     if quant_bits is not None:
         head.append(f"bytes {quant_bits}-bit/g{quant_group}")
     head.append("x fewer than LoRA r=8")
+    head += ["MACs/token", "x LoRA r=8 MACs", "act floats/token", "build MACs", "build bytes"]
     lines = [head]
     for r in rows:
         cells = [
@@ -293,6 +386,7 @@ def format_table(rows: list[Row], quant_bits: int | None = None, quant_group: in
             )
             cells.append(f"{qbytes:,d}")
         cells.append(f"{lora8 / r.params:.1f}" if lora8 and r.params else "-")
+        cells += _cost_cells(r, lora8_cost, limit)
         lines.append(cells)
     widths = [max(len(line[j]) for line in lines) for j in range(len(head))]
     out = [
@@ -395,6 +489,8 @@ def run(args: argparse.Namespace) -> int:
         if args.targets.startswith("re:")
         else [t.strip() for t in args.targets.split(",") if t.strip()]
     )
+    if args.targets.startswith("re:") and not targets:
+        raise ValueError("--targets: expected a regular expression after 're:'; found none")
     specs = select(model_linears(cfg), targets)
     shapes = Counter((s.role, s.in_features, s.out_features) for s in specs)
     desc = ", ".join(f"{m}× {role} {i}→{o}" for (role, i, o), m in shapes.items())

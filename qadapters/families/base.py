@@ -20,6 +20,12 @@ constructor ``Family(in_features, out_features, **options)`` and the classmethod
 ``Family.count(in_features, out_features, **options)`` (trainable parameters from sizes alone)
 both go through :meth:`Adapter.layer_options`: the dataclass checks the values, then
 :meth:`Adapter.check_layer` checks what depends on the layer's size, naming that size.
+
+Cost: the classmethod ``Family.cost(in_features, out_features, **options)`` gives the
+:class:`.cost.Cost` of the forward pass from sizes alone (multiply-adds per token and per build,
+activation floats per token, bytes of the build; Note [what a cost counts]). The constructor
+refuses, with the memory budget's ``MemoryError`` (:func:`backends.budget.check`), an adapter whose
+build would need more than the budget, before it allocates anything.
 """
 
 from __future__ import annotations
@@ -31,7 +37,9 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from backends import budget
 from circuits import Circuit
+from qadapters.families.cost import Cost
 from qadapters.families.options import FamilyOptions, warn
 
 
@@ -74,6 +82,10 @@ class Adapter(nn.Module, ABC):
         super().__init__()
         opts, notes = self.layer_options(in_features, out_features, options)
         layer = layer_text(in_features, out_features)
+        budget.check(
+            f"a {opts.family} adapter on {layer}",
+            self.cost_of(opts, in_features, out_features).build_bytes,
+        )
         for name, why in opts.inert_changes().items():
             notes.append(f"{opts.family} option {name!r} has no effect on {layer}: {why}")
         for note in notes:
@@ -120,6 +132,28 @@ class Adapter(nn.Module, ABC):
         Raises:
             ValueError: as the constructor.
         """
+
+    @classmethod
+    def cost(cls, in_features: int, out_features: int, **options: Any) -> Cost:
+        """The cost of ``cls(in_features, out_features, **options)``'s forward pass, from sizes
+        alone (see Note [what a cost counts] in :mod:`.cost`).
+
+        Raises:
+            ValueError: as the constructor (an adapter over the memory budget still has a cost:
+                this does not check the budget).
+
+        Example:
+            >>> from qadapters.families.pauli import PauliAdapter
+            >>> PauliAdapter.cost(768, 768, rank=4).forward_macs  # as LoRA of rank 4
+            6144
+        """
+        opts = cls.layer_options(in_features, out_features, options)[0]
+        return cls.cost_of(opts, in_features, out_features)
+
+    @classmethod
+    @abstractmethod
+    def cost_of(cls, options: Any, in_features: int, out_features: int) -> Cost:
+        """:meth:`cost` for options already checked by :meth:`layer_options`."""
 
     @property
     @abstractmethod

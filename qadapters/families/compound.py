@@ -41,6 +41,14 @@ from torch import Tensor, nn
 from backends import exact
 from circuits import Circuit, rbs_pyramid
 from qadapters.families.base import Adapter, layer_text
+from qadapters.families.cost import (
+    Cost,
+    Work,
+    compounds_work,
+    flush_work,
+    to_cost,
+    weight1_block_work,
+)
 from qadapters.families.hamming import flush_subnormal
 from qadapters.families.kernels.block_mix import block_mix
 from qadapters.families.options import FamilyOptions, option
@@ -193,6 +201,31 @@ class CompoundAdapter(Adapter):
     def count(cls, in_features: int, out_features: int, **options: Any) -> int:
         """Trainable parameters, from sizes only."""
         return cls.parameter_counts(in_features, out_features, **options)["ours"]
+
+    @classmethod
+    def cost_of(cls, options: Any, in_features: int, out_features: int) -> Cost:
+        """``x · M`` is one ``C(n,k) × C(n,k)`` product per order and block: ``r·Σ_k C(n,k)²``
+        multiply-adds per token; the backward keeps the output, ``out`` floats per token (Note
+        [orthogonal block mix]; a ``"sum"`` keeps the input ``base_out`` instead, as many).
+
+        The build, for ``A·r`` angle vectors: the weight-1 blocks of the pyramid
+        (:func:`.cost.weight1_block_work`), their compounds up to the highest order
+        (:func:`.cost.compounds_work`), the subnormal flush of each order, then ``A − 1``
+        products ``C(n,k)³`` per order and block (``"product"``) or one mean (``"sum"``)."""
+        opts = cast(CompoundOptions, options)
+        n = block_qubits(out_features, opts.blocks, opts.orders)
+        sizes = [comb(n, k) for k in opts.orders]
+        batch = opts.num_adapters * opts.blocks
+        build = weight1_block_work(rbs_pyramid(n), batch)
+        build = build + compounds_work(n, max(opts.orders), batch)
+        for c in sizes:
+            build = build + flush_work(batch * c * c)
+            if opts.num_adapters > 1 and opts.combine == "product":
+                build = build + Work((opts.num_adapters - 1) * opts.blocks * c**3, 0)
+                build = build + Work(0, (opts.num_adapters - 1) * opts.blocks * c * c)
+            elif opts.num_adapters > 1:
+                build = build + Work(0, opts.blocks * c * c)
+        return to_cost(opts.blocks * sum(c * c for c in sizes), out_features, build)
 
     @property
     def circuits(self) -> dict[str, Circuit]:

@@ -35,6 +35,15 @@ from backends import exact
 from circuits import Circuit, build
 from circuits.subspace import weight_indices
 from qadapters.families.base import Adapter, layer_text
+from qadapters.families.cost import (
+    Cost,
+    Work,
+    compounds_work,
+    flush_work,
+    rotation_compounds_work,
+    to_cost,
+    weight1_block_work,
+)
 from qadapters.families.kernels.permuted_blocks import inverse_permutation, permuted_block_linear
 from qadapters.families.options import FamilyOptions, option
 
@@ -165,6 +174,12 @@ def build_circuit(n: int, layout: str, depth: int) -> Circuit:
     return build(LAYOUT_BUILDERS[layout], n, depth=depth)
 
 
+def mixture(num_adapters: int, size: int) -> int:
+    """Multiply-adds of ``Σ_i α_i A_i`` over ``size × size`` blocks: ``R·size²``, none for a
+    single sub-adapter (a scaling, Note [what a cost counts])."""
+    return num_adapters * size * size if num_adapters > 1 else 0
+
+
 class HammingAdapter(Adapter):
     """QML adapter: ``base_out + Σ_i α_i ΔW_i x`` (see the module docstring).
 
@@ -231,6 +246,43 @@ class HammingAdapter(Adapter):
         opts = cast(HammingOptions, cls.layer_options(in_features, out_features, options)[0])
         n = register_size(in_features, out_features, opts.variant, opts.order)
         return opts.num_adapters * (1 + build_circuit(n, opts.layout, opts.depth).num_params)
+
+    @classmethod
+    def cost_of(cls, options: Any, in_features: int, out_features: int) -> Cost:
+        """The cost of :meth:`delta` (all three layouts are fermionic, so ``"hw"`` runs
+        blockwise; Note [weight blocks]).
+
+        - ``"hw"``: per token, one product per weight k with the kept rows and columns of
+          ``A^(k)`` (``rows_k·cols_k``, Σ ≤ in·out); the kernel keeps only the layer input.
+          The build, for R angle vectors: the weight-1 blocks
+          (:func:`.cost.weight1_block_work`), every order by
+          :func:`.cost.rotation_compounds_work` (the minors up to n/2 dominate:
+          ``Σ_{k ≤ n/2} (4k−1)·R·C(n,k)²`` floats), then per order the mixture
+          ``Σ_i α_i A_i^(k)`` (:func:`mixture`), its kept rows and columns and
+          their subnormal flush.
+        - ``"single_order"``: per token ``x_pad ΔWᵀ``, ``C(n,k)²`` multiply-adds, keeping the
+          padded input (``C(n,k)`` floats per token); the build is the weight-1 blocks, their
+          compounds up to k, the mixture and its flush.
+        """
+        opts = cast(HammingOptions, options)
+        n = register_size(in_features, out_features, opts.variant, opts.order)
+        circuit = build_circuit(n, opts.layout, opts.depth)
+        r = opts.num_adapters
+        build = weight1_block_work(circuit, r)
+        if opts.variant == "single_order":
+            c = comb(n, opts.order)
+            build = build + compounds_work(n, opts.order, r)
+            build = build + Work(mixture(r, c), c * c) + flush_work(c * c)
+            return to_cost(c * c, c, build)
+        build = build + rotation_compounds_work(n, r)
+        tables = _weight_tables(n, in_features, out_features)
+        per_token = 0
+        for k, (rows, cols) in enumerate(tables.local):
+            c, kept = comb(n, k), len(rows) * len(cols)
+            per_token += kept
+            build = build + Work(mixture(r, c), c * c + len(rows) * c + kept) + flush_work(kept)
+        return to_cost(per_token, 0, build)
+
 
     @property
     def circuits(self) -> dict[str, Circuit]:

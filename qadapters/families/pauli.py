@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from circuits import Circuit
 from qadapters.families.base import Adapter, layer_text
+from qadapters.families.cost import Cost, Work, to_cost
 from qadapters.families.options import FamilyOptions, option
 from qadapters.families.stiefel import TwoDesignStiefel, stiefel_num_params
 
@@ -67,6 +68,20 @@ class SVDFormAdapter(Adapter):
         """The rank must fit the layer."""
         check_rank(options, in_features, out_features)
         return []
+
+    @classmethod
+    def cost_of(cls, options: Any, in_features: int, out_features: int) -> Cost:
+        """The forward ``((x V_K) ⊙ s) U_Kᵀ``: ``K·(in + out)`` multiply-adds per token, as
+        LoRA of rank K; autograd keeps ``x V_K`` and its scaled copy, ``2K`` floats per token.
+        The build is the two factors (:meth:`factor_work`)."""
+        rank = cast(_RankAndScale, options).rank
+        build = cls.factor_work(options, in_features, out_features)
+        return to_cost(rank * (in_features + out_features), 2 * rank, build)
+
+    @classmethod
+    @abstractmethod
+    def factor_work(cls, options: Any, in_features: int, out_features: int) -> Work:
+        """Multiply-adds and floats of building ``(U_K, V_K)`` once."""
 
     @abstractmethod
     def factors(self) -> tuple[Tensor, Tensor]:
@@ -139,6 +154,16 @@ class PauliAdapter(SVDFormAdapter):
             + stiefel_num_params(out_features, opts.rank, opts.layers)
             + stiefel_num_params(in_features, opts.rank, opts.layers)
         )
+
+    @classmethod
+    def factor_work(cls, options: Any, in_features: int, out_features: int) -> Work:
+        """Both Stiefel maps (:meth:`.stiefel.TwoDesignStiefel.work`); a square layer evaluates
+        them as one batch of two, as :meth:`factors` does."""
+        opts = cast(PauliOptions, options)
+        if in_features == out_features:
+            return TwoDesignStiefel(out_features, opts.rank, opts.layers).work(2)
+        maps = (TwoDesignStiefel(d, opts.rank, opts.layers) for d in (out_features, in_features))
+        return sum((m.work(1) for m in maps), Work())
 
     @property
     def circuits(self) -> dict[str, Circuit]:

@@ -43,6 +43,7 @@ from backends.two_design_columns import (
     two_design_columns,
 )
 from circuits import Circuit, Op, two_design
+from qadapters.families.cost import Work, float_bytes
 
 LieMethod = Literal["exp", "taylor"]
 
@@ -217,9 +218,8 @@ class TwoDesignStiefel:
             )
         return _evaluate(self._root, params, self._leaf_columns(params))
 
-    def _leaf_columns(self, params: Tensor) -> dict[int, Tensor]:
-        """Columns of every two-design leaf (>= 2 qubits) by parameter offset, all leaves in one
-        stacked pass when their circuits share a moment structure (Note [two-design columns])."""
+    def _stack_plan(self) -> tuple[list[_Node], RyCzPlan | None, int, int]:
+        """(two-design leaves of >= 2 qubits, their stacked plan or None, register, columns)."""
         if self._stack is None:
             nodes, todo = [], [self._root]
             while todo:
@@ -238,13 +238,87 @@ class TwoDesignStiefel:
             )
             plan = ry_cz_plan(circuits) if nodes else None
             self._stack = (nodes, plan, n, max((node.k for node in nodes), default=0))
-        nodes, plan, n, k = self._stack
+        return self._stack
+
+    def _leaf_columns(self, params: Tensor) -> dict[int, Tensor]:
+        """Columns of every two-design leaf (>= 2 qubits) by parameter offset, all leaves in one
+        stacked pass when their circuits share a moment structure (Note [two-design columns])."""
+        nodes, plan, n, k = self._stack_plan()
         if plan is None:
             return {}
         flat = params.reshape(-1, params.shape[-1])
         cols = TwoDesignColumns.apply(flat, plan, n, k)
         cols = cols.reshape(*params.shape[:-1], len(nodes), 1 << n, k)
         return {node.offset: cols[..., i, : node.d, : node.k] for i, node in enumerate(nodes)}
+
+
+    def work(self, batch: int) -> Work:
+        """Multiply-adds and floats allocated by evaluating the map on ``batch`` parameter
+        vectors (see Note [what a cost counts] in :mod:`.cost`).
+
+        The two-design leaves run as one stacked :class:`TwoDesignColumns` pass when their moment
+        structures agree (else one pass each, :func:`_columns_work`); the cosine–sine joins then
+        only scale and concatenate columns (:func:`_join_work`)."""
+        nodes, plan, n, k = self._stack_plan()
+        if plan is not None:
+            moments, czs = _step_counts(nodes[0].leaf)  # type: ignore[arg-type]
+            out = _columns_work(batch, len(nodes), n, k, moments, czs)
+        else:
+            out = Work()
+            for node in nodes:
+                assert node.leaf is not None
+                moments, czs = _step_counts(node.leaf)
+                out = out + _columns_work(batch, 1, node.leaf.n_qubits, node.k, moments, czs)
+        return out + _join_work(self._root, batch)
+
+
+def _step_counts(leaf: Circuit) -> tuple[int, int]:
+    """(RY moments, CZ layers) of a two-design as :mod:`backends.two_design_columns` groups them:
+    a new RY moment after a CZ or when a wire already has its RY; consecutive CZs are one layer."""
+    moments = czs = 0
+    last, used = "", set()
+    for op in leaf.ops:
+        if op.name == "ry":
+            if last != "ry" or op.wires[0] in used:
+                moments, used = moments + 1, set()
+            used.add(op.wires[0])
+        elif last != "cz":
+            czs += 1
+        last = op.name
+    return moments, czs
+
+
+def _columns_work(batch: int, stack: int, n: int, k: int, moments: int, czs: int) -> Work:
+    """:class:`TwoDesignColumns` on ``stack`` circuits of n qubits, ``k`` columns, ``batch``
+    parameter vectors: per RY moment the Kronecker halves ``K_hi`` (``h = n // 2`` wires) and
+    ``K_lo`` are gathered (``4^m·m`` entries) and multiplied out (``m − 1`` products of ``4^m``),
+    then applied as two matmuls, ``2^n·k·(2^h + 2^(n−h))`` multiply-adds (the second one
+    broadcasts ``K_lo``, a copy of ``2^n·2^(n−h)`` floats); a CZ layer is one signed copy of the
+    state (and of its ±1 vector when the dtype is not float64)."""
+    h, lo = n // 2, n - n // 2
+    dim, bc = 1 << n, batch * stack
+    kron = sum(4**m * m + 4**m * max(m - 1, 0) for m in (h, lo))
+    macs = moments * bc * (dim * k * ((1 << h) + (1 << lo)))
+    products = moments * bc * sum(4**m * max(m - 1, 0) for m in (h, lo))
+    floats = moments * bc * (kron + dim * (2 * k + (1 << lo))) + dim * k
+    diag_copy = stack * dim if float_bytes() != 8 else 0
+    floats += czs * (bc * dim * k + diag_copy)
+    return Work(macs + products, floats)
+
+
+def _join_work(node: _Node, batch: int) -> Work:
+    """Floats of the cosine–sine joins (Note [cosine–sine composition]): the scaled and the
+    concatenated columns of both parts, and the extra columns when ``k > 2^a``."""
+    if node.top is None or node.bottom is None:
+        return Work()
+    kt, kb = node.top.k, node.bottom.k
+    top, bottom = node.top.d, node.bottom.d
+    floats = top * (kb + kt) + bottom * (kb + (kt - kb) + kt) + node.d * kt
+    extra = node.k - kt
+    if extra > 0:
+        floats += 2 * top * extra + bottom * extra + node.d * extra + node.d * node.k
+    own = Work(0, batch * floats)
+    return own + _join_work(node.top, batch) + _join_work(node.bottom, batch)
 
 
 def _evaluate(node: _Node, p: Tensor, leaves: dict[int, Tensor]) -> Tensor:

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from circuits import Circuit
+from qadapters.families.cost import Work
 from qadapters.families.options import FamilyOptions, option
 from qadapters.families.pauli import SVDFormAdapter
 from qadapters.families.stiefel import lie_indices, lie_num_params, lie_stiefel
@@ -85,6 +86,37 @@ class TaylorAdapter(SVDFormAdapter):
         return opts.rank + sum(
             lie_num_params(d, min(opts.intrinsic_rank, d - 1)) for d in (out_features, in_features)
         )
+
+    @classmethod
+    def factor_work(cls, options: Any, in_features: int, out_features: int) -> Work:
+        """Per factor of ``d`` rows (``r = min(intrinsic_rank, d − 1)``, nothing for ``d = 1``),
+        from :func:`.stiefel.lie_stiefel`:
+
+        - Taylor order P: each term is ``L_r X[:r] − E_r (L_rᵀ X)``, ``2·d·r·K`` multiply-adds,
+          and allocates the two products, the zero rows, the concatenation, the difference, the
+          division by p and the running sum (``6·d·K`` floats, less ``r·K`` for the small product
+          and the zero rows);
+        - exact (``order=None``): ``Bᵀ A`` (``4r²d``), ``Bᵀ E_K`` and ``A (φ ·)`` (``2rdK``
+          each), ``φ ·`` (``4r²K``); ``matrix_exp`` of ``4r × 4r`` is not counted.
+
+        Both start from the generator scattered into ``d × r`` zeros and its lower triangle."""
+        opts = cast(TaylorOptions, options)
+        k, out = opts.rank, Work()
+        for d in (out_features, in_features):
+            if d == 1:
+                continue
+            r = min(opts.intrinsic_rank, d - 1)
+            start = 3 * d * r + d * k  # zeros, scatter, tril; E_K
+            if opts.order is not None:
+                per = 2 * d * r * k, 5 * d * k + r * k + (d - r) * k
+                out = out + Work(opts.order * per[0], start + opts.order * per[1])
+                continue
+            macs = 4 * r * r * d + 4 * r * d * k + 4 * r * r * k
+            floats = start + d * r * 2 + 2 * d * 2 * r  # E_r, −E_r; A and B
+            floats += 3 * (2 * r) ** 2 + 2 * 2 * r * 4 * r + 2 * (4 * r) ** 2  # M, 0, I; rows; exp
+            floats += 2 * r * k * 2 + 2 * d * k  # Bᵀ E_K, φ ·; A (φ ·), + E_K
+            out = out + Work(macs, floats)
+        return out
 
     @property
     def circuits(self) -> dict[str, Circuit]:

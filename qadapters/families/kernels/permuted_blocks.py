@@ -51,7 +51,7 @@ class _PermutedBlockLinear(torch.autograd.Function):
         yp = flat.new_empty(flat.shape[0], perm_out.numel())
         _blocks_apply(xp, [b.T for b in blocks], [b.shape[-1] for b in blocks], yp)
         ctx.save_for_backward(x, perm_in, inv_in, perm_out, *blocks)
-        return yp.index_select(-1, inv_out).view(*x.shape[:-1], -1)
+        return yp.index_select(-1, inv_out).view(*x.shape[:-1], inv_out.numel())
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
