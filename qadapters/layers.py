@@ -1,4 +1,4 @@
-"""``QAdapterLinear``: a frozen linear layer plus one family adapter.
+"""``QAdapterLinear``: a frozen linear layer plus named family adapters (one active at a time).
 
 The wrapped layer is a ``torch.nn.Linear`` (weight ``(out, in)``) or a Hugging Face
 ``transformers.pytorch_utils.Conv1D`` (GPT-2; weight stored ``(in, out)``). The adapter sees the
@@ -6,17 +6,24 @@ weight as ``(out, in)`` in both cases; this module transposes for ``Conv1D``. ``
 never imported here: a ``Conv1D`` can only exist if the user's code already imported it, so the
 class is looked up in ``sys.modules``.
 
-The adapter is stored under the attribute ``qadapter_<family>``; every adapter parameter's full
-name therefore contains :data:`ADAPTER_PREFIX` (like PEFT's ``lora_``).
+A layer carries any number of adapters, each under a user's name (PEFT's ``adapter_name``,
+``"default"`` for the first) and of any family; only the active one computes. Adapters of family
+``f`` live in the ``nn.ModuleDict`` attribute ``qadapter_<f>``, keyed by adapter name, so every
+adapter parameter's full name contains :data:`ADAPTER_PREFIX` (like PEFT's ``lora_``):
+``attn.query.qadapter_pauli.default.u``.
 
 Mixed precision: on a ``float16`` / ``bfloat16`` base the adapter is kept in ``float32`` (circuit
 angles need the mantissa; PEFT's LoRA does the same). Activations are cast to the adapter's dtype
 at the boundary and the result back to the base layer's output dtype, so a half-precision model
 keeps half-precision activations; merge computes in ``float32`` and rounds once into the base.
 
+Merging folds one or more adapters into the base weights in sequence; while merged, the layer
+keeps a copy of its original weight and bias (unless asked not to), so :meth:`unmerge` puts them
+back bit for bit.
+
 Example:
     >>> layer = QAdapterLinear(nn.Linear(8, 8), "pauli")
-    >>> y = layer(torch.randn(2, 8))          # base(x) adapted
+    >>> y = layer(torch.randn(2, 8))          # base(x) adapted by the "default" adapter
     >>> layer.merge(); layer.merged
     True
 """
@@ -24,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -32,6 +40,7 @@ from torch import Tensor, nn
 from qadapters.families.base import Adapter
 
 ADAPTER_PREFIX = "qadapter_"
+DEFAULT_ADAPTER = "default"
 _HALF = (torch.float16, torch.bfloat16)
 
 
@@ -78,12 +87,27 @@ def linear_shape(module: nn.Module) -> tuple[int, int]:
     )
 
 
+def check_adapter_name(name: object) -> str:
+    """Return ``name`` if it can name an adapter: a non-empty str without ``.`` or ``/``.
+
+    Raises:
+        ValueError: naming what was found.
+    """
+    if not isinstance(name, str) or not name or any(c in name for c in "./\\") or name.isspace():
+        raise ValueError(
+            f"adapter_name: expected a non-empty str without '.', '/' or '\\'; found {name!r}"
+        )
+    return name
+
+
 class QAdapterLinear(nn.Module):
-    """A frozen ``nn.Linear`` / ``Conv1D`` whose output is adapted by a family adapter.
+    """A frozen ``nn.Linear`` / ``Conv1D`` whose output is adapted by its active adapter.
 
     Args:
         base: the layer to adapt (its parameters are frozen).
-        family: adapter family name (``families.FAMILIES``).
+        family: family of the first adapter (``families.FAMILIES``); ``None`` builds a layer
+            without adapters (add them with :meth:`add_adapter` / :meth:`attach`).
+        adapter_name: the first adapter's name (it becomes the active one).
         **options: family options, passed to ``families.make_adapter``.
 
     Raises:
@@ -91,124 +115,318 @@ class QAdapterLinear(nn.Module):
         ValueError: when the family or its options are invalid.
     """
 
-    def __init__(self, base: nn.Module, family: str, **options: Any) -> None:
+    def __init__(
+        self,
+        base: nn.Module,
+        family: str | None = None,
+        *,
+        adapter_name: str = DEFAULT_ADAPTER,
+        **options: Any,
+    ) -> None:
         super().__init__()
-        from qadapters.families import make_adapter
-
         in_features, out_features = linear_shape(base)
         self.base_layer = base
-        self.family = family
         self.in_features = in_features
         self.out_features = out_features
-        #: attribute that holds the adapter submodule (``qadapter_<family>``); its name is part of
-        #: every saved tensor key
-        self.adapter_attr = ADAPTER_PREFIX + family
-        self.merged = False
+        #: adapter name -> its family, in the order the adapters were added
+        self.adapter_families: dict[str, str] = {}
+        #: the adapter that computes (``None``: the layer computes ``base(x)``)
+        self.active_adapter: str | None = None
+        #: adapters folded into the base weights, in the order they were folded
+        self.merged_adapters: list[str] = []
         self.disabled = False
-        self._merged_state: dict[str, Tensor] = {}
+        self._original: tuple[Tensor, Tensor | None] | None = None
         for p in base.parameters():
             p.requires_grad_(False)
-        adapter = make_adapter(family, in_features, out_features, **options)
-        w = _tensor(base, "weight")
-        adapter.to(device=w.device, dtype=adapter_dtype_for(w.dtype))
-        self.add_module(self.adapter_attr, adapter)
+        if family is not None:
+            self.add_adapter(adapter_name, family, **options)
 
-    @property
-    def adapter(self) -> Adapter:
-        """The family adapter."""
-        adapter = getattr(self, self.adapter_attr)
+    # --- the adapters -------------------------------------------------------------------------
+    def add_adapter(self, adapter_name: str, family: str, **options: Any) -> Adapter:
+        """Build an adapter of ``family`` for this layer and :meth:`attach` it.
+
+        Returns:
+            The new adapter.
+
+        Raises:
+            ValueError: a bad or taken name, an unknown family or invalid options.
+        """
+        from qadapters.families import make_adapter
+
+        self._check_new_name(adapter_name)
+        adapter = make_adapter(family, self.in_features, self.out_features, **options)
+        return self.attach(adapter_name, family, adapter)
+
+    def attach(self, adapter_name: str, family: str, adapter: Adapter) -> Adapter:
+        """Add a built adapter under ``adapter_name`` (moved to the base weight's device and the
+        adapter dtype of :func:`adapter_dtype_for`); the first one added becomes active.
+
+        Args:
+            adapter_name: its name on this layer.
+            family: the family label; the adapter is stored in ``qadapter_<family>``.
+            adapter: built for ``(in_features, out_features)``.
+
+        Returns:
+            ``adapter``.
+
+        Raises:
+            ValueError: a bad or taken name, or an adapter built for another shape.
+        """
+        self._check_new_name(adapter_name)
+        shape = (adapter.in_features, adapter.out_features)
+        if shape != (self.in_features, self.out_features):
+            raise ValueError(
+                f"adapter {adapter_name!r} was built for (in, out) = {shape}; the layer is "
+                f"({self.in_features}, {self.out_features})"
+            )
+        w = _tensor(self.base_layer, "weight")
+        adapter.to(device=w.device, dtype=adapter_dtype_for(w.dtype))
+        attr = ADAPTER_PREFIX + family
+        if attr not in self._modules:
+            self.add_module(attr, nn.ModuleDict())
+        store = self._modules[attr]
+        assert isinstance(store, nn.ModuleDict)
+        store[adapter_name] = adapter
+        self.adapter_families[adapter_name] = family
+        if self.active_adapter is None and len(self.adapter_families) == 1:
+            self.active_adapter = adapter_name
+        return adapter
+
+    def delete_adapter(self, adapter_name: str) -> None:
+        """Remove an adapter; when it was active, the layer has no active adapter afterwards.
+
+        Raises:
+            KeyError: an unknown name (the names present are listed).
+            RuntimeError: the adapter is merged (unmerge first).
+        """
+        family = self._family_of(adapter_name)
+        if adapter_name in self.merged_adapters:
+            raise RuntimeError(
+                f"adapter {adapter_name!r} is merged into the base weights; call unmerge() first"
+            )
+        attr = ADAPTER_PREFIX + family
+        store = self._modules[attr]
+        assert isinstance(store, nn.ModuleDict)
+        del store[adapter_name]
+        if not len(store):
+            delattr(self, attr)
+        del self.adapter_families[adapter_name]
+        if self.active_adapter == adapter_name:
+            self.active_adapter = None
+
+    def set_adapter(self, adapter_name: str | None) -> None:
+        """Make ``adapter_name`` the one that computes (``None``: none does).
+
+        Raises:
+            KeyError: an unknown name (the names present are listed).
+        """
+        if adapter_name is not None:
+            self._family_of(adapter_name)
+        self.active_adapter = adapter_name
+
+    def get_adapter(self, adapter_name: str) -> Adapter:
+        """The adapter called ``adapter_name``.
+
+        Raises:
+            KeyError: an unknown name (the names present are listed).
+        """
+        store = self._modules[ADAPTER_PREFIX + self._family_of(adapter_name)]
+        assert isinstance(store, nn.ModuleDict)
+        adapter = store[adapter_name]
         assert isinstance(adapter, Adapter)
         return adapter
 
-    def forward(self, x: Tensor) -> Tensor:
-        """``adapter.forward(x, base(x))``; just ``base(x)`` when merged or disabled."""
-        out = self.base_layer(x)
-        if self.merged or self.disabled:
-            return out
-        dtype = self._adapter_dtype()
-        if dtype is None or dtype == out.dtype:
-            return self.adapter(x, out)
-        return self.adapter(x.to(dtype), out.to(dtype)).to(out.dtype)
+    def adapter_attr_of(self, adapter_name: str) -> str:
+        """``qadapter_<family>`` of the named adapter: the key segment of its saved tensors."""
+        return ADAPTER_PREFIX + self._family_of(adapter_name)
 
-    def _adapter_dtype(self) -> torch.dtype | None:
-        for p in self.adapter.parameters():
-            return p.dtype
-        return None
+    @property
+    def adapter(self) -> Adapter:
+        """The active adapter.
+
+        Raises:
+            RuntimeError: no adapter is active on this layer.
+        """
+        return self.get_adapter(self._active())
+
+    @property
+    def family(self) -> str:
+        """The active adapter's family."""
+        return self.adapter_families[self._active()]
+
+    @property
+    def adapter_attr(self) -> str:
+        """``qadapter_<family>`` of the active adapter (the key segment of its saved tensors)."""
+        return ADAPTER_PREFIX + self.family
+
+    @property
+    def merged(self) -> bool:
+        """Whether any adapter is folded into the base weights."""
+        return bool(self.merged_adapters)
+
+    def _active(self) -> str:
+        if self.active_adapter is None:
+            raise RuntimeError(
+                f"no adapter is active on this layer; adapters present: "
+                f"{list(self.adapter_families)}"
+            )
+        return self.active_adapter
+
+    def _family_of(self, adapter_name: str) -> str:
+        if adapter_name not in self.adapter_families:
+            raise KeyError(
+                f"no adapter named {adapter_name!r} on this layer; adapters present: "
+                f"{list(self.adapter_families)}"
+            )
+        return self.adapter_families[adapter_name]
+
+    def _check_new_name(self, adapter_name: str) -> None:
+        check_adapter_name(adapter_name)
+        if adapter_name in self.adapter_families:
+            raise ValueError(
+                f"adapter {adapter_name!r} already exists on this layer; adapters present: "
+                f"{list(self.adapter_families)}"
+            )
+
+    # --- forward ------------------------------------------------------------------------------
+    def forward(self, x: Tensor) -> Tensor:
+        """``adapter.forward(x, base(x))`` with the active adapter; just ``base(x)`` when merged,
+        disabled, or when no adapter is active."""
+        out = self.base_layer(x)
+        if self.merged or self.disabled or self.active_adapter is None:
+            return out
+        adapter = self.get_adapter(self.active_adapter)
+        dtype = _dtype_of(adapter)
+        if dtype is None or dtype == out.dtype:
+            return adapter(x, out)
+        return adapter(x.to(dtype), out.to(dtype)).to(out.dtype)
 
     # --- merging ------------------------------------------------------------------------------
     def _weight_out_in(self) -> Tensor:
         w = _tensor(self.base_layer, "weight")
         return w.t() if is_conv1d(self.base_layer) else w
 
-    def _weight_and_bias(self) -> tuple[Tensor, Tensor | None]:
-        """Copies of the base weight ``(out, in)`` and bias, in the adapter's dtype."""
-        dtype = self._adapter_dtype()
-        w, b = self._weight_out_in().clone(), _clone(_optional_tensor(self.base_layer, "bias"))
-        if dtype is None:
-            return w, b
-        return w.to(dtype), None if b is None else b.to(dtype)
-
     @torch.no_grad()
-    def _write(self, weight: Tensor, bias: Tensor | None) -> None:
+    def _write(self, weight: Tensor, bias: Tensor | None, what: str) -> None:
         base = self.base_layer
-        _tensor(base, "weight").copy_(weight.t() if is_conv1d(base) else weight)
         base_bias = _optional_tensor(base, "bias")
-        if base_bias is not None:
-            if bias is None:
-                raise RuntimeError(f"{self.family} merge dropped the bias of {base}")
+        if base_bias is None and bias is not None and bool(torch.any(bias != 0)):
+            raise RuntimeError(f"{what} merge produced a bias but {type(base).__name__} has none")
+        if base_bias is not None and bias is None:
+            raise RuntimeError(f"{what} merge dropped the bias of {base}")
+        _tensor(base, "weight").copy_(weight.t() if is_conv1d(base) else weight)
+        if base_bias is not None and bias is not None:
             base_bias.copy_(bias)
-        elif bias is not None and bool(torch.any(bias != 0)):
-            raise RuntimeError(
-                f"{self.family} merge produced a bias but {type(base).__name__} has none"
-            )
+
+    def _to_merge(self, adapter_names: Sequence[str] | None) -> list[str]:
+        if adapter_names is None:
+            names = [] if self.active_adapter is None else [self.active_adapter]
+        else:
+            names = [n for n in adapter_names if n in self.adapter_families]
+        return [n for n in names if n not in self.merged_adapters]
 
     @torch.no_grad()
-    def merge(self) -> None:
-        """Fold the adapter into the base weights in place (no-op when already merged).
+    def merged_weights(
+        self, adapter_names: Sequence[str] | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """The weight ``(out, in)`` and bias the base layer would hold after merging
+        ``adapter_names`` (folded in that order; default: the active adapter); nothing is
+        written.
 
-        The adapter's tensors at this moment are kept (they are small), so that :meth:`unmerge`
-        subtracts exactly what was added even if the adapter is changed while merged.
+        Computed in the dtype of the first adapter folded (``float32`` on a half base); names this
+        layer does not carry, and adapters already merged, are skipped.
+        """
+        names = self._to_merge(adapter_names)
+        w = self._weight_out_in().detach().clone()
+        b = _clone(_optional_tensor(self.base_layer, "bias"))
+        for name in names:
+            adapter = self.get_adapter(name)
+            dtype = _dtype_of(adapter)
+            if dtype is not None:
+                w, b = w.to(dtype), None if b is None else b.to(dtype)
+            w, b = adapter.merge(w, b)
+        return w, b
+
+    @torch.no_grad()
+    def merge(
+        self,
+        adapter_names: Sequence[str] | None = None,
+        *,
+        safe_merge: bool = True,
+        keep_original: bool = True,
+    ) -> None:
+        """Fold adapters into the base weights in place, in the order given.
+
+        Args:
+            adapter_names: the adapters to fold (default: the active one); names this layer does
+                not carry and adapters already merged are skipped.
+            safe_merge: refuse to write weights that hold NaN or infinity.
+            keep_original: keep a copy of the weights as they were before the first merge, so
+                that :meth:`unmerge` restores them bit for bit (costs one weight's memory while
+                merged; ``merge_and_unload`` passes ``False``).
 
         Raises:
-            ValueError: the merged weights would hold NaN or infinity; nothing is written.
+            ValueError: ``safe_merge`` and the merged weights would hold NaN or infinity;
+                nothing is written.
         """
-        if self.merged:
+        names = self._to_merge(adapter_names)
+        if not names:
             return
-        w, b = self.adapter.merge(*self._weight_and_bias())
-        bad = sum(int((~torch.isfinite(t)).sum()) for t in (w, b) if t is not None)
-        if bad:
-            raise ValueError(
-                f"merging the {self.family} adapter gives {bad} non-finite weight(s) "
-                f"(NaN or infinity); the base weights are unchanged"
+        w, b = self.merged_weights(names)
+        what = ", ".join(f"{self.adapter_families[n]} adapter {n!r}" for n in names)
+        if safe_merge:
+            bad = sum(int((~torch.isfinite(t)).sum()) for t in (w, b) if t is not None)
+            if bad:
+                raise ValueError(
+                    f"merging the {self.adapter_families[names[0]]} adapter gives {bad} "
+                    f"non-finite weight(s) (NaN or infinity) when folding {what}; the base "
+                    "weights are unchanged"
+                )
+        if keep_original and self._original is None:
+            self._original = (
+                _tensor(self.base_layer, "weight").detach().clone(),
+                _clone(_optional_tensor(self.base_layer, "bias")),
             )
-        self._merged_state = {k: v.detach().clone() for k, v in self.adapter.state_dict().items()}
-        self._write(w, b)
-        self.merged = True
+        self._write(w, b, what)
+        self.merged_adapters.extend(names)
 
     @torch.no_grad()
     def unmerge(self) -> None:
-        """Undo :meth:`merge` in place (no-op when not merged).
+        """Undo every merge in place (no-op when not merged): the base weights as they were
+        before the first merge, bit for bit, whatever the adapters did while merged.
 
-        If the adapter changed while merged (trained, loaded, edited), the update subtracted is
-        the one :meth:`merge` added, and the adapter keeps its new tensors afterwards.
+        Raises:
+            RuntimeError: the layer was merged with ``keep_original=False``.
         """
         if not self.merged:
             return
-        merged_state = self._merged_state
-        now = self.adapter.state_dict()
-        changed = any(not torch.equal(now[k], v) for k, v in merged_state.items())
-        if changed:
-            current = {k: v.detach().clone() for k, v in now.items()}
-            self.adapter.load_state_dict(merged_state)
-        w, b = self.adapter.unmerge(*self._weight_and_bias())
-        if changed:
-            self.adapter.load_state_dict(current)
-        self._write(w, b)
-        self.merged = False
-        self._merged_state = {}
+        if self._original is None:
+            raise RuntimeError(
+                "the layer was merged without keeping its original weights (keep_original=False); "
+                "it cannot be unmerged"
+            )
+        weight, bias = self._original
+        _tensor(self.base_layer, "weight").copy_(weight)
+        base_bias = _optional_tensor(self.base_layer, "bias")
+        if base_bias is not None and bias is not None:
+            base_bias.copy_(bias)
+        self._original = None
+        self.merged_adapters = []
 
     def extra_repr(self) -> str:
-        return f"family={self.family!r}, merged={self.merged}"
+        return (
+            f"adapters={self.adapter_families}, active={self.active_adapter!r}, "
+            f"merged={self.merged_adapters}"
+        )
+
+
+def _dtype_of(adapter: nn.Module) -> torch.dtype | None:
+    for p in adapter.parameters():
+        return p.dtype
+    for b in adapter.buffers():
+        if b.is_floating_point():
+            return b.dtype
+    return None
 
 
 def _optional_tensor(module: nn.Module, name: str) -> Tensor | None:

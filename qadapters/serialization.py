@@ -1,7 +1,11 @@
-"""``adapter_model.safetensors``: the adapter tensors of a :class:`~qadapters.model.QAdapterModel`.
+"""``adapter_model.safetensors``: the tensors of one adapter of a
+:class:`~qadapters.model.QAdapterModel`.
 
-Keys are module paths relative to the base model, so every key of an adapted layer contains
-``qadapter_<family>``: ``encoder.layer.0.attention.self.query.qadapter_pauli.u``. A QAT angle
+A directory holds one adapter, whatever its name on the model (the name is not part of the keys,
+so every directory is a standalone adapter and loads under any name). Keys are module paths
+relative to the base model, so every key of an adapted layer contains ``qadapter_<family>``:
+``encoder.layer.0.attention.self.query.qadapter_pauli.u`` (a weighted adapter's:
+``….qadapter_weighted.components.0.u`` and ``….qadapter_weighted.weights``). A QAT angle
 tensor ``K`` is stored as ``K.qcodes`` (``uint8``, codes packed most significant bit first),
 ``K.qscale`` and ``K.qzero`` (``float16``, one per group); its float latent is not saved. Modules
 in ``modules_to_save`` are stored under ``modules_to_save.<module>.<tensor>``. The header metadata
@@ -16,7 +20,10 @@ the weights file is self-describing — its metadata carries the config it was s
 the first rename leaves the old pair; between the two, the new weights beside the old config,
 and :func:`read_adapter` then loads the weights with their own config (warning that the config
 file is stale); after the second, the new pair. A new config is never paired with old weights.
-Temporary files a killed save left behind are removed by the next save.
+Temporary files a killed save left behind are removed by the next save. A model with several
+adapters saves one directory per adapter (the ``"default"`` one at the top, the others in
+``<name>/`` below it), each its own transaction: a crash between two leaves each directory holding
+its old adapter or its new one, both loadable.
 
 Loading reads and checks everything — files readable (errors name the path), config valid,
 layers and shapes, dtypes, finite values — before the caller's model is touched.
@@ -27,18 +34,28 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from qadapters.config import CONFIG_NAME, QAdapterConfig
+from qadapters.config import CONFIG_NAME
 from qadapters.files import atomic_write
-from qadapters.quantization import Quantized, dequantize, pack_codes, quantizers, unpack_codes
+from qadapters.quantization import (
+    AngleQuantizer,
+    Quantized,
+    dequantize,
+    pack_codes,
+    quantizers,
+    unpack_codes,
+)
+from qadapters.weighted import AdapterConfig, config_from_json
 
 if TYPE_CHECKING:
+    from qadapters.layers import QAdapterLinear
     from qadapters.model import QAdapterModel
 
 WEIGHTS_NAME = "adapter_model.safetensors"
@@ -50,30 +67,73 @@ def _latent_key(name: str) -> str:
     return f"parametrizations.{name}.original"
 
 
-def adapter_tensors(model: QAdapterModel) -> dict[str, Tensor]:
-    """Every tensor that :meth:`QAdapterModel.save_pretrained` writes, by key."""
+def quantized_angles(adapter: nn.Module) -> dict[str, tuple[AngleQuantizer, nn.Parameter]]:
+    """Every quantized angle of ``adapter`` and of its submodules (a weighted adapter's
+    components), by its name relative to ``adapter`` (``theta``, ``components.0.theta``)."""
+    out: dict[str, tuple[AngleQuantizer, nn.Parameter]] = {}
+    for prefix, sub in adapter.named_modules():
+        for name, pair in quantizers(sub).items():
+            out[f"{prefix}.{name}" if prefix else name] = pair
+    return out
+
+
+def _latent_of(qname: str) -> str:
+    prefix, _, name = qname.rpartition(".")
+    return f"{prefix}.{_latent_key(name)}" if prefix else _latent_key(name)
+
+
+def adapter_state(adapter: nn.Module) -> dict[str, Tensor]:
+    """The tensors one adapter saves, by key relative to it: its state dict, with each QAT angle
+    ``K`` stored as ``K.qcodes`` / ``K.qscale`` / ``K.qzero`` instead of its float latent."""
     out: dict[str, Tensor] = {}
-    for lname, layer in model.qadapter_layers().items():
-        prefix = f"{lname}.{layer.adapter_attr}."
-        adapter = layer.adapter
-        qs = quantizers(adapter)
-        skip = {_latent_key(n) for n in qs}
-        for key, t in adapter.state_dict().items():
-            if key not in skip:
-                out[prefix + key] = t.detach()
-        for name, (qz, latent) in qs.items():
-            q = qz.current(latent)
-            out[prefix + name + ".qcodes"] = pack_codes(q.codes, q.bits)
-            out[prefix + name + ".qscale"] = q.scale.detach()
-            out[prefix + name + ".qzero"] = q.zero.detach()
-    for mname in model.modules_to_save:
+    qs = quantized_angles(adapter)
+    skip = {_latent_of(n) for n in qs}
+    for key, t in adapter.state_dict().items():
+        if key not in skip:
+            out[key] = t.detach()
+    for name, (qz, latent) in qs.items():
+        q = qz.current(latent)
+        out[name + ".qcodes"] = pack_codes(q.codes, q.bits)
+        out[name + ".qscale"] = q.scale.detach()
+        out[name + ".qzero"] = q.zero.detach()
+    return out
+
+
+def _name(model: QAdapterModel, adapter_name: str | None) -> str | None:
+    return model.active_adapter if adapter_name is None else adapter_name
+
+
+def _carriers(model: QAdapterModel, adapter_name: str | None) -> dict[str, QAdapterLinear]:
+    """Layer name -> layer, for the layers that carry the adapter."""
+    name = _name(model, adapter_name)
+    if name is None:
+        return {}
+    return {n: m for n, m in model.qadapter_layers().items() if name in m.adapter_families}
+
+
+def adapter_tensors(model: QAdapterModel, adapter_name: str | None = None) -> dict[str, Tensor]:
+    """Every tensor that :meth:`QAdapterModel.save_pretrained` writes for one adapter, by key.
+
+    Args:
+        model: the adapted model.
+        adapter_name: which adapter (default: the active one).
+    """
+    name = _name(model, adapter_name)
+    out: dict[str, Tensor] = {}
+    if name is None:
+        return out
+    for lname, layer in _carriers(model, name).items():
+        prefix = f"{lname}.{layer.adapter_attr_of(name)}."
+        for key, t in adapter_state(layer.get_adapter(name)).items():
+            out[prefix + key] = t
+    for mname in model.modules_to_save_of(name):
         for key, t in model.base_model.get_submodule(mname).state_dict().items():
             out[f"modules_to_save.{mname}.{key}"] = t.detach()
     return {k: v.cpu().contiguous() for k, v in out.items()}
 
 
-def _layer_shapes(model: QAdapterModel) -> dict[str, list[int]]:
-    return {n: [m.in_features, m.out_features] for n, m in model.qadapter_layers().items()}
+def _layer_shapes(model: QAdapterModel, adapter_name: str | None) -> dict[str, list[int]]:
+    return {n: [m.in_features, m.out_features] for n, m in _carriers(model, adapter_name).items()}
 
 
 def remove_stale_temporaries(directory: Path) -> None:
@@ -85,8 +145,15 @@ def remove_stale_temporaries(directory: Path) -> None:
             tmp.unlink(missing_ok=True)
 
 
-def save_adapter(model: QAdapterModel, directory: str | os.PathLike[str]) -> Path:
+def save_adapter(
+    model: QAdapterModel, directory: str | os.PathLike[str], adapter_name: str | None = None
+) -> Path:
     """Write ``adapter_model.safetensors`` (the config embedded) into ``directory``.
+
+    Args:
+        model: the adapted model.
+        directory: an existing folder.
+        adapter_name: which adapter (default: the active one).
 
     Returns:
         The path written.
@@ -96,7 +163,7 @@ def save_adapter(model: QAdapterModel, directory: str | os.PathLike[str]) -> Pat
     """
     from safetensors.torch import save
 
-    tensors = adapter_tensors(model)
+    tensors = adapter_tensors(model, adapter_name)
     if not tensors:
         raise ValueError(
             "nothing to save: the model holds no adapter layers (merge_and_unload() folds them "
@@ -104,8 +171,8 @@ def save_adapter(model: QAdapterModel, directory: str | os.PathLike[str]) -> Pat
         )
     meta = {
         "format": "pt",
-        _META_LAYERS: json.dumps(_layer_shapes(model)),
-        _META_CONFIG: model.qadapter_config.to_json(),
+        _META_LAYERS: json.dumps(_layer_shapes(model, adapter_name)),
+        _META_CONFIG: model.config_of(_name(model, adapter_name)).to_json(),
     }
     path = Path(directory) / WEIGHTS_NAME
     atomic_write(path, save(tensors, metadata=meta))
@@ -127,17 +194,17 @@ class SavedAdapter:
         path: the weights file.
     """
 
-    config: QAdapterConfig
+    config: AdapterConfig
     tensors: dict[str, Tensor]
     layers: dict[str, list[int]]
     path: Path
 
 
-def _read_config_file(path: Path) -> QAdapterConfig | None:
+def _read_config_file(path: Path) -> AdapterConfig | None:
     if not path.is_file():
         return None
     try:
-        return QAdapterConfig.from_json(path.read_text(encoding="utf-8"))
+        return config_from_json(path.read_text(encoding="utf-8"))
     except (ValueError, TypeError, OSError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: not a valid adapter config ({err})") from None
 
@@ -173,7 +240,7 @@ def read_adapter(directory: str | os.PathLike[str]) -> SavedAdapter:
         raise ValueError(f"{path}: not a readable safetensors file ({err})") from None
     try:
         layers = json.loads(meta.get(_META_LAYERS, "{}"))
-        embedded = QAdapterConfig.from_json(meta[_META_CONFIG]) if _META_CONFIG in meta else None
+        embedded = config_from_json(meta[_META_CONFIG]) if _META_CONFIG in meta else None
     except (ValueError, TypeError) as err:
         raise ValueError(f"{path}: damaged adapter metadata ({err})") from None
     on_disk = _read_config_file(directory / CONFIG_NAME)
@@ -193,14 +260,15 @@ def read_adapter(directory: str | os.PathLike[str]) -> SavedAdapter:
     return SavedAdapter(config, tensors, layers, path)
 
 
-def check_fits(model: QAdapterModel, saved: SavedAdapter) -> None:
-    """Raise unless every saved tensor fits ``model`` (built from ``saved.config``) exactly.
+def check_fits(model: QAdapterModel, saved: SavedAdapter, adapter_name: str | None = None) -> None:
+    """Raise unless every saved tensor fits the adapter ``adapter_name`` of ``model`` (built from
+    ``saved.config``; default: the active adapter) exactly.
 
     Raises:
         ValueError: a layer the model does not adapt, a layer or tensor of another shape, a
             tensor of another dtype, quantization groups that differ, missing or unexpected keys.
     """
-    ours = _layer_shapes(model)
+    ours = _layer_shapes(model, adapter_name)
     for lname, shape in saved.layers.items():
         if lname not in ours:
             raise ValueError(f"adapter file holds layer {lname!r}, which the model does not adapt")
@@ -209,7 +277,7 @@ def check_fits(model: QAdapterModel, saved: SavedAdapter) -> None:
                 f"layer {lname!r}: adapter saved for (in, out) = {_shape_text(shape)} but the base "
                 f"layer is {_shape_text(ours[lname])}"
             )
-    expected = adapter_tensors(model)
+    expected = adapter_tensors(model, adapter_name)
     missing = sorted(set(expected) - set(saved.tensors))
     unexpected = sorted(set(saved.tensors) - set(expected))
     if missing or unexpected:
@@ -237,32 +305,53 @@ def check_fits(model: QAdapterModel, saved: SavedAdapter) -> None:
             )
 
 
-@torch.no_grad()
-def apply_adapter(model: QAdapterModel, saved: SavedAdapter) -> None:
-    """Copy checked tensors (:func:`check_fits`) into ``model``'s adapters and saved modules."""
-    tensors = saved.tensors
-    for lname, layer in model.qadapter_layers().items():
-        prefix = f"{lname}.{layer.adapter_attr}."
-        adapter = layer.adapter
-        qs = quantizers(adapter)
-        skip = {_latent_key(n) for n in qs}
-        state = {k: tensors[prefix + k] for k in adapter.state_dict() if k not in skip}
+def load_adapter_state(adapter: nn.Module, tensors: Mapping[str, Tensor]) -> None:
+    """Copy the tensors :func:`adapter_state` saved (keys relative to ``adapter``) into it; QAT
+    angles get their saved codes pinned (Note [bit-exact reload] in :mod:`.quantization`).
+
+    Raises:
+        KeyError: a tensor is missing.
+        RuntimeError: from ``load_state_dict`` (a shape that differs).
+    """
+    qs = quantized_angles(adapter)
+    skip = {_latent_of(n) for n in qs}
+    with torch.no_grad():
+        state = {k: tensors[k] for k in adapter.state_dict() if k not in skip}
         for name, (qz, latent) in qs.items():
-            scale, zero = tensors[prefix + name + ".qscale"], tensors[prefix + name + ".qzero"]
-            codes = unpack_codes(tensors[prefix + name + ".qcodes"], qz.bits, latent.numel())
+            scale, zero = tensors[name + ".qscale"], tensors[name + ".qzero"]
+            codes = unpack_codes(tensors[name + ".qcodes"], qz.bits, latent.numel())
             q = Quantized(codes, scale, zero, qz.bits, qz.group, tuple(latent.shape))
             latent.copy_(dequantize(q, latent.dtype))
             qz.pin(q, latent)
-            state[_latent_key(name)] = latent.detach().clone()
+            state[_latent_of(name)] = latent.detach().clone()
         adapter.load_state_dict(state, strict=True)
-    for mname in model.modules_to_save:
+
+
+@torch.no_grad()
+def apply_adapter(
+    model: QAdapterModel, saved: SavedAdapter, adapter_name: str | None = None
+) -> None:
+    """Copy checked tensors (:func:`check_fits`) into the adapter ``adapter_name`` of ``model``
+    (default: the active one) and into its saved modules."""
+    tensors = saved.tensors
+    name = _name(model, adapter_name)
+    if name is None:
+        return
+    for lname, layer in _carriers(model, name).items():
+        prefix = f"{lname}.{layer.adapter_attr_of(name)}."
+        own = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+        load_adapter_state(layer.get_adapter(name), own)
+    for mname in model.modules_to_save_of(name):
         module = model.base_model.get_submodule(mname)
         pre = f"modules_to_save.{mname}."
         module.load_state_dict({k[len(pre) :]: v for k, v in tensors.items() if k.startswith(pre)})
 
 
-def load_adapter(model: QAdapterModel, directory: str | os.PathLike[str]) -> None:
-    """Load ``adapter_model.safetensors`` from ``directory`` into ``model`` (built by its config).
+def load_adapter(
+    model: QAdapterModel, directory: str | os.PathLike[str], adapter_name: str | None = None
+) -> None:
+    """Load ``adapter_model.safetensors`` from ``directory`` into the adapter ``adapter_name`` of
+    ``model`` (built by its config; default: the active adapter).
 
     Every check runs before the first tensor is copied, so a failure leaves ``model`` unchanged.
 
@@ -272,5 +361,5 @@ def load_adapter(model: QAdapterModel, directory: str | os.PathLike[str]) -> Non
             shapes are named), or when keys are missing / unexpected.
     """
     saved = read_adapter(directory)
-    check_fits(model, saved)
-    apply_adapter(model, saved)
+    check_fits(model, saved, adapter_name)
+    apply_adapter(model, saved, adapter_name)
