@@ -362,9 +362,9 @@ def _layer_options(
     family = FAMILIES[config.family]
     wanted = config.options_for(name)
     size = f"layer {name!r} ({in_features} → {out_features})"
+    limit, too_big = min(in_features, out_features), False
     try:
         opts = family.options_class.from_mapping(wanted).to_dict()
-        limit = min(in_features, out_features)
         too_big = "rank" in opts and opts["rank"] > limit
         if too_big and config.clamp_rank_to_layer:
             opts["rank"] = limit

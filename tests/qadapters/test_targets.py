@@ -26,8 +26,8 @@ import torch
 from torch import nn
 
 from qadapters.config import QAdapterConfig
-from qadapters.families import options_class
-from qadapters.layers import QAdapterLinear
+from qadapters.families import make_adapter, options_class
+from qadapters.layers import QAdapterLinear, linear_shape
 from qadapters.targets import all_linear, layer_index, output_head, select_layers
 
 transformers = pytest.importorskip("transformers")
@@ -264,9 +264,11 @@ def test_options_reach_the_layers() -> None:
     """Each layer built from select_layers' options has the rank it was given."""
     m = model("gpt2")
     cfg = QAdapterConfig("pauli", "all-linear", {"rank": 2}, rank_pattern={"c_fc": 5})
-    for name, options in select_layers(m, cfg).items():
-        layer = QAdapterLinear(m.get_submodule(name), cfg.family, **options)
-        assert layer.adapter.rank == (5 if name.endswith("c_fc") else 2)
+    selected = select_layers(m, cfg)
+    assert len(selected) == 8
+    for name, options in selected.items():
+        adapter = make_adapter(cfg.family, *linear_shape(m.get_submodule(name)), **options)
+        assert adapter.rank == (5 if name.endswith("c_fc") else 2)
 
 
 #: (model, config fields, error type, message regex)
