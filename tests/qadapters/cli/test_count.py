@@ -192,6 +192,15 @@ def test_cli_options_quant_and_config_file(tmp_path, capsys) -> None:
          r"1\.\.768 for a 768 → 768 layer; found 1000"),
         (["--model", "bert-base", "--targets", "query", "--quant-bits", "4", "--quant-group", "0"],
          r"--quant-group: expected an int >= 1; found 0"),
+        (["--model", "bert-base", "--targets", "query", "--quant-group", "-3"],
+         r"--quant-group: expected an int >= 1; found -3"),
+        (["--model", "bert-base", "--targets", "re:("], r"target regex '\(' does not compile"),
+        (["--model", "bert-base", "--targets", "re:"], "expected a regular expression after"),
+        (["--model", "bert-base", "--targets", ""],
+         r"no target given: .* layers: \['attention.output.dense', .* roles: \['query'"),
+        (["--model", "bert-base", "--targets", " , "], "no target given"),
+        (["--model", "bert-base", "--targets", "query", "--family", "nope"],
+         "unknown adapter family 'nope'"),
     ],
 )
 def test_cli_errors(argv, match, capsys) -> None:
@@ -226,3 +235,53 @@ def test_help_lists_every_option_from_the_dataclasses(capsys) -> None:
 def test_unsupported_model_type() -> None:
     with pytest.raises(ValueError, match="unsupported model_type 't5'"):
         calc.model_linears({"model_type": "t5"})
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("{", r"config\.json: expected a Hugging Face config\.json; found bad JSON"),
+        ("[1]", r"config\.json: expected a JSON object; found list"),
+        ('{"model_type": "bert", "hidden_size": 8}', "has no field 'intermediate_size'"),
+        (
+            '{"model_type": "bert", "hidden_size": "768", "num_hidden_layers": 2, '
+            '"intermediate_size": 8}',
+            r"field 'hidden_size': expected a positive int; found '768'",
+        ),
+    ],
+)
+def test_cli_bad_config_files(tmp_path, capsys, text, match) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(text)
+    assert main(["count", "--model", str(path), "--targets", "query"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.search(match, err)
+
+
+def test_cli_prints_costs_and_marks_builds_over_budget(capsys) -> None:
+    from backends import budget
+    from qadapters.families.cost import lora_cost
+
+    argv = ["count", "--model", "minilm-l6", "--targets", "query,value"]
+    with budget.limit(50 * 1024**2):
+        assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "MACs/token" in out and "act floats/token" in out and "build bytes" in out
+    rows = {line.split("|")[0].strip(): line.split("|") for line in out.splitlines()}
+    specs = calc.select(calc.model_linears(calc.PRESETS["minilm-l6"]), ["query", "value"])
+    lora8 = sum(lora_cost(384, 384, 8).forward_macs for _ in specs)
+    for family in FAMILIES:
+        cost, largest = calc.family_cost(specs, family)
+        cells = [c.strip() for c in rows[family]]
+        assert cells[6] == f"{cost.forward_macs:,d}"
+        assert cells[7] == f"{cost.forward_macs / lora8:.2f}"
+        assert cells[8] == f"{cost.activation_floats:,d}"
+        assert cells[10].endswith("(over budget)") == (largest > 50 * 1024**2)
+    assert rows["lora"][7].strip() in {"0.12", "1.00", "2.00"}
+
+
+def test_count_shows_the_cost_of_a_head_it_would_refuse(capsys) -> None:
+    cfg = {"model_type": "gpt2", "n_embd": 768, "n_layer": 1, "n_inner": 50257}
+    specs = calc.select(calc.model_linears(cfg), ["mlp.c_fc"])
+    cost, largest = calc.family_cost(specs, "hamming")
+    assert calc.family_count(specs, "hamming") == 242 and largest == cost.build_bytes > 4 * 1024**3
