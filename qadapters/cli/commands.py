@@ -38,7 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         return int(module.run(args) or 0)
-    except (ValueError, OSError, re.error) as err:  # a user's mistake: one line, no traceback
+    except (ValueError, OSError, re.error, MemoryError) as err:  # a user's mistake: one line
+        # (MemoryError: the size guards of backends.budget refuse before allocating)
         print(f"qadapters {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -38,6 +38,8 @@ CASES = [
      "qadapters fake: error: Is a directory: /tmp"),
     (re.error("missing ), unterminated subpattern"), 2,
      "qadapters fake: error: missing ), unterminated subpattern"),
+    (MemoryError("a 30-qubit unitary needs 16.0 GiB, over the budget of 4.0 GiB"), 2,
+     "qadapters fake: error: a 30-qubit unitary needs 16.0 GiB, over the budget of 4.0 GiB"),
     (KeyboardInterrupt(), 130, "qadapters fake: interrupted"),
 ]  # fmt: skip
 
