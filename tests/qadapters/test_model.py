@@ -153,6 +153,13 @@ def test_save_load_round_trip(family, options, quant_bits, tmp_path) -> None:
     loaded = QAdapterModel.from_pretrained(Tiny(conv1d=quant_bits is not None), tmp_path)
     assert torch.equal(loaded(x), y)
     assert loaded.qadapter_config == model.qadapter_config
+    assert not loaded.training and not any(p.requires_grad for p in loaded.parameters())
+    trainable = QAdapterModel.from_pretrained(
+        Tiny(conv1d=quant_bits is not None), tmp_path, is_trainable=True
+    )
+    assert {n for n, p in trainable.named_parameters() if p.requires_grad} == {
+        n for n, p in model.named_parameters() if p.requires_grad
+    }
 
 
 def test_disable_adapter_and_print(capsys) -> None:

@@ -274,3 +274,54 @@ def test_merge_refuses_non_finite_weights_and_writes_nothing() -> None:
     with pytest.raises(ValueError, match=r"pauli adapter gives \d+ non-finite weight"):
         model.merge()
     assert torch.equal(layer.base_layer.weight, before) and not layer.merged
+
+
+#: (which write of a two-adapter save fails: 3 = other's weights, 4 = other's config) -> which
+#: "other" adapter must load after it
+TWO_DIRECTORY_FAULTS = [(3, "old"), (4, "new")]
+
+
+@pytest.mark.parametrize(("failing_write", "survivor"), TWO_DIRECTORY_FAULTS)
+def test_each_adapter_directory_is_its_own_transaction(
+    tmp_path, monkeypatch, failing_write, survivor
+) -> None:
+    def two(seed: int) -> QAdapterModel:
+        model = _trained(seed)
+        model.add_adapter("other", QAdapterConfig("compound", ["b"], options={"blocks": 1}))
+        torch.manual_seed(seed + 10)
+        model.qadapter_layers()["b"].get_adapter("other").reset_away_from_identity(0.3)
+        return model
+
+    old, new = two(1), two(2)
+    old.save_pretrained(tmp_path)
+    old.set_adapter("other")
+    new.set_adapter("other")
+    with torch.no_grad():
+        assert (old(X) - new(X)).abs().max() > 1e-3  # the two saves are told apart
+    old.set_adapter("default")
+    new.set_adapter("default")
+    want = {}
+    with torch.no_grad():
+        want["default"] = new(X)
+        (old if survivor == "old" else new).set_adapter("other")
+        want["other"] = (old if survivor == "old" else new)(X)
+    calls = {"n": 0}
+    real_write = files.atomic_write
+
+    def failing(path, data, **kw):
+        calls["n"] += 1
+        if calls["n"] == failing_write:
+            raise OSError("disk full")
+        return real_write(path, data, **kw)
+
+    monkeypatch.setattr("qadapters.serialization.atomic_write", failing)
+    monkeypatch.setattr("qadapters.config.atomic_write", failing)
+    with pytest.raises(OSError):
+        new.save_pretrained(tmp_path)
+    monkeypatch.undo()
+    with torch.no_grad():
+        assert torch.allclose(_outputs(tmp_path), want["default"], atol=1e-6)
+        loaded = QAdapterModel.from_pretrained(Net(), tmp_path)
+        loaded.load_adapter(tmp_path / "other", "other")  # both saves use one config
+        loaded.set_adapter("other")
+        assert torch.allclose(loaded(X), want["other"], atol=1e-6)
