@@ -9,10 +9,11 @@ state dict (frozen base included) to ``model.safetensors`` in every checkpoint.
 handle model files, the same places where ``Trainer`` special-cases PEFT models:
 
 - ``_save``: :meth:`QAdapterModel.save_pretrained` (``adapter_config.json`` and
-  ``adapter_model.safetensors``), then the tokenizer / processor and ``training_args.bin``;
+  ``adapter_model.safetensors`` of every adapter: the default one at the top, others in
+  ``<name>/``), then the tokenizer / processor and ``training_args.bin``;
 - ``_load_from_checkpoint`` (``resume_from_checkpoint``) and ``_load_best_model``
-  (``load_best_model_at_end``): load the adapter tensors, after checking that the checkpoint's
-  config equals the model's;
+  (``load_best_model_at_end``): load the adapters' tensors, after checking that each
+  checkpoint config equals the model's;
 - label names and dataset columns come from the wrapped model's ``forward`` signature;
 - ``train`` first runs :func:`~.distributed.check_config_consistent` across ranks.
 
@@ -38,36 +39,62 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from qadapters.config import CONFIG_NAME, QAdapterConfig
+from qadapters.config import CONFIG_NAME
 from qadapters.integrations.distributed import check_config_consistent, config_differences
+from qadapters.layers import DEFAULT_ADAPTER
 from qadapters.model import QAdapterModel
 from qadapters.serialization import WEIGHTS_NAME, load_adapter
+from qadapters.weighted import config_from_json
 
 if TYPE_CHECKING:
     from transformers import Trainer as QAdapterTrainer  # noqa: F401 (the class derives from it)
 
 
-def is_adapter_checkpoint(directory: str | os.PathLike[str]) -> bool:
-    """Whether ``directory`` holds ``adapter_config.json`` and ``adapter_model.safetensors``."""
+def adapter_directory(
+    directory: str | os.PathLike[str], adapter_name: str = DEFAULT_ADAPTER
+) -> Path:
+    """Where :meth:`QAdapterModel.save_pretrained` puts adapter ``adapter_name`` below
+    ``directory``: the top for ``"default"``, ``directory/<name>`` for the others."""
     d = Path(directory)
+    return d if adapter_name == DEFAULT_ADAPTER else d / adapter_name
+
+
+def is_adapter_checkpoint(
+    directory: str | os.PathLike[str], adapter_name: str = DEFAULT_ADAPTER
+) -> bool:
+    """Whether ``directory`` holds ``adapter_config.json`` and ``adapter_model.safetensors`` of
+    adapter ``adapter_name`` (at its place in the layout of :func:`adapter_directory`)."""
+    d = adapter_directory(directory, adapter_name)
     return (d / CONFIG_NAME).is_file() and (d / WEIGHTS_NAME).is_file()
 
 
 def load_adapter_checkpoint(model: QAdapterModel, directory: str | os.PathLike[str]) -> None:
-    """Load the adapter tensors of a checkpoint into ``model`` (built with the same config).
+    """Load the adapter tensors of a checkpoint into ``model`` (built with the same configs):
+    every adapter of the model that the checkpoint holds, the active one required.
 
     Raises:
-        ValueError: when the checkpoint's config differs from the model's (fields named), or
+        FileNotFoundError: the checkpoint lacks the active adapter (its path named).
+        ValueError: when a checkpoint's config differs from the model's (fields named), or
             when the tensors do not fit (see :func:`~qadapters.serialization.load_adapter`).
     """
-    saved = QAdapterConfig.load(directory)
-    if saved != model.qadapter_config:
-        diffs = config_differences(saved.to_dict(), model.qadapter_config.to_dict())
-        raise ValueError(
-            f"checkpoint {os.fspath(directory)!r} was saved with another adapter config "
-            "(checkpoint vs model): " + "; ".join(diffs)
-        )
-    load_adapter(model, directory)
+    for name, config in model.qadapter_configs.items():
+        d = adapter_directory(directory, name)
+        if not is_adapter_checkpoint(d):
+            if name == model.active_adapter:
+                raise FileNotFoundError(f"no adapter {name!r} in checkpoint {os.fspath(d)!r}")
+            continue
+        saved = config_from_json((d / CONFIG_NAME).read_text(encoding="utf-8"))
+        if saved != config:
+            diffs = config_differences(saved.to_dict(), config.to_dict())
+            raise ValueError(
+                f"checkpoint {os.fspath(d)!r} was saved with another adapter config "
+                "(checkpoint vs model): " + "; ".join(diffs)
+            )
+        load_adapter(model, d, name)
+
+
+def _active(model: QAdapterModel) -> str:
+    return model.active_adapter or DEFAULT_ADAPTER
 
 
 class QAdapterTrainerMixin:
@@ -141,7 +168,7 @@ class QAdapterTrainerMixin:
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
         target = model if isinstance(model, QAdapterModel) else self._qadapter_model()
-        if target is None or not is_adapter_checkpoint(resume_from_checkpoint):
+        if target is None or not is_adapter_checkpoint(resume_from_checkpoint, _active(target)):
             super()._load_from_checkpoint(resume_from_checkpoint, model)  # type: ignore[misc]
             return
         load_adapter_checkpoint(target, resume_from_checkpoint)
@@ -149,7 +176,7 @@ class QAdapterTrainerMixin:
     def _load_best_model(self) -> None:
         best = self.state.best_model_checkpoint
         model = self._qadapter_model()
-        if model is None or best is None or not is_adapter_checkpoint(best):
+        if model is None or best is None or not is_adapter_checkpoint(best, _active(model)):
             super()._load_best_model()  # type: ignore[misc]
             return
         load_adapter_checkpoint(model, best)

@@ -307,3 +307,23 @@ def test_safe_merge_checks_every_layer_before_writing_any(family, options) -> No
     assert torch.equal(model(x), y)  # the wrapper still runs, as before
     plain = model.merge_and_unload(adapter_names=["other"])  # another adapter still merges
     assert not any(isinstance(m, QAdapterLinear) for m in plain.modules())
+
+
+def test_trainer_checkpoints_resume_every_adapter_at_its_place(tmp_path) -> None:
+    from qadapters.integrations.trainer import is_adapter_checkpoint, load_adapter_checkpoint
+
+    model = _two(*PAIRS[3])
+    model.set_adapter("other")  # training the second adapter
+    x = _x()
+    y = model(x)
+    model.save_pretrained(tmp_path)
+    assert is_adapter_checkpoint(tmp_path, "other") and not is_adapter_checkpoint(tmp_path, "x")
+    fresh = _two(*PAIRS[3])
+    _nudge(fresh, "other", 99)
+    fresh.set_adapter("other")
+    assert not torch.equal(fresh(x), y)
+    load_adapter_checkpoint(fresh, tmp_path)
+    assert torch.equal(fresh(x), y)
+    (tmp_path / "other" / CONFIG_NAME).unlink()
+    with pytest.raises(FileNotFoundError, match="no adapter 'other' in checkpoint"):
+        load_adapter_checkpoint(fresh, tmp_path)
