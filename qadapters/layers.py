@@ -31,7 +31,7 @@ Example:
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -418,6 +418,40 @@ class QAdapterLinear(nn.Module):
             f"adapters={self.adapter_families}, active={self.active_adapter!r}, "
             f"merged={self.merged_adapters}"
         )
+
+
+def merge_layers(
+    layers: Mapping[str, QAdapterLinear],
+    adapter_names: Sequence[str],
+    safe_merge: bool = True,
+    keep_original: bool = True,
+) -> None:
+    """Merge ``adapter_names`` (in that order) into every layer of ``layers`` that carries them.
+
+    With ``safe_merge`` every layer's merged weights are computed and checked first, and none is
+    written unless all are finite; so a failure leaves every layer as it was.
+
+    Raises:
+        ValueError: (``safe_merge``) merged weights that would hold NaN or infinity; the message
+            names each such layer and the families merged.
+    """
+    if safe_merge:
+        bad = []
+        for lname, layer in layers.items():
+            w, b = layer.merged_weights(adapter_names)
+            n = sum(int((~torch.isfinite(t)).sum()) for t in (w, b) if t is not None)
+            if n:
+                fams = {
+                    layer.adapter_families[a] for a in adapter_names if a in layer.adapter_families
+                }
+                bad.append(
+                    f"layer {lname!r}: merging the {'/'.join(sorted(fams))} adapter gives {n} "
+                    "non-finite weight(s) (NaN or infinity)"
+                )
+        if bad:
+            raise ValueError("; ".join(bad) + "; no layer was changed")
+    for layer in layers.values():
+        layer.merge(adapter_names, safe_merge=False, keep_original=keep_original)
 
 
 def _dtype_of(adapter: nn.Module) -> torch.dtype | None:

@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,11 +44,13 @@ from torch import Tensor, nn
 
 from qadapters.config import CONFIG_NAME
 from qadapters.files import atomic_write
+from qadapters.layers import DEFAULT_ADAPTER
 from qadapters.quantization import (
     AngleQuantizer,
     Quantized,
     dequantize,
     pack_codes,
+    quantized_nbytes,
     quantizers,
     unpack_codes,
 )
@@ -75,6 +77,17 @@ def quantized_angles(adapter: nn.Module) -> dict[str, tuple[AngleQuantizer, nn.P
         for name, pair in quantizers(sub).items():
             out[f"{prefix}.{name}" if prefix else name] = pair
     return out
+
+
+def stored_nbytes(adapter: nn.Module) -> int:
+    """Bytes of an adapter's parameters as saved (QAT angles packed: ``b + 32/g`` bits each),
+    whether they are trainable or frozen."""
+    qs = quantized_angles(adapter)
+    total = sum(quantized_nbytes(latent.numel(), qz.bits, qz.group) for qz, latent in qs.values())
+    latents = {id(latent) for _, latent in qs.values()}
+    return total + sum(
+        p.numel() * p.element_size() for p in adapter.parameters() if id(p) not in latents
+    )
 
 
 def _latent_of(qname: str) -> str:
@@ -177,6 +190,32 @@ def save_adapter(
     path = Path(directory) / WEIGHTS_NAME
     atomic_write(path, save(tensors, metadata=meta))
     return path
+
+
+def save_directories(
+    model: QAdapterModel, directory: str | os.PathLike[str], adapter_names: Sequence[str]
+) -> None:
+    """Save each named adapter in its own directory: ``"default"`` at the top of ``directory``,
+    the others in ``directory/<name>/``, each a transaction (Note [adapter directory as a
+    transaction]: weights first, config second, stale temporaries removed).
+
+    Raises:
+        ValueError: ``directory`` is a file, or an adapter has no tensors (nothing is written).
+    """
+    root = Path(directory)
+    if root.is_file():
+        raise ValueError(f"{root} is a file; save_pretrained needs a directory")
+    if not adapter_names or not all(adapter_tensors(model, n) for n in adapter_names):
+        raise ValueError(
+            "nothing to save: the model holds no adapter layers (merge_and_unload() folds them "
+            "into the base weights; save the adapter before merging)"
+        )
+    for name in adapter_names:
+        target = root if name == DEFAULT_ADAPTER else root / name
+        target.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(target)
+        save_adapter(model, target, name)  # first: self-describing, so the pair is never mixed
+        model.config_of(name).save(target)
 
 
 def _shape_text(shape: tuple[int, ...] | list[int] | torch.Size) -> str:

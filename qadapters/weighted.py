@@ -41,11 +41,12 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -60,6 +61,7 @@ from qadapters.files import atomic_write
 
 if TYPE_CHECKING:
     from qadapters.families.cost import Cost
+    from qadapters.layers import QAdapterLinear
 
 #: the family label of weighted adapters (attribute ``qadapter_weighted`` on a layer)
 WEIGHTED = "weighted"
@@ -118,6 +120,10 @@ class WeightedConfig:
     def component_configs(self) -> list[QAdapterConfig | WeightedConfig]:
         """The components' configs, parsed."""
         return [parse_config(c) for c in self.components]
+
+    def build(self, layer_name: str, in_features: int, out_features: int) -> WeightedAdapter:
+        """:func:`build_weighted` for one of :attr:`layers`."""
+        return build_weighted(self, layer_name, in_features, out_features)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of the fields."""
@@ -322,6 +328,56 @@ def build_weighted(
     return WeightedAdapter(built, [config.weights[i] for i in config.layers[layer_name]])
 
 
+def combine(
+    layers: Mapping[str, QAdapterLinear],
+    adapters: Sequence[str],
+    weights: Sequence[object],
+    configs: Mapping[str, AdapterConfig],
+) -> tuple[dict[str, tuple[str, Adapter]], WeightedConfig]:
+    """The weighted adapter of ``adapters`` on every layer that carries one of them, and its
+    config: frozen copies of the components (their gradients dropped), weighted.
+
+    Args:
+        layers: the model's adapter layers by name.
+        adapters: names of existing adapters.
+        weights: one finite weight per adapter.
+        configs: every adapter's config by name.
+
+    Returns:
+        ``({layer name: ("weighted", adapter)}, config)``.
+
+    Raises:
+        ValueError: an empty list, an unknown name (the names present are listed), bad weights.
+    """
+    if isinstance(adapters, str) or not adapters:
+        raise ValueError(f"adapters: expected a non-empty list of names; found {adapters!r}")
+    for a in adapters:
+        if a not in configs:
+            raise ValueError(f"no adapter named {a!r}; adapters present: {list(configs)}")
+    values = check_weights(weights, len(adapters))
+    built: dict[str, tuple[str, Adapter]] = {}
+    present_on: dict[str, list[int]] = {}
+    for lname, layer in layers.items():
+        present = [i for i, a in enumerate(adapters) if a in layer.adapter_families]
+        if not present:
+            continue
+        copies = []
+        for i in present:
+            c = copy.deepcopy(layer.get_adapter(adapters[i]))
+            for p in c.parameters():
+                p.grad = None
+            copies.append(c)
+        built[lname] = (WEIGHTED, WeightedAdapter(copies, [values[i] for i in present]))
+        present_on[lname] = present
+    config = WeightedConfig(
+        adapters=list(adapters),
+        weights=values,
+        components=[component_config(configs[a]) for a in adapters],
+        layers=present_on,
+    )
+    return built, config
+
+
 def component_config(config: AdapterConfig) -> dict[str, Any]:
     """``config`` as a component of a weighted config: its dict, ``modules_to_save`` emptied
     (a weighted adapter saves no modules of its own)."""
@@ -337,6 +393,7 @@ __all__ = [
     "WeightedConfig",
     "build_weighted",
     "check_weights",
+    "combine",
     "component_config",
     "config_from_json",
     "parse_config",

@@ -327,3 +327,16 @@ def test_trainer_checkpoints_resume_every_adapter_at_its_place(tmp_path) -> None
     (tmp_path / "other" / CONFIG_NAME).unlink()
     with pytest.raises(FileNotFoundError, match="no adapter 'other' in checkpoint"):
         load_adapter_checkpoint(fresh, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("targets", "expected"),
+    [(r".*value.*", ["attn.value"]), (["query", "key"], ["attn.query", "attn.key"])],
+    ids=["regex", "list"],
+)
+def test_a_new_adapter_sees_adapted_layers_as_the_linears_they_wrap(targets, expected) -> None:
+    model = _two(*PAIRS[0])
+    model.add_adapter("third", QAdapterConfig("pauli", targets, options={"rank": 2}))
+    carriers = [n for n, m in model.qadapter_layers().items() if "third" in m.adapter_families]
+    assert sorted(carriers) == sorted(expected)
+    assert all(type(m.base_layer) is nn.Linear for m in model.qadapter_layers().values())

@@ -233,7 +233,7 @@ def test_an_option_that_does_not_fit_one_layer_names_it_and_leaves_the_model(tmp
 
     base = Mixed()
     before = _snapshot(base)
-    with pytest.raises(ValueError, match=r"^layer 'b': .*rank"):
+    with pytest.raises(ValueError, match=r"^layer 'b' \(8 → 2\): .*rank"):
         get_qadapter_model(base, QAdapterConfig("pauli", ["a", "b"], options={"rank": 4}))
     _assert_untouched(base, before)
 
