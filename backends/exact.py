@@ -15,8 +15,14 @@ real when every gate is real (``float32``/``float64`` follow ``params``), comple
 
 The machinery lives in :mod:`backends.statevector` (fused sweeps over 2^n amplitudes),
 :mod:`backends.subspace` (Hamming-weight subspaces, compounds) and :mod:`backends.torch_gates`;
-this module validates input and is the one to import. The exact LCU postselection functions of
-:mod:`backends.postselection` are re-exported here.
+this module validates input and is the one to import.
+
+Memory: every function first counts what it would allocate (the result, the buffers of the
+sweeps, what autograd keeps for the backward pass) from sizes alone and refuses with a
+``MemoryError`` past :mod:`backends.budget` (4 GiB unless ``QADAPTERS_MAX_BYTES`` or
+``backends.budget.limit(...)`` says otherwise) — before any allocation.
+
+The exact LCU postselection functions of :mod:`backends.postselection` are re-exported here.
 """
 
 from __future__ import annotations
@@ -28,8 +34,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from backends import subspace
-from backends.statevector import run
+from backends import budget, subspace
+from backends.statevector import run, run_nbytes
 from backends.subspace import compound, compounds, is_fermionic, rotation_compounds
 from backends.torch_gates import gate_matrix
 from circuits import Circuit, get_gate
@@ -37,9 +43,10 @@ from circuits.subspace import subspace_dim
 
 Tensor = torch.Tensor
 
-#: Largest register :func:`unitary` builds by default (a 2^14 × 2^14 float64 matrix is 2 GiB).
+#: A 2^14 × 2^14 float64 unitary is 2 GiB. Kept for callers that pass it as ``max_qubits``; the
+#: default cap is the memory budget (:mod:`backends.budget`), not a qubit count.
 MAX_UNITARY_QUBITS = 14
-#: Largest register :func:`apply` and :func:`columns` simulate by default.
+#: Kept for callers that pass it as ``max_qubits`` to :func:`apply` / :func:`columns`.
 MAX_STATE_QUBITS = 26
 #: how :func:`hamming_block` computes ("compound" is the deprecated spelling of "minors")
 HammingMethod = Literal["auto", "simulate", "minors", "compound"]
@@ -50,6 +57,11 @@ _HAMMING_METHODS = ("auto", "simulate", "minors")
 def _check_params(circuit: Circuit, params: Tensor | Sequence[float] | np.ndarray) -> Tensor:
     if not isinstance(circuit, Circuit):
         raise TypeError(f"expected a circuits.Circuit; found {type(circuit).__name__}")
+    if params is None:
+        raise TypeError(
+            f"expected a parameter vector of length {circuit.num_params} (circuit.num_params) "
+            "or a batch (..., num_params); found None"
+        )
     if not isinstance(params, Tensor):
         params = torch.as_tensor(np.asarray(params, dtype=np.float64))
     if params.is_complex() or not params.is_floating_point():
@@ -65,8 +77,8 @@ def _check_params(circuit: Circuit, params: Tensor | Sequence[float] | np.ndarra
     return params
 
 
-def _check_qubits(circuit: Circuit, limit: int, what: str) -> None:
-    if circuit.n_qubits > limit:
+def _check_qubits(circuit: Circuit, limit: int | None, what: str) -> None:
+    if limit is not None and circuit.n_qubits > limit:
         raise ValueError(
             f"{what} needs 2^{circuit.n_qubits} amplitudes per column; expected n_qubits <= "
             f"{limit}, found {circuit.n_qubits} (raise max_qubits if you have the memory, or use "
@@ -81,6 +93,40 @@ def _dtypes(circuit: Circuit, params: Tensor) -> tuple[torch.dtype, torch.dtype]
         return real, real
     return real, torch.complex128 if real == torch.float64 else torch.complex64
 
+def _grad(*tensors: Tensor) -> bool:
+    """Whether autograd will record work on these tensors."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _sizes(batch: int, dtype: torch.dtype, grad: bool) -> str:
+    """``"batch 4, float64, with autograd"``: the words after a size in a budget message."""
+    parts = [f"batch {batch}"] if batch != 1 else []
+    parts.append(_dtype_name(dtype))
+    if grad:
+        parts.append("with autograd")
+    return ", ".join(parts)
+
+
+def _check_run(
+    what: str, circuit: Circuit, batch: int, columns: int | None, dtype: torch.dtype,
+    grad: bool, copies: int,
+) -> None:
+    """Refuse a state-vector run that would not fit the budget (Note [state-vector memory])."""
+    nbytes = run_nbytes(circuit, batch, columns, dtype, grad=grad, copies=copies)
+    if nbytes > budget.max_bytes():
+        n = circuit.n_qubits
+        shape = f"2^{n} × 2^{n}" if columns is None else f"2^{n} × {columns}"
+        budget.check(
+            f"exact.{what} of a {n}-qubit circuit ({shape} per parameter set, "
+            f"{_sizes(batch, dtype, grad)})",
+            nbytes,
+        )
+
+
 def _flat_batch(params: Tensor) -> tuple[Tensor, tuple[int, ...]]:
     batch = tuple(params.shape[:-1])
     # an explicit batch size: reshape(-1, 0) is ambiguous for a circuit with no parameters
@@ -88,20 +134,24 @@ def _flat_batch(params: Tensor) -> tuple[Tensor, tuple[int, ...]]:
 
 # ---------------------------------------------------------------------------- public API
 def unitary(
-    circuit: Circuit, params: Tensor | Sequence[float], *, max_qubits: int = MAX_UNITARY_QUBITS
+    circuit: Circuit, params: Tensor | Sequence[float], *, max_qubits: int | None = None
 ) -> Tensor:
     """The full unitary of ``circuit``.
 
     Args:
         circuit: the circuit.
         params: shape ``(..., circuit.num_params)``.
-        max_qubits: refuse registers larger than this (memory grows as 4^n).
+        max_qubits: also refuse registers larger than this (``None``: only the memory budget
+            limits the size; memory grows as 4^n).
 
     Returns:
         Shape ``(..., 2^n, 2^n)``; real when every gate is real.
 
     Raises:
+        TypeError: ``params`` is None or not real floating point.
         ValueError: wrong parameter shape, non-finite parameters, or n > max_qubits.
+        MemoryError: the matrices (with the sweeps' buffers, and what autograd keeps) would not
+            fit :mod:`backends.budget`; the message names the size and how to raise the limit.
 
     Example:
         >>> import torch
@@ -114,6 +164,7 @@ def unitary(
     _check_qubits(circuit, max_qubits, "unitary")
     p, batch = _flat_batch(params)
     _, dtype = _dtypes(circuit, params)
+    _check_run("unitary", circuit, p.shape[0], None, dtype, _grad(p), copies=0)
     dim = 2**circuit.n_qubits
     return run(circuit, p, None, dtype).reshape(*batch, dim, dim)
 
@@ -123,12 +174,23 @@ def columns(
     params: Tensor | Sequence[float],
     k: int,
     *,
-    max_qubits: int = MAX_STATE_QUBITS,
+    max_qubits: int | None = None,
 ) -> Tensor:
     """The first ``k`` columns of the unitary, computed from ``k`` basis states.
 
+    Args:
+        circuit: the circuit.
+        params: shape ``(..., circuit.num_params)``.
+        k: number of columns, ``1 <= k <= 2^n``.
+        max_qubits: also refuse registers larger than this (``None``: only the memory budget).
+
     Returns:
         Shape ``(..., 2^n, k)``.
+
+    Raises:
+        TypeError: ``params`` is None or not real floating point.
+        ValueError: bad params or k, or n > max_qubits.
+        MemoryError: the states would not fit :mod:`backends.budget`.
     """
     params = _check_params(circuit, params)
     _check_qubits(circuit, max_qubits, "columns")
@@ -137,6 +199,7 @@ def columns(
         raise ValueError(f"expected 1 <= k <= 2^n = {dim}; found k={k!r}")
     p, batch = _flat_batch(params)
     _, dtype = _dtypes(circuit, params)
+    _check_run("columns", circuit, p.shape[0], k, dtype, _grad(p), copies=1)
     x = torch.eye(dim, k, dtype=dtype, device=p.device).expand(p.shape[0], dim, k)
     return run(circuit, p, x, dtype).reshape(*batch, dim, k)
 
@@ -146,7 +209,7 @@ def apply(
     params: Tensor | Sequence[float],
     states: Tensor,
     *,
-    max_qubits: int = MAX_STATE_QUBITS,
+    max_qubits: int | None = None,
 ) -> Tensor:
     """Apply the circuit to state vectors without forming its matrix.
 
@@ -155,9 +218,16 @@ def apply(
         params: shape ``(num_params,)`` — every state gets the same circuit — or
             ``(*B, num_params)``, broadcast against the states' leading dimensions.
         states: shape ``(*S, 2^n)``.
+        max_qubits: also refuse registers larger than this (``None``: only the memory budget).
 
     Returns:
         Shape ``(*S, 2^n)`` for unbatched params, else ``(*broadcast(B, S), 2^n)``.
+
+    Raises:
+        TypeError: ``params`` is None or not real floating point.
+        ValueError: bad params or states, or n > max_qubits.
+        MemoryError: the states (copies, sweeps, what autograd keeps) would not fit
+            :mod:`backends.budget`.
     """
     params = _check_params(circuit, params)
     _check_qubits(circuit, max_qubits, "apply")
@@ -168,12 +238,15 @@ def apply(
     _, dtype = _dtypes(circuit, params)
     if states.is_complex() and not dtype.is_complex:
         dtype = torch.complex128 if params.dtype == torch.float64 else torch.complex64
+    grad = _grad(params, states)
     if params.ndim == 1:
         lead = states.shape[:-1]
+        _check_run("apply", circuit, 1, states.numel() // dim, dtype, grad, copies=2)
         x = states.reshape(-1, dim).to(dtype).T.unsqueeze(0)
         y = run(circuit, params.unsqueeze(0), x, dtype)
         return y[0].T.reshape(*lead, dim)
     batch = torch.broadcast_shapes(params.shape[:-1], states.shape[:-1])
+    _check_run("apply", circuit, int(np.prod(batch)), 1, dtype, grad, copies=2)
     p = params.expand(*batch, params.shape[-1]).reshape(-1, params.shape[-1])
     x = states.expand(*batch, dim).reshape(-1, dim, 1).to(dtype)
     return run(circuit, p, x, dtype).reshape(*batch, dim)
@@ -203,9 +276,12 @@ def hamming_block(
         Shape ``(..., C(n,k), C(n,k))``, rows and columns in ``itertools.combinations`` order.
 
     Raises:
+        TypeError: ``params`` is None or not real floating point.
         ValueError: the circuit does not preserve Hamming weight (naming the first offending
             gate), k is out of range, ``method="minors"`` on a non-fermionic circuit, or bad
             params.
+        MemoryError: the blocks (with the subspace plan and what autograd keeps, or the minors)
+            would not fit :mod:`backends.budget`; checked from sizes before any work.
 
     Warns:
         DeprecationWarning: ``method="compound"`` (use ``"minors"``).
@@ -237,11 +313,23 @@ def hamming_block(
         )
     p, batch = _flat_batch(params)
     _, dtype = _dtypes(circuit, params)
-    if method == "simulate" or not fermionic or k <= 1:
+    rows = subspace_dim(n, k)
+    b, grad = p.shape[0], _grad(p)
+    simulate = method == "simulate" or not fermionic or k <= 1
+    if simulate:
+        nbytes = subspace.simulate_nbytes(circuit, b, k, dtype, grad=grad)
+    else:
+        nbytes = subspace.simulate_nbytes(circuit, b, 1, dtype, grad=grad)
+        nbytes += subspace.compounds_nbytes(n, k, b, dtype, grad=grad)
+    budget.check(
+        f"exact.hamming_block of a {n}-qubit circuit at weight {k} (a {rows} × {rows} block per "
+        f"parameter set, {_sizes(b, dtype, grad)})",
+        nbytes,
+    )
+    if simulate:
         out = subspace.simulate(circuit, p, k, dtype)
     else:
         out = compound(subspace.simulate(circuit, p, 1, dtype), k)
-    rows = subspace_dim(n, k)
     return out.reshape(*batch, rows, rows)
 
 

@@ -25,6 +25,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from backends import budget
 from backends.torch_gates import fbs_sign, gate_matrix
 from circuits import Circuit, Op, get_gate, moments, reference_matrix
 
@@ -281,6 +282,60 @@ def _identity_start(
         factors.append(torch.eye(1 << gap, dtype=dtype, device=p.device).expand(b, -1, -1))
         w += gap
     return _kron(factors, out), rest
+
+
+# Note [state-vector memory]
+# --------------------------
+# :func:`run` holds a few tensors of the state's shape ``(B, 2^n, M)`` at once (M = 2^n for a
+# unitary): without autograd two buffers that the sweeps alternate between (plus the input for
+# ``apply`` / ``columns``); with autograd every sweep allocates its output and keeps its input for
+# the backward pass, so about one state per sweep, and the backward pass needs about as much
+# again for the gradients it builds on the way back (measured: a 12-qubit unitary and 20-qubit
+# columns peak within 15% of this count). :func:`run_nbytes` counts those from sizes alone; the
+# sweep count comes from the (cached) fused plan only when the cheap bound "one sweep per op"
+# would not fit the budget anyway.
+
+
+def state_nbytes(n_qubits: int, batch: int, columns: int | None, dtype: torch.dtype) -> int:
+    """Bytes of one state tensor ``(batch, 2^n, columns)``; ``columns=None`` means ``2^n``."""
+    dim = 1 << n_qubits
+    return batch * dim * (dim if columns is None else columns) * dtype.itemsize
+
+
+def run_nbytes(
+    circuit: Circuit,
+    batch: int,
+    columns: int | None,
+    dtype: torch.dtype,
+    *,
+    grad: bool,
+    copies: int,
+) -> int:
+    """Peak bytes of :func:`run` on ``batch`` parameter sets (Note [state-vector memory]).
+
+    Args:
+        circuit: the circuit.
+        batch: B, the number of parameter sets.
+        columns: M, state columns per set (``None``: the unitary, M = 2^n).
+        dtype: the working dtype.
+        grad: whether autograd records the sweeps.
+        copies: state-sized tensors the caller holds besides the sweeps (input, output).
+
+    Returns:
+        An estimate from sizes only: ``copies + 2`` states without autograd, ``2 · (copies + 1 +
+        sweeps)`` with it (forward and backward).
+    """
+    state = state_nbytes(circuit.n_qubits, batch, columns, dtype)
+    if not grad:
+        return state * (copies + 2)
+    limit = budget.max_bytes()
+    if state * (copies + 2) > limit:
+        return state * (copies + 2)  # refused whatever the sweeps: never plan a huge register
+    sweeps = len(circuit.ops) + 1  # a bound: a fused block or a moment holds at least one op
+    if 2 * state * (copies + 1 + sweeps) > limit:
+        steps = _identity_plan(circuit)[1] if columns is None else _fused_plan(circuit)
+        sweeps = len(steps)
+    return 2 * state * (copies + 1 + sweeps)
 
 
 #: Scratch buffers at most this large are kept per thread between calls of :func:`run`.

@@ -28,12 +28,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from math import comb
 
 import numpy as np
 import torch
 
+from backends import budget
 from backends.torch_gates import TABLE_WIDTH, op_table
-from circuits import Circuit, Op, get_gate, reference_matrix
+from circuits import GATES, Circuit, Op, get_gate, reference_matrix
 from circuits.subspace import subspace_dim, weight_indices, weight_positions
 
 Tensor = torch.Tensor
@@ -49,13 +51,14 @@ class _SubPass:
     coef: np.ndarray  # (S, T) index into op_table's flat table
 
 
-def _untouched_local(op: Op) -> np.ndarray:
+@lru_cache(maxsize=256)
+def _untouched_local(name: str) -> np.ndarray:
     """Local basis states the gate leaves alone at every angle (identity row and column)."""
-    gate = get_gate(op.name)
+    gate = get_gate(name)
     angles = [None] if gate.num_params == 0 else [0.37, 1.91]
     keep = None
     for a in angles:
-        m = reference_matrix(op.name, a)
+        m = reference_matrix(name, a)
         eye = np.eye(m.shape[0])
         ok = np.all(np.isclose(m, eye), axis=0) & np.all(np.isclose(m, eye), axis=1)
         keep = ok if keep is None else keep & ok
@@ -99,7 +102,7 @@ def _op_rows(
         for q, w in enumerate(op.wires):
             if (x >> (t - 1 - q)) & 1:
                 spread[x] |= 1 << (n - 1 - w)
-    touched = active & ~_untouched_local(op)[loc]
+    touched = active & ~_untouched_local(op.name)[loc]
     srcs, coefs = [], []
     for s in range(slots):
         l_in = loc if gate.diagonal else groups[weights[loc], s]
@@ -212,6 +215,81 @@ def simulate(circuit: Circuit, p: Tensor, k: int, dtype: torch.dtype) -> Tensor:
     return x
 
 
+# Note [subspace memory]
+# ----------------------
+# What :func:`simulate` holds, counted from sizes alone (:func:`simulate_nbytes`), with
+# D = C(n,k), B parameter sets and e bytes per element:
+# - the block and the next pass's copy, 2·B·D²·e, and a pass's gathered rows and their sum, up to
+#   3·B·D²·e more;
+# - with autograd, every product "coefficient × gathered row" keeps its gathered rows for the
+#   backward pass: B·D·e per changed row and slot, summed over the ops (ops of one pass change
+#   disjoint rows), and the backward pass builds about twice as much again in gradients
+#   (measured: weight 6 of a 13-qubit pyramid peaks within 10% of this count);
+# - the integer plan (int64 source and coefficient tables per changed row and slot) — which is
+#   what makes a weight-10 subspace of 20 wires (D = 184756) expensive before any torch work.
+# An op on t wires changes the weight-k states whose local pattern it moves, C(n−t−c, k−w−v) of
+# them per moved local pattern of weight w (c controls reading v ones). That exact count is
+# taken only when the cheap bound "every op changes every row" would not fit the budget.
+
+
+def _moved_weights(name: str) -> list[int]:
+    """Weights of the local basis states a gate moves (not an identity row and column)."""
+    return [bin(int(x)).count("1") for x in np.flatnonzero(~_untouched_local(name))]
+
+
+def _slots(op: Op) -> int:
+    gate = get_gate(op.name)
+    return 1 if gate.diagonal else comb(gate.num_wires, gate.num_wires // 2)
+
+
+#: The most slots any gate of the table needs (the bound used before counting op by op).
+_MAX_SLOTS = max(comb(g.num_wires, g.num_wires // 2) for g in GATES.values())
+
+
+def _changed_rows(op: Op, n: int, k: int) -> int:
+    """Number of weight-k rows ``op`` changes (Note [subspace memory])."""
+    free = n - len(op.wires) - len(op.controls)
+    need = k - sum(op.control_values)
+    return sum(comb(free, need - w) for w in _moved_weights(op.name) if need - w >= 0)
+
+
+def simulate_nbytes(
+    circuit: Circuit, batch: int, k: int, dtype: torch.dtype, *, grad: bool
+) -> int:
+    """Peak bytes of :func:`simulate` (Note [subspace memory]), from sizes only.
+
+    Args:
+        circuit: a Hamming-weight-preserving circuit.
+        batch: B, the number of parameter sets.
+        k: the weight.
+        dtype: the working dtype.
+        grad: whether autograd records the passes.
+
+    Returns:
+        The bound "every op changes every row" when that fits the budget, else the count from
+        the rows each op changes.
+    """
+    n, ops = circuit.n_qubits, circuit.ops
+    rows = subspace_dim(n, k)
+    e = dtype.itemsize
+    block = batch * rows * rows * e
+    dense = 3 * batch * min(len(ops) * rows * rows, _DENSE_LIMIT) * e
+
+    def total(changed: int, slot_rows: int) -> int:
+        plan = 8 * (changed + 2 * slot_rows + 16 * rows)
+        saved = 3 * slot_rows * rows * batch * e if grad else 0
+        return 5 * block + dense + plan + saved
+
+    limit = budget.max_bytes()
+    if 5 * block > limit:
+        return 5 * block  # refused whatever the plan: never count rows op by op for it
+    bound = total(len(ops) * rows, _MAX_SLOTS * len(ops) * rows)
+    if bound <= limit:
+        return bound
+    pairs = [(_slots(op), _changed_rows(op, n, k)) for op in ops]
+    return total(sum(t for _, t in pairs), sum(s * t for s, t in pairs))
+
+
 def is_fermionic(circuit: Circuit) -> bool:
     """True when the compound identity holds: only FBS gates and nearest-neighbour RBS gates."""
     return all(
@@ -242,6 +320,53 @@ def _minor_tables(n: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     return first, rest, col_t, drop_t
 
 
+# Note [compound memory]
+# ----------------------
+# :func:`compounds` keeps every order it builds (it returns them all): Σ_{o<=k} B·C(n,o)²·e.
+# Order o also holds its two gathered factors, the product and the running sum (and a copy as a
+# sum is replaced), about 5·B·C(n,o)²·e; with autograd each of the o products keeps both
+# factors, 2·o·B·C(n,o)²·e per order, and the backward pass about half as much again in
+# gradients. Its index tables (and the Python dict that builds them) cost about 200 + 48·o
+# bytes per o-subset. :func:`rotation_compounds` adds the upper orders, Σ_{o>n/2} C(n,o)², each
+# built by two gathers and a sign flip (a few copies of the largest).
+
+
+def _batch(matrix: Tensor) -> int:
+    b = 1
+    for d in matrix.shape[:-2]:
+        b *= d
+    return b
+
+
+def compounds_nbytes(n: int, k: int, batch: int, dtype: torch.dtype, *, grad: bool) -> int:
+    """Peak bytes of :func:`compounds` of ``batch`` n×n matrices up to order k (Note
+    [compound memory]), from sizes only."""
+    e = dtype.itemsize
+    outputs = tables = saved = 0
+    top = 0
+    for o in range(1, k + 1):
+        size = comb(n, o) ** 2 * batch * e
+        outputs += size
+        top = size
+        if o > 1:
+            tables += comb(n, o) * (200 + 48 * o)
+            saved += 3 * o * size if grad else 0
+    return outputs + 5 * top + tables + saved
+
+
+def _check_compounds(what: str, n: int, k: int, matrix: Tensor, extra: int = 0) -> None:
+    grad = torch.is_grad_enabled() and matrix.requires_grad
+    batch = _batch(matrix)
+    nbytes = compounds_nbytes(n, k, batch, matrix.dtype, grad=grad) + extra
+    lead = f"{batch} × " if batch != 1 else ""
+    budget.check(
+        f"{what} of {lead}{n}×{n} {str(matrix.dtype).removeprefix('torch.')} matrices (up to a "
+        f"{comb(n, k)} × {comb(n, k)} matrix of {k}×{k} minors"
+        f"{', with autograd' if grad else ''})",
+        nbytes,
+    )
+
+
 def compound(matrix: Tensor, k: int) -> Tensor:
     """The k-th compound ``A^(k)``: the ``C(n,k) × C(n,k)`` matrix of k×k minors of A.
 
@@ -252,6 +377,18 @@ def compound(matrix: Tensor, k: int) -> Tensor:
     Args:
         matrix: shape ``(..., n, n)``.
         k: order, ``0 <= k <= n``.
+
+    Returns:
+        Shape ``(..., C(n,k), C(n,k))``.
+
+    Raises:
+        ValueError: not a batch of square matrices, or k out of range.
+        MemoryError: the orders up to k would not fit :mod:`backends.budget` (checked from sizes
+            before anything is built; Note [compound memory]).
+
+    Example:
+        >>> compound(torch.eye(4, dtype=torch.float64), 2).shape
+        torch.Size([6, 6])
     """
     if matrix.ndim < 2 or matrix.shape[-1] != matrix.shape[-2]:
         raise ValueError(f"expected square matrices (..., n, n); found {tuple(matrix.shape)}")
@@ -260,7 +397,8 @@ def compound(matrix: Tensor, k: int) -> Tensor:
         raise ValueError(f"expected 0 <= k <= n = {n}; found k={k!r}")
     if k == 0:
         return torch.ones(*matrix.shape[:-2], 1, 1, dtype=matrix.dtype, device=matrix.device)
-    return compounds(matrix, k)[-1]
+    _check_compounds("compound", n, k, matrix)
+    return _compounds(matrix, k)[-1]
 
 
 def compounds(matrix: Tensor, k: int) -> list[Tensor]:
@@ -268,7 +406,30 @@ def compounds(matrix: Tensor, k: int) -> list[Tensor]:
 
     Each order is built from the one below (see :func:`compound`), so asking for all of them
     costs what the highest one costs alone.
+
+    Args:
+        matrix: shape ``(..., n, n)``.
+        k: highest order, ``1 <= k <= n``.
+
+    Returns:
+        k tensors, ``A^(o)`` of shape ``(..., C(n,o), C(n,o))``.
+
+    Raises:
+        ValueError: not a batch of square matrices, or k out of range.
+        MemoryError: the compounds would not fit :mod:`backends.budget` (checked from sizes
+            before anything is built; Note [compound memory]).
     """
+    if matrix.ndim < 2 or matrix.shape[-1] != matrix.shape[-2]:
+        raise ValueError(f"expected square matrices (..., n, n); found {tuple(matrix.shape)}")
+    n = matrix.shape[-1]
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n:
+        raise ValueError(f"expected 1 <= k <= n = {n}; found k={k!r}")
+    _check_compounds("compounds", n, k, matrix)
+    return _compounds(matrix, k)
+
+
+def _compounds(matrix: Tensor, k: int) -> list[Tensor]:
+    """Orders 1..k by Laplace expansion (see :func:`compound`), unchecked."""
     n = matrix.shape[-1]
     out = [matrix]
     rows_dim, cols_dim = matrix.ndim - 2, matrix.ndim - 1
@@ -333,12 +494,20 @@ def rotation_compounds(rotation: Tensor) -> list[Tensor]:
 
     Raises:
         ValueError: ``rotation`` is not a batch of square matrices.
+        MemoryError: the n + 1 compounds (``C(2n, n)`` entries per matrix in all) would not fit
+            :mod:`backends.budget` (checked from sizes first; Note [compound memory]).
     """
     if rotation.ndim < 2 or rotation.shape[-1] != rotation.shape[-2]:
         raise ValueError(f"expected square matrices (..., n, n); found {tuple(rotation.shape)}")
     n = rotation.shape[-1]
+    e, batch = rotation.dtype.itemsize, _batch(rotation)
+    upper = [comb(n, k) for k in range(n // 2 + 1, n + 1)]
+    extra = sum(c * c for c in upper) * batch * e  # the upper orders, kept
+    extra += 3 * max(upper, default=0) ** 2 * batch * e  # the gathers of the largest one
+    extra += sum(c * (200 + 48 * n) for c in upper)  # complement tables
+    _check_compounds("rotation_compounds", n, max(n // 2, 1), rotation, extra)
     low = [rotation.new_ones(*rotation.shape[:-2], 1, 1)]
-    low += compounds(rotation, n // 2) if n // 2 else []
+    low += _compounds(rotation, n // 2) if n // 2 else []
     out = list(low)
     for k in range(n // 2 + 1, n + 1):
         comp, sign = (t.to(rotation.device) for t in _complement_tables(n, n - k))

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from backends import exact
+from backends import budget, exact
 from circuits import Circuit
 
 # Note [two-design columns]
@@ -54,10 +54,60 @@ def _kron_index(gather: np.ndarray) -> Tensor:
     return torch.from_numpy(gather[..., None, :] * 4 + local)
 
 
+# Note [two-design memory]
+# ------------------------
+# From sizes alone, with S = B·C·2^n·k·e the bytes of one batch of states (B parameter sets, C
+# stacked circuits, e bytes per element) and h = n // 2:
+# - the plan: one ±1 vector of 2^n float64 per CZ layer, and per moment the flat-table indices of
+#   both Kronecker factors, 4^h·h + 4^(n−h)·(n−h) int64 (with two temporaries of that size);
+# - the forward pass: both factors of every moment, B·C·(4^h + 4^(n−h))·e each (their gathered
+#   entries, m times that, while they are built), and the states before every RY moment, kept for
+#   the backward pass: (moments + 1)·S;
+# - the backward pass: the states with one bit flipped per wire and their product with the
+#   adjoint, 2·n·S, beside the flip tables, n·2^n·16 bytes.
+
+
+def _cz_layers(circuit: Circuit) -> int:
+    """Number of maximal runs of consecutive CZ ops (each becomes one ±1 vector)."""
+    runs, last = 0, None
+    for op in circuit.ops:
+        if op.name == "cz" and last != "cz":
+            runs += 1
+        last = op.name
+    return runs
+
+
+def _kron_index_nbytes(n: int, moments: int, stack: int) -> int:
+    h = n // 2
+    return 3 * 8 * stack * moments * ((4**h) * h + 4 ** (n - h) * (n - h))
+
+
+def forward_nbytes(
+    n: int, k: int, moments: int, batch: int, stack: int, dtype: torch.dtype, *, grad: bool
+) -> int:
+    """Peak bytes of :class:`TwoDesignColumns` (Note [two-design memory]), from sizes only."""
+    e, h = dtype.itemsize, n // 2
+    state = batch * stack * (1 << n) * k * e
+    factors = batch * stack * moments * (4**h + 4 ** (n - h)) * e
+    building = batch * stack * moments * 4 ** (n - h) * (n - h) * e
+    forward = factors + building + (moments + 2) * state
+    backward = 2 * n * state + n * (1 << n) * 16 if grad else 0
+    return forward + backward
+
+
 @lru_cache(maxsize=256)
 def _moments(circuit: Circuit) -> tuple[np.ndarray, tuple[tuple[str, int], ...], list] | None:
-    """(RY parameter per moment and wire, steps, CZ diagonals), or None for other ops."""
-    n, idx = circuit.n_qubits, np.arange(1 << circuit.n_qubits)
+    """(RY parameter per moment and wire, steps, CZ diagonals), or None for other ops.
+
+    Raises:
+        MemoryError: the CZ vectors (2^n float64 each) would not fit :mod:`backends.budget`.
+    """
+    n = circuit.n_qubits
+    budget.check(
+        f"the CZ layers of a {n}-qubit two-design ({_cz_layers(circuit)} vectors of 2^{n})",
+        (_cz_layers(circuit) + 4) * 8 << n,
+    )
+    idx = np.arange(1 << n)
     rows: list[list[int]] = []
     steps: list[tuple[str, int]] = []
     diags: list[np.ndarray] = []
@@ -97,6 +147,12 @@ def ry_cz_plan(circuits: tuple[Circuit, ...]) -> RyCzPlan | None:
     ) or any(part[1] != parts[0][1] for part in parts):  # type: ignore[index]
         return None
     gather = np.stack([part[0] for part in parts])  # type: ignore[index]
+    n, moments = first.n_qubits, gather.shape[1]
+    budget.check(
+        f"the Kronecker tables of {len(circuits)} {n}-qubit two-design(s) with {moments} RY "
+        "moments",
+        _kron_index_nbytes(n, moments, len(circuits)),
+    )
     h = first.n_qubits // 2
     diags = [np.stack([part[2][i] for part in parts]) for i in range(len(parts[0][2]))]  # type: ignore[index]
     return RyCzPlan(
@@ -122,7 +178,12 @@ def _kron(table: Tensor, index: Tensor) -> Tensor:
 
 def two_design_columns(circuit: Circuit, theta: Tensor, k: int) -> Tensor:
     """The first ``k`` columns of an RY/CZ circuit's unitary, ``(..., 2^n, k)``, for angles
-    ``(..., num_params)`` (see Note [two-design columns]); equal to ``exact.columns``."""
+    ``(..., num_params)`` (see Note [two-design columns]); equal to ``exact.columns``.
+
+    Raises:
+        MemoryError: the plan, the states or their gradients would not fit
+            :mod:`backends.budget` (Note [two-design memory]; checked before each is built).
+    """
     plan = ry_cz_plan((circuit,))
     n = circuit.n_qubits
     if plan is None or n < 2:
@@ -175,6 +236,16 @@ class TwoDesignColumns(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, theta: Tensor, plan: RyCzPlan, n: int, k: int) -> Tensor:  # type: ignore[override]
+        stack, moments = plan.wires.shape[0], plan.wires.shape[1]
+        grad = bool(ctx.needs_input_grad[0])
+        nbytes = forward_nbytes(n, k, moments, theta.shape[0], stack, theta.dtype, grad=grad)
+        if nbytes > budget.max_bytes():
+            lead = f"{theta.shape[0]} parameter sets × " if theta.shape[0] != 1 else ""
+            budget.check(
+                f"the first {k} columns of {lead}{stack} {n}-qubit two-design(s) "
+                f"({str(theta.dtype).removeprefix('torch.')}{', with autograd' if grad else ''})",
+                nbytes,
+            )
         k_hi, k_lo = _moment_matrices(theta, plan)
         dim, stack = 1 << n, plan.wires.shape[0]
         state = torch.eye(dim, k, dtype=theta.dtype, device=theta.device)
