@@ -26,7 +26,6 @@ Example:
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -46,13 +45,7 @@ from qadapters.layers import (
     merge_layers,
 )
 from qadapters.quantization import enable_qat, storage_bits
-from qadapters.serialization import (
-    apply_adapter,
-    check_fits,
-    read_adapter,
-    save_directories,
-    stored_nbytes,
-)
+from qadapters.serialization import AdapterFilesMixin, stored_nbytes
 from qadapters.targets import find_targets, select_layers
 from qadapters.weighted import WEIGHTED, AdapterConfig, WeightedAdapter, WeightedConfig, combine
 
@@ -65,7 +58,7 @@ def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
     setattr(parent, child, new)
 
 
-class QAdapterModel(nn.Module):
+class QAdapterModel(AdapterFilesMixin, nn.Module):
     """A base model whose targeted linear layers carry named circuit adapters.
 
     Build it with :func:`get_qadapter_model` (or :meth:`from_pretrained`). Calls and unknown
@@ -333,46 +326,6 @@ class QAdapterModel(nn.Module):
             for p in module.parameters():
                 p.requires_grad_(False)  # a base tensor again (unload restores the flags)
 
-    def load_adapter(
-        self, path: str | os.PathLike[str], adapter_name: str, is_trainable: bool = False
-    ) -> None:
-        """Load a saved adapter directory under ``adapter_name`` (PEFT's ``load_adapter``),
-        not made active; an existing name with the same config gets its tensors replaced. A
-        failure leaves the model as it was.
-
-        Args:
-            path: a directory written by :meth:`save_pretrained` (``dir`` or ``dir/<name>``).
-            adapter_name: the name it gets here.
-            is_trainable: leave it trainable; otherwise it is frozen and the model put in eval
-                mode, as PEFT does.
-
-        Raises:
-            FileNotFoundError: a file is missing (its path named).
-            ValueError: a damaged file, a layer or tensor that does not fit (named), or an
-                existing name with another config.
-        """
-        saved = read_adapter(path)
-        added = adapter_name not in self.qadapter_configs
-        if added:
-            self.add_adapter(adapter_name, saved.config)
-        elif self.qadapter_configs[adapter_name] != saved.config:
-            raise ValueError(
-                f"adapter {adapter_name!r} exists with another config; delete it first or load "
-                "under a new name"
-            )
-        try:
-            check_fits(self, saved, adapter_name)
-            apply_adapter(self, saved, adapter_name)
-        except BaseException:
-            if added:
-                self.delete_adapter(adapter_name)
-            raise
-        for adapter in self._adapters_named(adapter_name):
-            for p in adapter.parameters():
-                p.requires_grad_(is_trainable and not isinstance(adapter, WeightedAdapter))
-        if not is_trainable:
-            self.eval()
-
     def add_weighted_adapter(
         self, adapters: Sequence[str], weights: Sequence[float], adapter_name: str
     ) -> None:
@@ -526,66 +479,6 @@ class QAdapterModel(nn.Module):
     def _restore_requires_grad(self) -> None:
         for n, p in self.base_model.named_parameters():
             p.requires_grad_(self._requires_grad.get(n, p.requires_grad))
-
-    # --- persistence --------------------------------------------------------------------------
-    def save_pretrained(
-        self, directory: str | os.PathLike[str], selected_adapters: Sequence[str] | None = None
-    ) -> None:
-        """Write each adapter's ``adapter_model.safetensors`` and ``adapter_config.json``: the
-        ``"default"`` one at the top of ``directory`` (created if missing), the others in
-        ``directory/<name>/`` (PEFT's layout); each directory a standalone adapter and one
-        transaction (Note [adapter directory as a transaction] in :mod:`.serialization`).
-        ``selected_adapters``: which to save (default: all).
-
-        Raises:
-            ValueError: an unknown name (the names present are listed), a path that is a file,
-                or no adapter to save (after ``merge_and_unload``); nothing is written.
-        """
-        names = list(self.qadapter_configs) if selected_adapters is None else selected_adapters
-        for name in names:
-            self.config_of(name)
-        save_directories(self, directory, names)
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        model: nn.Module,
-        directory: str | os.PathLike[str],
-        adapter_name: str = DEFAULT_ADAPTER,
-        is_trainable: bool = False,
-    ) -> QAdapterModel:
-        """Rebuild an adapter saved by :meth:`save_pretrained` on ``model``; as in PEFT, for
-        inference (every parameter frozen, eval mode) unless ``is_trainable``. Files are checked
-        first; a failure leaves ``model`` exactly as it was. Add the adapters saved in
-        ``directory/<name>`` with :meth:`load_adapter`.
-
-        Args:
-            model: a fresh base model with the shapes the adapters were trained on.
-            directory: a folder written by :meth:`save_pretrained`.
-            adapter_name: the name the adapter gets.
-            is_trainable: leave the adapter (and its saved modules) trainable.
-
-        Returns:
-            The adapted model; its outputs equal the saved model's bit for bit.
-
-        Raises:
-            FileNotFoundError: when a file is missing (its path named).
-            ValueError: a damaged file (its path named), or a layer whose shape differs (the
-                layer and both shapes are named).
-        """
-        saved = read_adapter(directory)
-        wrapped = cls(model, saved.config, adapter_name)
-        try:
-            check_fits(wrapped, saved, adapter_name)
-            apply_adapter(wrapped, saved, adapter_name)
-        except BaseException:
-            wrapped.unload()
-            raise
-        if not is_trainable:
-            wrapped.set_adapter(adapter_name, inference_mode=True)
-            wrapped.eval()
-        return wrapped
-
 
 def get_qadapter_model(
     model: nn.Module, config: QAdapterConfig, adapter_name: str = DEFAULT_ADAPTER

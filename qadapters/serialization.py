@@ -37,7 +37,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -54,10 +54,11 @@ from qadapters.quantization import (
     quantizers,
     unpack_codes,
 )
-from qadapters.weighted import AdapterConfig, config_from_json
+from qadapters.weighted import AdapterConfig, WeightedAdapter, config_from_json
 
 if TYPE_CHECKING:
     from qadapters.layers import QAdapterLinear
+    from qadapters.lora_export import LoraExport
     from qadapters.model import QAdapterModel
 
 WEIGHTS_NAME = "adapter_model.safetensors"
@@ -402,3 +403,128 @@ def load_adapter(
     saved = read_adapter(directory)
     check_fits(model, saved, adapter_name)
     apply_adapter(model, saved, adapter_name)
+
+
+class AdapterFilesMixin:
+    """The file methods of :class:`~qadapters.model.QAdapterModel` (PEFT's names): saving every
+    named adapter, loading one for inference or training, and exporting one as a LoRA checkpoint.
+    """
+
+    def save_pretrained(
+        self: QAdapterModel,
+        directory: str | os.PathLike[str],
+        selected_adapters: Sequence[str] | None = None,
+    ) -> None:
+        """Write each adapter's ``adapter_model.safetensors`` and ``adapter_config.json``: the
+        ``"default"`` one at the top of ``directory`` (created if missing), the others in
+        ``directory/<name>/`` (PEFT's layout); each directory a standalone adapter and one
+        transaction (Note [adapter directory as a transaction] in :mod:`.serialization`).
+        ``selected_adapters``: which to save (default: all).
+
+        Raises:
+            ValueError: an unknown name (the names present are listed), a path that is a file,
+                or no adapter to save (after ``merge_and_unload``); nothing is written.
+        """
+        names = list(self.qadapter_configs) if selected_adapters is None else selected_adapters
+        for name in names:
+            self.config_of(name)
+        save_directories(self, directory, names)
+
+    @classmethod
+    def from_pretrained(
+        cls: type[QAdapterModel],
+        model: nn.Module,
+        directory: str | os.PathLike[str],
+        adapter_name: str = DEFAULT_ADAPTER,
+        is_trainable: bool = False,
+    ) -> QAdapterModel:
+        """Rebuild an adapter saved by :meth:`save_pretrained` on ``model``; as in PEFT, for
+        inference (every parameter frozen, eval mode) unless ``is_trainable``. Files are checked
+        first; a failure leaves ``model`` exactly as it was. Add the adapters saved in
+        ``directory/<name>`` with :meth:`load_adapter`.
+
+        Args:
+            model: a fresh base model with the shapes the adapters were trained on.
+            directory: a folder written by :meth:`save_pretrained`.
+            adapter_name: the name the adapter gets.
+            is_trainable: leave the adapter (and its saved modules) trainable.
+
+        Returns:
+            The adapted model; its outputs equal the saved model's bit for bit.
+
+        Raises:
+            FileNotFoundError: when a file is missing (its path named).
+            ValueError: a damaged file (its path named), or a layer whose shape differs (the
+                layer and both shapes are named).
+        """
+        saved = read_adapter(directory)
+        wrapped = cls(model, saved.config, adapter_name)
+        try:
+            check_fits(wrapped, saved, adapter_name)
+            apply_adapter(wrapped, saved, adapter_name)
+        except BaseException:
+            wrapped.unload()
+            raise
+        if not is_trainable:
+            wrapped.set_adapter(adapter_name, inference_mode=True)
+            wrapped.eval()
+        return wrapped
+
+    def load_adapter(
+        self: QAdapterModel,
+        path: str | os.PathLike[str],
+        adapter_name: str,
+        is_trainable: bool = False,
+    ) -> None:
+        """Load a saved adapter directory under ``adapter_name`` (PEFT's ``load_adapter``),
+        not made active; an existing name with the same config gets its tensors replaced. A
+        failure leaves the model as it was.
+
+        Args:
+            path: a directory written by :meth:`save_pretrained` (``dir`` or ``dir/<name>``).
+            adapter_name: the name it gets here.
+            is_trainable: leave it trainable; otherwise it is frozen and the model put in eval
+                mode, as PEFT does.
+
+        Raises:
+            FileNotFoundError: a file is missing (its path named).
+            ValueError: a damaged file, a layer or tensor that does not fit (named), or an
+                existing name with another config.
+        """
+        saved = read_adapter(path)
+        added = adapter_name not in self.qadapter_configs
+        if added:
+            self.add_adapter(adapter_name, saved.config)
+        elif self.qadapter_configs[adapter_name] != saved.config:
+            raise ValueError(
+                f"adapter {adapter_name!r} exists with another config; delete it first or load "
+                "under a new name"
+            )
+        try:
+            check_fits(self, saved, adapter_name)
+            apply_adapter(self, saved, adapter_name)
+        except BaseException:
+            if added:
+                self.delete_adapter(adapter_name)
+            raise
+        for adapter in self._adapters_named(adapter_name):
+            for p in adapter.parameters():
+                p.requires_grad_(is_trainable and not isinstance(adapter, WeightedAdapter))
+        if not is_trainable:
+            self.eval()
+
+    def save_as_lora(
+        self: QAdapterModel,
+        path: str | os.PathLike[str],
+        rank: int | None = None,
+        adapter_name: str | None = None,
+        **kwargs: Any,
+    ) -> LoraExport:
+        """Write an adapter as a standard PEFT LoRA checkpoint that any LoRA server loads
+        (exact for the low-rank families; a reported truncated SVD otherwise).
+
+        See :func:`qadapters.lora_export.save_as_lora` for the arguments and the errors.
+        """
+        from qadapters.lora_export import save_as_lora
+
+        return save_as_lora(self, path, rank=rank, adapter_name=adapter_name, **kwargs)

@@ -181,6 +181,19 @@ def test_exact_rank_loads_in_peft_with_the_same_outputs(
     assert (ours - theirs).abs().max() <= 1e-5
 
 
+def test_the_model_method_writes_the_same_checkpoint(tmp_path: Path) -> None:
+    model, _ = adapted("pauli", CASES[0][1])
+    by_function = save_as_lora(model, tmp_path / "f", verbose=False)
+    by_method = model.save_as_lora(tmp_path / "m", verbose=False)
+    assert by_method.rank == by_function.rank
+    assert (tmp_path / "m" / CONFIG_NAME).read_text() == (tmp_path / "f" / CONFIG_NAME).read_text()
+    from safetensors.torch import load_file
+
+    ours, theirs = (load_file(str(tmp_path / d / "adapter_model.safetensors")) for d in "mf")
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
 @pytest.mark.parametrize(("family", "kind"), CASES, ids=IDS)
 def test_truncated_rank_has_the_reported_optimal_error(
     family: str, kind: Kind, tmp_path: Path
