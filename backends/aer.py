@@ -52,6 +52,7 @@ from backends.sampling import (
     Sample,
     bindings,
     check_qubits,
+    check_shot_budget,
     counts_per_set,
     estimator_pubs,
     expectation_values,
@@ -179,9 +180,12 @@ def sample(
 
     Raises:
         ValueError: params of the wrong shape or non-finite, shots <= 0, unknown noise backend.
+        MemoryError: more shots than :mod:`backends.budget` holds
+            (:func:`backends.sampling.check_shot_budget`), before anything runs.
     """
     arr, single = parameter_sets(circuit, params)
     shots = check_shots(shots)
+    check_shot_budget(shots, circuit.n_qubits, len(arr), what="aer.sample")
     sim = simulator(noise, method=method, seed=seed)
     check_qubits(circuit, sim, "simulator")
     symbolic = to_qiskit(circuit, measure=True)
@@ -286,6 +290,7 @@ def expectation(
 
     Raises:
         ValueError: bad params, shots <= 0, or observables of the wrong size or type.
+        MemoryError: more shots than :mod:`backends.budget` holds, before anything runs.
     """
     arr, single_p = parameter_sets(circuit, params)
     ops, single_o = pauli_observables(observables, circuit.n_qubits)
@@ -302,6 +307,7 @@ def expectation(
     shots = check_shots(shots)
     terms = [(label, complex(c)) for op in ops for label, c in op.to_list()]
     bases = _qwc_groups([t[0] for t in terms])
+    check_shot_budget(shots, circuit.n_qubits, len(arr) * len(bases), what="aer.expectation")
     circuits = [_basis_circuit(symbolic, b) for b in bases]
     isas = [_transpile(qc, sim, seed, optimization_level, noise is not None) for qc in circuits]
     pubs = [pub(isa, bindings(symbolic, isa, arr)) for isa in isas]
@@ -345,10 +351,15 @@ def sample_postselected(
         params, shots, seed, noise, optimization_level: as for :func:`sample`.
 
     Returns:
-        A :class:`PostselectedSample`; arrays have a leading B axis only for batched params.
+        A :class:`PostselectedSample`; arrays have a leading B axis only for batched params. A
+        parameter set with no kept shot has NaN probabilities (check ``kept_fraction``).
+
+    Warns:
+        UserWarning: some parameter set kept no shot.
 
     Raises:
         ValueError: no postselection recorded, or the errors of :func:`sample`.
+        MemoryError: the shots would not fit :mod:`backends.budget`.
     """
     if not isinstance(circuit, Circuit) or not circuit.ancillas or not circuit.postselect:
         raise ValueError("expected a circuit with ancillas and a postselect pattern")

@@ -20,13 +20,15 @@ resolved, with an install hint if missing; ``"exact"`` needs neither.
 Postselection: for a circuit with ancillas (e.g. :func:`circuits.lcu.lcu`) an executor keeps the
 shots (or amplitudes) whose ancillas read the circuit's ``postselect`` pattern and averages the
 Z string over those: the renormalised expectation of the postselected state. A parameter set with
-nothing kept gets the value 0.
+nothing kept gets the value 0 and ``kept_fraction`` 0 (the field to check), with a
+``UserWarning`` that names the pattern.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, Self
@@ -35,7 +37,7 @@ import numpy as np
 import torch
 
 from backends import exact
-from backends.postselection import kept_indices
+from backends.postselection import NEVER, kept_indices
 from circuits import Circuit
 
 if TYPE_CHECKING:
@@ -234,6 +236,14 @@ class ExactExecutor:
             state = state[..., torch.as_tensor(kept_indices(circuit))]
         probs = (state.abs() ** 2).numpy()
         kept = probs.sum(-1)
+        if circuit.ancillas and bool((kept <= NEVER).any()):
+            warnings.warn(
+                f"the ancillas {list(circuit.ancillas)} never read the postselect pattern "
+                f"{list(circuit.postselect)} for {int((kept <= NEVER).sum())} parameter set(s); "
+                "their values are 0 with kept_fraction 0",
+                UserWarning,
+                stacklevel=2,
+            )
         weighted = probs @ _z_signs(len(circuit.system_wires), wires)
         values = np.where(kept > 0, weighted / np.where(kept > 0, kept, 1.0), 0.0)
         return ZEstimate(values, kept, None)

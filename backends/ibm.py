@@ -20,12 +20,15 @@ used everywhere with no fallback.
 
 Credentials: ``QISKIT_IBM_TOKEN`` (and optional ``QISKIT_IBM_INSTANCE``) from the environment, else
 a saved account (``QiskitRuntimeService.save_account``). The token is never logged, never written
-and is scrubbed from every error this module raises.
+and is scrubbed from every error this module raises. No token at all raises
+:class:`IBMAccountMissingError` (saying how to provide one); a token the service refuses (an
+authentication error: ``IBMNotAuthorizedError``, ``InvalidAccountError``, HTTP 400/401/403 from
+IAM or the API) raises :class:`IBMTokenRejectedError`, which says where the token came from.
 
-Errors: every check (spec, qubit count, parameter shape and values, shots) runs before anything is
-submitted. A failed or cancelled job raises :class:`IBMJobError` with the job id and status;
-transient errors (network, timeouts, HTTP API errors) are retried ``max_retries`` times with
-exponential back-off.
+Errors: every check (spec, qubit count, parameter shape and values, shots and the memory their
+results need) runs before anything is submitted. A failed or cancelled job raises
+:class:`IBMJobError` with the job id and status; transient errors (network, timeouts, HTTP API
+errors) are retried ``max_retries`` times with exponential back-off.
 """
 
 from __future__ import annotations
@@ -40,11 +43,13 @@ import numpy as np
 from circuits import Circuit
 
 try:
+    from ibm_cloud_sdk_core import ApiException
     from qiskit import QuantumCircuit
     from qiskit.quantum_info import SparsePauliOp
     from qiskit_ibm_runtime import Batch, IBMBackend, QiskitRuntimeService, Session
+    from qiskit_ibm_runtime.accounts.exceptions import InvalidAccountError
     from qiskit_ibm_runtime.api.exceptions import RequestsApiError
-    from qiskit_ibm_runtime.exceptions import RuntimeJobTimeoutError
+    from qiskit_ibm_runtime.exceptions import IBMNotAuthorizedError, RuntimeJobTimeoutError
     from qiskit_ibm_runtime.executor_estimator import Estimator
     from qiskit_ibm_runtime.executor_sampler import Sampler
     from qiskit_ibm_runtime.fake_provider import fake_provider as _fakes
@@ -59,6 +64,7 @@ from backends.sampling import (
     Sample,
     bindings,
     check_qubits,
+    check_shot_budget,
     counts_per_set,
     estimator_pubs,
     expectation_values,
@@ -73,6 +79,7 @@ __all__ = [
     "IBMAccountMissingError",
     "IBMJobError",
     "IBMSample",
+    "IBMTokenRejectedError",
     "IBMTransientError",
     "PostselectedSample",
     "Sample",
@@ -104,6 +111,30 @@ NO_ACCOUNT = (
 
 class IBMAccountMissingError(RuntimeError):
     """No usable IBM Quantum credentials (the message says how to provide them)."""
+
+
+class IBMTokenRejectedError(IBMAccountMissingError):
+    """A token was found (``QISKIT_IBM_TOKEN`` or a saved account) and the service refused it.
+
+    A subclass of :class:`IBMAccountMissingError`, so code that catches "no usable account"
+    catches it too; the message never holds the token.
+    """
+
+
+#: HTTP statuses that mean "these credentials are refused" (IAM answers 400 to an unknown key).
+_AUTH_STATUSES = (400, 401, 403)
+
+
+def _is_auth_error(err: BaseException) -> bool:
+    """Whether ``err`` says the credentials were refused (not that none exist or the network
+    failed)."""
+    if isinstance(err, IBMNotAuthorizedError | InvalidAccountError):
+        return True
+    if isinstance(err, ApiException):
+        return err.code in _AUTH_STATUSES
+    if isinstance(err, RequestsApiError):
+        return err.status_code in _AUTH_STATUSES
+    return False
 
 
 class IBMJobError(RuntimeError):
@@ -157,21 +188,41 @@ def fake_backend(name: str) -> Any:
     return classes[name]()
 
 
+def _refused(err: BaseException, source: str) -> IBMAccountMissingError:
+    """The error to raise when opening the service with a token from ``source`` failed."""
+    detail = f"{type(err).__name__}: {_redact(str(err))}"
+    if _is_auth_error(err):
+        return IBMTokenRejectedError(
+            f"IBM Quantum rejected the token from {source} ({detail}); check that it is a "
+            "current IBM Cloud API key for the instance (QISKIT_IBM_INSTANCE), or replace it"
+        )
+    return IBMAccountMissingError(
+        f"could not open the IBM Quantum service with the token from {source} ({detail})"
+    )
+
+
 def runtime_service() -> Any:
     """The ``QiskitRuntimeService`` from the environment or a saved account.
 
     Raises:
-        IBMAccountMissingError: no credentials, or the service refused them (token scrubbed).
+        IBMTokenRejectedError: a token was found and the service refused it (token scrubbed).
+        IBMAccountMissingError: no credentials at all (the message says how to provide them),
+            or the service could not be opened with the token found.
     """
     token = os.environ.get("QISKIT_IBM_TOKEN")
     instance = os.environ.get("QISKIT_IBM_INSTANCE") or None
-    try:
-        if token:
+    if token:
+        try:
             return QiskitRuntimeService(
                 channel="ibm_quantum_platform", token=token, instance=instance
             )
+        except Exception as err:
+            raise _refused(err, "QISKIT_IBM_TOKEN") from None
+    try:
         return QiskitRuntimeService()
     except Exception as err:
+        if _is_auth_error(err):
+            raise _refused(err, "the saved account") from None
         raise IBMAccountMissingError(
             f"{NO_ACCOUNT} ({type(err).__name__}: {_redact(str(err))})"
         ) from None
@@ -189,6 +240,7 @@ def resolve_backend(spec: str, *, noise: bool = True) -> Any:
     Raises:
         ValueError: the spec is not ``ibm:<name>``, or names no fake backend.
         IBMAccountMissingError: a real device without credentials.
+        IBMTokenRejectedError: a real device, and the service refused the token.
     """
     if not isinstance(spec, str) or not spec.startswith("ibm:") or len(spec) <= 4:
         raise ValueError(
@@ -209,6 +261,10 @@ def resolve_backend(spec: str, *, noise: bool = True) -> Any:
     try:
         return service.backend(name)
     except Exception as err:
+        if _is_auth_error(err):
+            env = os.environ.get("QISKIT_IBM_TOKEN")
+            source = "QISKIT_IBM_TOKEN" if env else "the saved account"
+            raise _refused(err, source) from None
         raise ValueError(f"IBM backend {name!r} is not available: {_redact(str(err))}") from None
 
 
@@ -222,6 +278,8 @@ def _check(circuit: Circuit, params: Any, shots: Any, backend: Any) -> tuple[np.
     if shots is not None:
         check_shots(shots)
     check_qubits(circuit, backend)
+    if shots is not None:
+        check_shot_budget(int(shots), circuit.n_qubits, len(arr), what="ibm.sample")
     return arr, single
 
 
@@ -359,7 +417,9 @@ def sample(
 
     Raises:
         ValueError: bad spec, mode, params or shots, or too many qubits — before submission.
-        IBMAccountMissingError, IBMJobError, IBMTransientError: see above.
+        MemoryError: more shots than :mod:`backends.budget` holds — before submission.
+        IBMAccountMissingError, IBMTokenRejectedError, IBMJobError, IBMTransientError: see
+            above.
     """
     _check_mode(mode)
     dev = _backend(backend, noise)
@@ -394,7 +454,10 @@ def sample_postselected(circuit: Circuit, params: Any, **kwargs: Any) -> Postsel
     Returns:
         A :class:`~backends.sampling.PostselectedSample` (as ``backends.aer.sample_postselected``
         returns), with the runtime job's id; the kept fraction sits next to the exact noiseless
-        success probability.
+        success probability. A parameter set with no kept shot has NaN probabilities.
+
+    Warns:
+        UserWarning: some parameter set kept no shot.
 
     Raises:
         ValueError: the circuit records no postselection, or the errors of :func:`sample`.

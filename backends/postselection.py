@@ -15,6 +15,12 @@
 
 Everything is simulated with :mod:`backends.exact` on the full register (system + ancillas), so
 it works for any circuit that records ``ancillas`` and ``postselect``, wherever the ancillas sit.
+
+A pattern the ancillas never read (success probability at most :data:`NEVER`) is not an error —
+the values are exact — but it is never silent: :func:`success_probability` and
+:func:`postselected_operator` warn with a ``UserWarning`` naming the pattern, and the sampled
+counterpart (:func:`backends.sampling.postselected_sample`) returns NaN probabilities for a
+parameter set that kept no shot.
 """
 
 from __future__ import annotations
@@ -25,13 +31,14 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from backends import exact
+from backends import budget, exact
 from circuits import Circuit
 from circuits.lcu import lcu_num_ancillas
 
 Tensor = torch.Tensor
 
 __all__ = [
+    "NEVER",
     "kept_indices",
     "lcu_angles_torch",
     "lcu_params",
@@ -39,6 +46,19 @@ __all__ = [
     "postselected_operator",
     "success_probability",
 ]
+
+
+#: A success probability at most this is "never" (no realistic number of shots keeps one).
+NEVER = 1e-12
+
+
+def _warn_never(circuit: Circuit, what: str, stacklevel: int = 3) -> None:
+    warnings.warn(
+        f"{what}: the ancillas {list(circuit.ancillas)} never read the postselect pattern "
+        f"{list(circuit.postselect)} (success probability <= {NEVER:g}); no shot would be kept",
+        UserWarning,
+        stacklevel=stacklevel,
+    )
 
 
 # ---------------------------------------------------------------------------- angles
@@ -186,15 +206,28 @@ def postselected_operator(circuit: Circuit, params: Tensor | Sequence[float]) ->
 
     Raises:
         ValueError: no ancillas or no postselect pattern; bad params (see ``exact.apply``).
+        MemoryError: the register is too large for :mod:`backends.budget`.
+
+    Warns:
+        UserWarning: for some parameter set the operator is zero: no input is ever kept.
     """
     idx = kept_indices(circuit)
     params = exact._check_params(circuit, params)
     dim = 2**circuit.n_qubits
+    budget.check(
+        f"postselected_operator of a {circuit.n_qubits}-qubit circuit ({len(idx)} basis states "
+        f"of 2^{circuit.n_qubits})",
+        len(idx) * dim * params.dtype.itemsize,
+    )
     basis = torch.zeros(len(idx), dim, dtype=params.dtype, device=params.device)
     basis[torch.arange(len(idx)), torch.as_tensor(idx)] = 1
     p = params if params.ndim == 1 else params.unsqueeze(-2)
     out = exact.apply(circuit, p, basis)  # (..., K, dim): row c = U |c, pattern>
     kept = out[..., torch.as_tensor(idx, device=out.device)]  # (..., c, r)
+    # every input is lost exactly when all of the operator's entries vanish
+    largest = (kept.detach().abs() ** 2).sum(-2).amax(-1)
+    if bool((largest <= NEVER).any()):
+        _warn_never(circuit, "postselected_operator")
     return kept.transpose(-1, -2)
 
 
@@ -216,6 +249,9 @@ def success_probability(
     Raises:
         ValueError: no postselection recorded, states of the wrong size or of zero norm, bad
             params.
+
+    Warns:
+        UserWarning: some probability is at most :data:`NEVER` (the value is still returned).
     """
     idx = kept_indices(circuit)
     k = len(idx)
@@ -229,7 +265,10 @@ def success_probability(
     full[..., torch.as_tensor(idx)] = states
     out = exact.apply(circuit, params, full)
     kept = out[..., torch.as_tensor(idx, device=out.device)]
-    return (kept.abs() ** 2).sum(-1) / norms
+    probability = (kept.abs() ** 2).sum(-1) / norms
+    if bool((probability.detach() <= NEVER).any()):
+        _warn_never(circuit, "success_probability")
+    return probability
 
 
 def postselect_counts(circuit: Circuit, counts: dict[str, int]) -> dict[str, int]:
@@ -242,7 +281,8 @@ def postselect_counts(circuit: Circuit, counts: dict[str, int]) -> dict[str, int
 
     Returns:
         ``{system bitstring: count}`` of the kept shots (system wires in increasing order);
-        ``sum(values) / shots`` is the kept fraction.
+        ``sum(values) / shots`` is the kept fraction, and an empty dict means no shot was kept
+        (:func:`backends.sampling.postselected_sample` warns about that).
 
     Raises:
         ValueError: no postselection recorded, or a bitstring of the wrong length.

@@ -9,6 +9,8 @@
 - :func:`z_parity_mean` — the mean of a Z string over counted shots.
 - :func:`postselected_sample` — counts → the shots whose ancillas read the postselect pattern,
   next to the exact success probability.
+- :func:`check_shot_budget` — refuses a shot count whose results would not fit
+  :mod:`backends.budget`, before anything is submitted.
 - :class:`Sample` / :class:`PostselectedSample` — the result types of ``sample`` and
   ``sample_postselected`` on every backend.
 
@@ -19,6 +21,8 @@ character), the order :func:`backends.qiskit.to_qiskit` measures into; a basis i
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from backends import exact
+from backends import budget, exact
 from backends.postselection import kept_indices, postselect_counts
 from circuits import Circuit
 
@@ -43,10 +47,12 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
 from backends.qiskit import parameter_values
 
 __all__ = [
+    "BYTES_PER_SHOT",
     "PostselectedSample",
     "Sample",
     "bindings",
     "check_qubits",
+    "check_shot_budget",
     "counts_per_set",
     "estimator_pubs",
     "expectation_values",
@@ -60,6 +66,13 @@ __all__ = [
 ]
 
 Counts = dict[str, int]
+
+#: Bytes one shot of one parameter set costs before its counts exist: Aer's ``SamplerV2`` runs
+#: with per-shot memory (a hex string per shot, copied into Python, then packed into the
+#: ``BitArray``); measured at about 240 bytes per shot on qiskit-aer 0.18 for 3 to 16 measured
+#: bits. IBM Runtime results are unpacked into the same ``BitArray`` (and fake backends run on
+#: Aer), so one figure serves both. :func:`check_shot_budget` adds the packed bits.
+BYTES_PER_SHOT = 256
 
 
 # ---------------------------------------------------------------------------- results
@@ -91,7 +104,9 @@ class PostselectedSample:
         success_probability: the exact (noiseless) probability of the pattern, per parameter set.
         counts: kept counts keyed by system bitstrings (system wires in order); a list with one
             dict per parameter set for batched params.
-        probabilities: kept counts normalised to sum to 1, ``(B, 2^s)`` (zeros if none kept).
+        probabilities: kept counts normalised to sum to 1, ``(B, 2^s)``; a parameter set with
+            no kept shot has a row of NaN (there is no distribution to estimate), and a
+            ``UserWarning`` says so.
         shots: shots per parameter set.
         job_id: the job's id where the backend has jobs (IBM Runtime), else ``None``.
     """
@@ -152,6 +167,44 @@ def check_qubits(circuit: Circuit, backend: Any, what: str = "backend") -> None:
     if circuit.n_qubits > backend.num_qubits:
         raise ValueError(
             f"the circuit needs {circuit.n_qubits} qubits; {label} has {backend.num_qubits}"
+        )
+
+
+def check_shot_budget(
+    shots: int, n_bits: int, num_sets: int = 1, *, what: str = "sampling"
+) -> None:
+    """Refuse ``shots`` when the results would not fit :mod:`backends.budget`.
+
+    A sampler holds every shot of every parameter set in memory before it counts them
+    (:data:`BYTES_PER_SHOT` each, plus the packed bits), so ``shots=10**12`` dies in the
+    simulator with ``std::bad_alloc``; this check runs before anything is submitted.
+
+    Args:
+        shots: shots per parameter set (already checked positive).
+        n_bits: measured bits per shot.
+        num_sets: parameter sets (or PUBs) that each get ``shots`` shots.
+        what: the call, for the message (``"aer.sample"``).
+
+    Raises:
+        MemoryError: naming the shots, the most that fit the budget, and how to raise it.
+
+    Example:
+        >>> check_shot_budget(4096, 3)
+        >>> with budget.limit("1M"):
+        ...     check_shot_budget(10**6, 3)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        MemoryError: sampling: 1000000 shots × 1 parameter set(s) of 3 bits (about 258 ...
+    """
+    per_shot = BYTES_PER_SHOT + 2 * math.ceil(n_bits / 8)
+    nbytes = shots * num_sets * per_shot
+    limit = budget.max_bytes()
+    if nbytes > limit:
+        most = limit // (num_sets * per_shot)
+        budget.check(
+            f"{what}: {shots} shots × {num_sets} parameter set(s) of {n_bits} bits (about "
+            f"{per_shot} bytes per shot; at most {most} shots per set fit)",
+            nbytes,
         )
 
 
@@ -383,8 +436,12 @@ def postselected_sample(
         job_id: recorded in the result.
 
     Returns:
-        A :class:`PostselectedSample`; a pattern that never occurs gives kept fraction 0 and
-        all-zero probabilities.
+        A :class:`PostselectedSample`; a parameter set with no kept shot has kept fraction 0
+        and a row of NaN probabilities, never a row that looks like a distribution.
+
+    Warns:
+        UserWarning: some parameter set kept no shot (naming the ancillas, the pattern, the
+            shots and the exact success probability).
 
     Raises:
         ValueError: the circuit records no postselection, or counts and parameter sets differ
@@ -402,9 +459,21 @@ def postselected_sample(
     probs = np.zeros((len(kept), 2**s))
     for b, c in enumerate(kept):
         total = sum(c.values())
+        if not total:
+            probs[b] = np.nan
         for bits, k in c.items():
             probs[b, int(bits, 2)] = k / total
     success = _exact_success(circuit, params)
+    empty = [b for b, c in enumerate(kept) if not c]
+    if empty:
+        sets = "the parameter set" if single else f"parameter set(s) {empty[:10]}"
+        warnings.warn(
+            f"no shot of {shots} kept for {sets}: ancillas {list(circuit.ancillas)} never read "
+            f"the postselect pattern {list(circuit.postselect)} (exact success probability "
+            f"{float(success[empty[0]]):.3g}); their probabilities are NaN",
+            UserWarning,
+            stacklevel=2,
+        )
     if single:
         return PostselectedSample(fractions[0], success[0], kept[0], probs[0], shots, job_id)
     return PostselectedSample(fractions, success, kept, probs, shots, job_id)

@@ -14,6 +14,7 @@ from backends import aer, exact
 from backends.postselection import lcu_params, success_probability
 from circuits import (
     Circuit,
+    Op,
     fbs_butterfly,
     rbs_brick,
     rbs_butterfly,
@@ -99,6 +100,15 @@ def test_postselection_kept_fraction_vs_exact_success():
     assert (np.abs(ps.kept_fraction - expected) < 2 * aer.tv_bound(2, shots)).all()
     assert ps.probabilities.shape == (2, 8)
     np.testing.assert_allclose(ps.probabilities.sum(-1), 1.0)
+
+
+def test_postselection_that_keeps_nothing_warns_and_is_nan():
+    # RY(π) on the ancilla (wire 0) flips it: pattern (0,) never occurs for the first set
+    c = Circuit(2, [Op("ry", (0,), 0)], 1, ancillas=(0,), postselect=(0,))
+    with pytest.warns(UserWarning, match=r"no shot of 50 kept for parameter set\(s\) \[0\].*NaN"):
+        ps = aer.sample_postselected(c, np.array([[np.pi], [np.pi / 2]]), shots=50, seed=1)
+    assert ps.kept_fraction[0] == 0 and np.isnan(ps.probabilities[0]).all()
+    assert ps.kept_fraction[1] > 0 and ps.probabilities[1].sum() == pytest.approx(1.0)
 
 
 OBSERVABLES = ["ZIII", "IXZI", "YYII", "IIIZ"]

@@ -25,7 +25,7 @@ import backends
 from backends import executors
 from backends.executors import SPEC_HELP, resolve
 from backends.postselection import lcu_params
-from circuits import Circuit, rbs_pyramid, two_design
+from circuits import Circuit, Op, rbs_pyramid, two_design
 from circuits.lcu import lcu
 from tests.reference import reference_unitary
 
@@ -210,6 +210,13 @@ def test_no_ibm_account_is_a_value_error_without_the_token(monkeypatch: pytest.M
         resolve("ibm:ibm_fez")
     assert token not in str(info.value) and "***" in str(info.value)
     assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_exact_postselection_that_keeps_nothing_warns_and_reports_kept_zero():
+    never = Circuit(2, [Op("x", (0,))], 0, ancillas=(0,), postselect=(0,))
+    with pytest.warns(UserWarning, match=r"ancillas \[0\] never read the postselect pattern"):
+        estimate = resolve("exact").z_expectation(never, np.zeros(0), (0,))
+    assert estimate.kept_fraction == 0 and estimate.values == 0
 
 
 ERRORS = [

@@ -148,3 +148,48 @@ def test_token_never_appears_in_errors(monkeypatch: pytest.MonkeyPatch):
     text = "".join(traceback.format_exception(info.value))
     assert TOKEN not in text and TOKEN not in repr(info.value)  # ...and never shown
     assert "***" in str(info.value)
+
+
+REJECTIONS = {
+    "not-authorized": lambda tok: ibm.IBMNotAuthorizedError(f"401 Unauthorized for {tok}"),
+    "iam-400": lambda tok: ibm.ApiException(
+        400, message=f"Provided API key could not be found: {tok}"
+    ),
+    "api-401": lambda tok: ibm.RequestsApiError(f"bad token {tok}", 401),
+    "invalid-account": lambda tok: ibm.InvalidAccountError(f"Invalid `token` value {tok}"),
+}
+
+
+@pytest.mark.parametrize("make", REJECTIONS.values(), ids=REJECTIONS.keys())
+@pytest.mark.parametrize("source", ["env", "saved"])
+def test_a_rejected_token_is_told_apart_from_no_token(make, source: str, monkeypatch):
+    if source == "env":
+        monkeypatch.setenv("QISKIT_IBM_TOKEN", TOKEN)
+    else:
+        monkeypatch.delenv("QISKIT_IBM_TOKEN", raising=False)
+
+    def rejecting(**kwargs):
+        raise make(kwargs.get("token", TOKEN))
+
+    monkeypatch.setattr(ibm, "QiskitRuntimeService", rejecting)
+    with pytest.raises(ibm.IBMTokenRejectedError) as info:
+        ibm.resolve_backend("ibm:ibm_fez")
+    text = "".join(traceback.format_exception(info.value))
+    where = "QISKIT_IBM_TOKEN" if source == "env" else "the saved account"
+    assert f"IBM Quantum rejected the token from {where}" in str(info.value)
+    assert "set QISKIT_IBM_TOKEN" not in str(info.value)
+    if source == "env":
+        assert TOKEN not in text and "***" in str(info.value)
+    assert isinstance(info.value, ibm.IBMAccountMissingError)  # old handlers still catch it
+
+
+def test_no_token_is_not_a_rejection(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("QISKIT_IBM_TOKEN", raising=False)
+
+    def no_account(**kwargs):
+        raise ibm.ApiException(404, message="account not found")  # not an auth status
+
+    monkeypatch.setattr(ibm, "QiskitRuntimeService", no_account)
+    with pytest.raises(ibm.IBMAccountMissingError, match="set QISKIT_IBM_TOKEN") as info:
+        ibm.runtime_service()
+    assert not isinstance(info.value, ibm.IBMTokenRejectedError)

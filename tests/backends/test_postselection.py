@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -159,3 +161,32 @@ def test_old_torch_angle_name_is_a_deprecated_alias():
     assert old is lcu_angles_torch
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         _ = postselection.nope
+
+
+# Wire 0 is the ancilla and X flips it to 1: the pattern (0,) never occurs.
+IMPOSSIBLE = Circuit(2, [Op("x", (0,))], 0, ancillas=(0,), postselect=(0,))
+# RY on the ancilla: θ = π keeps nothing for pattern (0,), θ = π/2 keeps half.
+TUNABLE = Circuit(2, [Op("ry", (0,), 0)], 1, ancillas=(0,), postselect=(0,))
+
+
+@pytest.mark.parametrize(
+    ("call", "never"),
+    [
+        (lambda: success_probability(IMPOSSIBLE, torch.zeros(0), torch.ones(2)), True),
+        (lambda: postselected_operator(IMPOSSIBLE, torch.zeros(0)), True),
+        (lambda: success_probability(TUNABLE, torch.tensor([[np.pi], [np.pi / 2]]),
+                                     torch.ones(2)), True),
+        (lambda: success_probability(TUNABLE, torch.tensor([np.pi / 2]), torch.ones(2)), False),
+        (lambda: postselected_operator(TUNABLE, torch.tensor([np.pi / 2])), False),
+    ],
+    ids=["probability", "operator", "one-set-of-two", "possible", "possible-operator"],
+)  # fmt: skip
+def test_a_pattern_that_never_occurs_warns(call, never: bool):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = call()
+    messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    assert bool(messages) == never, messages
+    if never:
+        assert "ancillas [0] never read the postselect pattern [0]" in messages[0]
+        assert float(out.abs().min()) <= postselection.NEVER  # the exact value is kept

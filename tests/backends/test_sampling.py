@@ -5,6 +5,7 @@ result type that Aer and IBM share."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -173,7 +174,8 @@ HALF = Circuit(2, [Op("ry", (0,), 0)], 1, ancillas=(0,), postselect=(1,))
 @pytest.mark.parametrize(
     ("circuit", "params", "counts", "kept", "fraction", "probs", "success"),
     [
-        (IMPOSSIBLE, np.zeros((1, 0)), [{"10": 60, "11": 40}], [{}], [0.0], [[0, 0]], [0.0]),
+        (IMPOSSIBLE, np.zeros((1, 0)), [{"10": 60, "11": 40}], [{}], [0.0],
+         [[math.nan, math.nan]], [0.0]),
         (HALF, np.array([[math.pi / 2], [math.pi]]),
          [{"00": 30, "10": 50, "11": 20}, {"10": 100}],
          [{"0": 50, "1": 20}, {"0": 100}], [0.7, 1.0], [[5 / 7, 2 / 7], [1, 0]], [0.5, 1.0]),
@@ -181,12 +183,23 @@ HALF = Circuit(2, [Op("ry", (0,), 0)], 1, ancillas=(0,), postselect=(1,))
     ids=["impossible", "half"],
 )  # fmt: skip
 def test_postselected_sample(circuit, params, counts, kept, fraction, probs, success):
-    ps = sampling.postselected_sample(circuit, params, counts, 100, single=False, job_id="j")
+    # a set that keeps no shot warns and has NaN probabilities, never a zero "distribution"
+    none_kept = not all(kept)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ps = sampling.postselected_sample(circuit, params, counts, 100, single=False, job_id="j")
+    messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    assert bool(messages) == none_kept
+    if none_kept:
+        assert "no shot of 100 kept" in messages[0] and "pattern [0]" in messages[0]
+        assert "exact success probability 0" in messages[0] and "NaN" in messages[0]
     assert ps.counts == kept and ps.shots == 100 and ps.job_id == "j"
     np.testing.assert_allclose(ps.kept_fraction, fraction)
-    np.testing.assert_allclose(ps.probabilities, probs)
+    np.testing.assert_allclose(ps.probabilities, probs)  # NaN where nothing was kept
     np.testing.assert_allclose(ps.success_probability, success, atol=1e-15)
-    one = sampling.postselected_sample(circuit, params[:1], counts[:1], 100, single=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        one = sampling.postselected_sample(circuit, params[:1], counts[:1], 100, single=True)
     assert one.counts == kept[0] and one.kept_fraction == pytest.approx(fraction[0])
     assert one.probabilities.shape == (2,) and one.success_probability.shape == ()
 
