@@ -29,7 +29,22 @@ runs in eval mode on an input without gradient: the codes are interleaved in til
 the block absmax is stored transposed in bfloat16, and ``quant_state.packing_format_for_cpu`` is
 set. ``dequantize_4bit`` on that layout silently returns a wrong matrix (off by up to the weight's
 magnitude), so :func:`dequantized_weight` first undoes the packing on a copy with the inverse
-that bitsandbytes itself uses before saving; the layer keeps its packed weight.
+that bitsandbytes itself uses before saving; the layer keeps its packed weight. That inverse puts
+the absmax back in row-major order only for nested statistics (``compress_statistics=True``);
+without them it leaves the transposed ``(blocks per row, out)`` matrix, which is transposed back
+here (it matters as soon as a row holds more than one block).
+
+Note [4-bit codes]
+------------------
+``Params4bit`` stores two 4-bit codes per byte (the first value in the high nibble) for the
+weight flattened row by row, and one ``absmax`` per block of ``blocksize`` consecutive values;
+with ``compress_statistics`` the absmax are themselves quantized to 8 bits in blocks of 256
+around their mean (``state2``, ``offset``). Value i is ``code[level_i] · absmax[i // blocksize]``
+where ``code`` is the 16-level nf4 or fp4 table in [−1, 1]. :func:`dequantized_weight` decodes
+this directly and checks it against bitsandbytes' own kernel, which the layer's forward runs:
+on this CPU (bitsandbytes 0.50.2, AVX512) that kernel mis-assigns the absmax when a row is not a
+whole number of blocks for some widths (``in_features`` 32 or 96 at block size 64), so such a
+layer computes with a wrong weight and is refused rather than merged.
 
 Example:
     >>> import bitsandbytes as bnb                                      # doctest: +SKIP
@@ -185,7 +200,11 @@ def _params4bit_layout(module: Any) -> tuple[Tensor, Any]:
             f"{_nf4_describe(module)} holds its weight in bitsandbytes' CPU-packed layout, and "
             "this bitsandbytes has no inverse of that packing; expected bitsandbytes 0.50"
         )
-    return unpack(weight.data.clone(), copy.deepcopy(state))
+    codes, state = unpack(weight.data.clone(), copy.deepcopy(state))
+    if state.absmax.dim() == 2:
+        # the inverse restores the row-major absmax only for nested statistics
+        state.absmax = state.absmax.T.reshape(-1)
+    return codes, state
 
 
 def _nf4_describe(module: Any) -> str:
@@ -194,9 +213,40 @@ def _nf4_describe(module: Any) -> str:
     return f"bitsandbytes Linear4bit ({kind}, blocksize {getattr(weight, 'blocksize', '?')})"
 
 
+def _decode_4bit(codes: Tensor, state: Any) -> Tensor:
+    """The weight the stored codes mean (Note [4-bit codes]), computed here in float32."""
+    raw = codes.reshape(-1)
+    if raw.dtype != torch.uint8:
+        raw = raw.view(torch.uint8)
+    levels = torch.stack((raw >> 4, raw & 0xF), dim=1).reshape(-1).long()
+    shape = tuple(int(d) for d in state.shape)
+    n = shape[0] * shape[1]
+    absmax = state.absmax
+    if state.nested:
+        absmax = _bnb().functional.dequantize_blockwise(absmax, state.state2) + state.offset
+    scale = absmax.float().repeat_interleave(int(state.blocksize))[:n]
+    return (state.code.float().to(codes.device)[levels][:n] * scale).reshape(shape)
+
+
 def _nf4_dequantize(module: Any) -> Tensor:
+    """The decoded weight, after checking that bitsandbytes' own kernel (which the layer's
+    forward runs) decodes it alike (Note [4-bit codes])."""
     codes, state = _params4bit_layout(module)
-    return _bnb().functional.dequantize_4bit(codes, state).float()
+    weight = _decode_4bit(codes, state)
+    kernel = _bnb().functional.dequantize_4bit(codes, state).float()
+    # the kernel rounds to the state's dtype (bfloat16 at worst: a relative 2^-8)
+    tolerance = 2**-7 * float(weight.abs().max())
+    if not bool(((kernel - weight).abs() <= tolerance).all()):
+        worst = float((kernel - weight).abs().max())
+        raise ValueError(
+            f"{_nf4_describe(module)} on {weight.device.type}: bitsandbytes' 4-bit kernel "
+            f"decodes this {module.in_features} → {module.out_features} weight wrongly (off by "
+            f"up to {worst:.3g}; its rows of {module.in_features} values are not whole blocks "
+            f"of {state.blocksize}), so the layer's own outputs are wrong and no merge into it "
+            "can be trusted; quantize with a block size that divides in_features, or keep "
+            "this layer in floating point"
+        )
+    return weight
 
 
 def _nf4_copy(module: Any) -> nn.Parameter:
@@ -324,7 +374,9 @@ def dequantized_weight(module: nn.Module) -> Tensor:
 
     Raises:
         TypeError: as :func:`quantized_linear_shape`.
-        ValueError: the layer was built but never quantized (it has no codes to read).
+        ValueError: the layer was built but never quantized (it has no codes to read), or
+            bitsandbytes' kernel decodes its 4-bit weight differently from its codes (Note
+            [4-bit codes]; the message names the layer and its width).
     """
     weight = _checked_kind(module).dequantize(module)
     n_in, n_out = _features(module)
@@ -358,8 +410,9 @@ def merge_into(
     Raises:
         TypeError: ``module`` is not a supported quantized layer (a torchao, optimum-quanto or
             hqq layer is named with its library).
-        ValueError: a weight or bias of the wrong shape, non-finite values, or a bias given to a
-            layer without one (or none given to a layer with one).
+        ValueError: a weight or bias of the wrong shape, non-finite values, a bias given to a
+            layer without one (or none given to a layer with one), or a layer whose weight
+            cannot be read back (as :func:`dequantized_weight`).
 
     Example:
         >>> report = merge_into(q, dequantized_weight(q) + delta, q.bias)  # doctest: +SKIP
@@ -368,6 +421,7 @@ def merge_into(
     """
     kind = _checked_kind(module)
     layer = kind.describe(module)
+    kind.dequantize(module)  # refuses a layer whose stored weight cannot be read back
     n_in, n_out = _features(module)
     expected = (n_out, n_in)
     exact = new_weight_out_in.detach().float()

@@ -18,6 +18,7 @@ from torch import nn
 from qadapters.families import make_adapter
 from qadapters.families.base import Adapter
 from qadapters.quantized_bases import (
+    _decode_4bit,
     dequantized_weight,
     describe,
     is_quantized_linear,
@@ -53,7 +54,7 @@ FAMILIES: list[tuple[str, dict]] = [
     ("hamming", {"num_adapters": 2}),
 ]
 FAMILY_IDS = [f for f, _ in FAMILIES]
-SIZES = [(32, 64), (64, 32)]  # (in, out) of the tiny model's two layers
+SIZES = [(64, 128), (128, 64)]  # (in, out) of the tiny model's two layers
 
 
 def quantized(linear: nn.Linear, kind: str) -> nn.Module:
@@ -147,6 +148,38 @@ def test_dequantised_weight_survives_cpu_packing(kind: str) -> None:
     torch.testing.assert_close(after, before, atol=float(before.abs().max()) * 2**-8, rtol=0)
     expected = x @ after.T + layer.bias.float()
     torch.testing.assert_close(y.float(), expected, atol=5e-2, rtol=0)
+
+
+@needs_bnb
+@pytest.mark.parametrize("in_features", [32, 96])
+def test_4bit_rows_the_kernel_misreads_are_refused(in_features: int) -> None:
+    """Rows that are not whole blocks of 64: where bitsandbytes' CPU kernel decodes them
+    differently from the stored codes, reading and merging are refused; where it does not, the
+    weight is read as usual."""
+    torch.manual_seed(0)
+    ref = nn.Linear(in_features, 64)
+    with torch.no_grad():  # row scales over two decades, so a misplaced absmax shows
+        ref.weight.mul_(torch.logspace(-2, 0, 64)[:, None] * 10)
+    layer = quantized(ref, "nf4")
+    x = inputs(in_features)
+    with torch.no_grad():
+        y = layer(x)
+    try:
+        w = dequantized_weight(layer)
+    except ValueError as err:
+        assert f"decodes this {in_features} → 64 weight wrongly" in str(err)
+        # the claim holds: the stored codes mean a weight close to the float one, and the
+        # layer's outputs are far from what they mean
+        meant = _decode_4bit(layer.weight.data, layer.weight.quant_state)
+        with torch.no_grad():
+            rounding = float((x @ meant.T + layer.bias - ref(x)).abs().max())
+            assert float((y - ref(x)).abs().max()) > 3 * rounding
+        codes = layer.weight.data.clone()
+        with pytest.raises(ValueError, match="wrongly"):
+            merge_into(layer, ref.weight.detach(), ref.bias.detach())
+        assert torch.equal(layer.weight.data, codes)
+    else:
+        torch.testing.assert_close(y, x @ w.T + layer.bias, atol=1e-4, rtol=0)
 
 
 # --- training on a frozen quantized base ------------------------------------------------------
