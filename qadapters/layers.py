@@ -31,12 +31,14 @@ Example:
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from qadapters import quantized_bases
 from qadapters.families.base import Adapter
 
 ADAPTER_PREFIX = "qadapter_"
@@ -67,7 +69,10 @@ def is_conv1d(module: nn.Module) -> bool:
 
 def is_supported(module: nn.Module) -> bool:
     """Whether ``module`` can be wrapped by :class:`QAdapterLinear`."""
-    return isinstance(module, nn.Linear) or is_conv1d(module)
+    if quantized_bases.is_quantized_linear(module):
+        return True
+    plain = isinstance(module, nn.Linear) or is_conv1d(module)
+    return plain and quantized_bases.refusal_reason(module) is None
 
 
 def linear_shape(module: nn.Module) -> tuple[int, int]:
@@ -76,6 +81,11 @@ def linear_shape(module: nn.Module) -> tuple[int, int]:
     Raises:
         TypeError: for an unsupported layer type (the message names it).
     """
+    refused = quantized_bases.refusal_reason(module)
+    if refused is not None:
+        raise TypeError(refused)
+    if quantized_bases.is_quantized_linear(module):
+        return quantized_bases.quantized_linear_shape(module)
     if isinstance(module, nn.Linear):
         return module.in_features, module.out_features
     if is_conv1d(module):
@@ -135,7 +145,11 @@ class QAdapterLinear(nn.Module):
         #: adapters folded into the base weights, in the order they were folded
         self.merged_adapters: list[str] = []
         self.disabled = False
-        self._original: tuple[Tensor, Tensor | None] | None = None
+        self._original: (
+            tuple[Tensor, Tensor | None] | quantized_bases.QuantizedSnapshot | None
+        ) = None
+        #: what requantising cost at the last merge into a quantized base (else ``None``)
+        self.merge_report: quantized_bases.MergeReport | None = None
         for p in base.parameters():
             p.requires_grad_(False)
         if family is not None:
@@ -303,12 +317,18 @@ class QAdapterLinear(nn.Module):
 
     # --- merging ------------------------------------------------------------------------------
     def _weight_out_in(self) -> Tensor:
+        if quantized_bases.is_quantized_linear(self.base_layer):
+            return quantized_bases.dequantized_weight(self.base_layer)
         w = _tensor(self.base_layer, "weight")
         return w.t() if is_conv1d(self.base_layer) else w
 
     @torch.no_grad()
     def _write(self, weight: Tensor, bias: Tensor | None, what: str) -> None:
         base = self.base_layer
+        if quantized_bases.is_quantized_linear(base):
+            self.merge_report = quantized_bases.merge_into(base, weight, bias)
+            warnings.warn(str(self.merge_report), stacklevel=4)  # rounding the user should see
+            return
         base_bias = _optional_tensor(base, "bias")
         if base_bias is None and bias is not None and bool(torch.any(bias != 0)):
             raise RuntimeError(f"{what} merge produced a bias but {type(base).__name__} has none")
@@ -382,7 +402,11 @@ class QAdapterLinear(nn.Module):
                     f"non-finite weight(s) (NaN or infinity) when folding {what}; the base "
                     "weights are unchanged"
                 )
-        if keep_original and self._original is None:
+        if keep_original and self._original is None and quantized_bases.is_quantized_linear(
+            self.base_layer
+        ):
+            self._original = quantized_bases.snapshot(self.base_layer)
+        elif keep_original and self._original is None:
             self._original = (
                 _tensor(self.base_layer, "weight").detach().clone(),
                 _clone(_optional_tensor(self.base_layer, "bias")),
@@ -405,6 +429,11 @@ class QAdapterLinear(nn.Module):
                 "the layer was merged without keeping its original weights (keep_original=False); "
                 "it cannot be unmerged"
             )
+        if isinstance(self._original, quantized_bases.QuantizedSnapshot):
+            quantized_bases.restore(self.base_layer, self._original)
+            self._original = None
+            self.merged_adapters = []
+            return
         weight, bias = self._original
         _tensor(self.base_layer, "weight").copy_(weight)
         base_bias = _optional_tensor(self.base_layer, "bias")

@@ -360,3 +360,40 @@ def test_recognition_imports_no_quantization_library() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+# --- end to end through get_qadapter_model ------------------------------------------------
+@needs_bnb
+@pytest.mark.parametrize(("family", "options"), FAMILIES, ids=FAMILY_IDS)
+@pytest.mark.parametrize("kind", ["int8", "nf4"])
+@pytest.mark.filterwarnings("ignore:merged into bitsandbytes:UserWarning")
+def test_injected_adapters_train_merge_unmerge_and_unload(kind, family, options) -> None:
+    from qadapters import QAdapterConfig, get_qadapter_model
+    from qadapters.layers import QAdapterLinear
+
+    _, quant = tiny_model(kind)
+    x = inputs(SIZES[0][0])
+    with torch.no_grad():
+        base_out = quant(x)
+    bases = {i: quant[i] for i in (0, 2)}  # the injection wraps them in place
+    weights = {i: dequantized_weight(b).clone() for i, b in bases.items()}
+    model = get_qadapter_model(quant, QAdapterConfig(family, ["0", "2"], options=options))
+    for layer in model.qadapter_layers().values():
+        assert isinstance(layer, QAdapterLinear)
+        layer.adapter.reset_away_from_identity(0.3)
+    out = model(x)
+    (out**2).sum().backward()
+    assert all(
+        p.grad is not None for n, p in model.named_parameters() if p.requires_grad
+    ) and any(p.requires_grad for p in model.parameters())
+    with torch.no_grad():
+        adapted = model(x)
+        model.merge()
+        reports = [layer.merge_report for layer in model.qadapter_layers().values()]
+        assert all(r is not None and 0 < r.relative_error <= KINDS[kind][2] for r in reports)
+        assert float((model(x) - adapted).abs().max()) < float((adapted - base_out).abs().max())
+        model.unmerge()
+        for i, b in bases.items():
+            assert torch.equal(dequantized_weight(b), weights[i])
+        plain = model.unload()
+        assert torch.equal(plain(x), base_out)
