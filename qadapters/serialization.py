@@ -37,7 +37,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -408,10 +408,16 @@ def load_adapter(
 class AdapterFilesMixin:
     """The file methods of :class:`~qadapters.model.QAdapterModel` (PEFT's names): saving every
     named adapter, loading one for inference or training, and exporting one as a LoRA checkpoint.
+
+    Each method works on ``self`` as the :class:`~qadapters.model.QAdapterModel` it is mixed into
+    (:meth:`_model` says so to the type checker).
     """
 
+    def _model(self) -> QAdapterModel:
+        return cast("QAdapterModel", self)
+
     def save_pretrained(
-        self: QAdapterModel,
+        self,
         directory: str | os.PathLike[str],
         selected_adapters: Sequence[str] | None = None,
     ) -> None:
@@ -425,14 +431,15 @@ class AdapterFilesMixin:
             ValueError: an unknown name (the names present are listed), a path that is a file,
                 or no adapter to save (after ``merge_and_unload``); nothing is written.
         """
-        names = list(self.qadapter_configs) if selected_adapters is None else selected_adapters
+        model = self._model()
+        names = list(model.qadapter_configs) if selected_adapters is None else selected_adapters
         for name in names:
-            self.config_of(name)
-        save_directories(self, directory, names)
+            model.config_of(name)
+        save_directories(model, directory, names)
 
     @classmethod
     def from_pretrained(
-        cls: type[QAdapterModel],
+        cls,
         model: nn.Module,
         directory: str | os.PathLike[str],
         adapter_name: str = DEFAULT_ADAPTER,
@@ -458,7 +465,7 @@ class AdapterFilesMixin:
                 layer and both shapes are named).
         """
         saved = read_adapter(directory)
-        wrapped = cls(model, saved.config, adapter_name)
+        wrapped = cast("type[QAdapterModel]", cls)(model, saved.config, adapter_name)
         try:
             check_fits(wrapped, saved, adapter_name)
             apply_adapter(wrapped, saved, adapter_name)
@@ -471,7 +478,7 @@ class AdapterFilesMixin:
         return wrapped
 
     def load_adapter(
-        self: QAdapterModel,
+        self,
         path: str | os.PathLike[str],
         adapter_name: str,
         is_trainable: bool = False,
@@ -491,30 +498,31 @@ class AdapterFilesMixin:
             ValueError: a damaged file, a layer or tensor that does not fit (named), or an
                 existing name with another config.
         """
+        model = self._model()
         saved = read_adapter(path)
-        added = adapter_name not in self.qadapter_configs
+        added = adapter_name not in model.qadapter_configs
         if added:
-            self.add_adapter(adapter_name, saved.config)
-        elif self.qadapter_configs[adapter_name] != saved.config:
+            model.add_adapter(adapter_name, saved.config)
+        elif model.qadapter_configs[adapter_name] != saved.config:
             raise ValueError(
                 f"adapter {adapter_name!r} exists with another config; delete it first or load "
                 "under a new name"
             )
         try:
-            check_fits(self, saved, adapter_name)
-            apply_adapter(self, saved, adapter_name)
+            check_fits(model, saved, adapter_name)
+            apply_adapter(model, saved, adapter_name)
         except BaseException:
             if added:
-                self.delete_adapter(adapter_name)
+                model.delete_adapter(adapter_name)
             raise
-        for adapter in self._adapters_named(adapter_name):
+        for adapter in model._adapters_named(adapter_name):
             for p in adapter.parameters():
                 p.requires_grad_(is_trainable and not isinstance(adapter, WeightedAdapter))
         if not is_trainable:
-            self.eval()
+            model.eval()
 
     def save_as_lora(
-        self: QAdapterModel,
+        self,
         path: str | os.PathLike[str],
         rank: int | None = None,
         adapter_name: str | None = None,
@@ -527,4 +535,4 @@ class AdapterFilesMixin:
         """
         from qadapters.lora_export import save_as_lora
 
-        return save_as_lora(self, path, rank=rank, adapter_name=adapter_name, **kwargs)
+        return save_as_lora(self._model(), path, rank=rank, adapter_name=adapter_name, **kwargs)

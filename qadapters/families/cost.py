@@ -127,7 +127,7 @@ def weight1_passes(circuit: Circuit) -> int:
     are disjoint share one pass (Note [Hamming-weight subspace] in :mod:`backends.subspace`),
     so the passes are the greedy moments of the gate list.
     """
-    passes, rows = 0, set()
+    passes, rows = 0, set[int]()
     for op in circuit.ops:
         wires = set(op.all_wires)
         if not passes or rows & wires:

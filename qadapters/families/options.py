@@ -43,7 +43,6 @@ import types
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from functools import cache
 from typing import Any, ClassVar, Literal, Self, Union, get_args, get_origin, get_type_hints
 
 from qadapters.config import found_text
@@ -85,7 +84,8 @@ def _inside_library(code: types.CodeType) -> bool:
 def warn(message: str, category: type[Warning] = UserWarning) -> None:
     """``warnings.warn`` attributed to the first caller outside the ``qadapters`` package (the
     user's line that built the config or the adapter), however deep the call came from."""
-    level, frame = 2, sys._getframe(1)  # stacklevel 2 is the frame that called warn()
+    level = 2  # stacklevel 2 is the frame that called warn()
+    frame: types.FrameType | None = sys._getframe(1)
     while frame is not None and _inside_library(frame.f_code):
         level, frame = level + 1, frame.f_back
     warnings.warn(message, category, stacklevel=level)
@@ -95,9 +95,14 @@ def _is_int(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-@cache
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
 def _hints(cls: type) -> dict[str, Any]:
-    return get_type_hints(cls)
+    """The resolved field types of an options class (computed once per class)."""
+    if cls not in _HINTS:
+        _HINTS[cls] = get_type_hints(cls)
+    return _HINTS[cls]
 
 
 def _members(hint: Any) -> tuple[Any, ...]:

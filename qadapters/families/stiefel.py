@@ -98,7 +98,7 @@ def _build(d: int, k: int, layers: int, offset: int) -> _Node:
         if a == 0:
             leaf = None
         elif a == 1:
-            leaf = Circuit(1, [Op("ry", (0,), 0)], name="ry")
+            leaf = Circuit(1, (Op("ry", (0,), 0),), name="ry")
         else:
             leaf = two_design(a, layers)
         return _Node(d, k, offset, _leaf_params(a, layers), leaf=leaf)
@@ -186,7 +186,7 @@ class TwoDesignStiefel:
             wires = tuple(range(n - low, n))
             ops = _ops(self._root, wires, n)
             name = f"stiefel_two_design(d={self.d}, k={self.k}, L={self.layers})"
-            self._circuit = Circuit(n, ops, self.num_params, name=name)
+            self._circuit = Circuit(n, tuple(ops), self.num_params, name=name)
         return self._circuit
 
     def init_params(self, generator: torch.Generator | None, dtype: torch.dtype) -> Tensor:
@@ -276,7 +276,7 @@ def _step_counts(leaf: Circuit) -> tuple[int, int]:
     """(RY moments, CZ layers) of a two-design as :mod:`backends.two_design_columns` groups them:
     a new RY moment after a CZ or when a wire already has its RY; consecutive CZs are one layer."""
     moments = czs = 0
-    last, used = "", set()
+    last, used = "", set[int]()
     for op in leaf.ops:
         if op.name == "ry":
             if last != "ry" or op.wires[0] in used:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import torch
 from torch import Tensor, nn
@@ -136,7 +136,7 @@ class TaylorAdapter(SVDFormAdapter):
         p: Tensor = getattr(self, name)
         if d == 1:
             return torch.ones(1, 1, dtype=p.dtype, device=p.device)
-        method = "exp" if self.order is None else "taylor"
+        method: Literal["exp", "taylor"] = "exp" if self.order is None else "taylor"
         return lie_stiefel(self.generator(name), self.rank, method=method, order=self.order or 1)
 
     def factors(self) -> tuple[Tensor, Tensor]:

@@ -50,7 +50,7 @@ class _OrthogonalBlockMix(torch.autograd.Function):
     """``y = x · M`` for orthogonal blocks; saves ``y``, not ``x`` (Note [orthogonal block mix])."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, *blocks: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx, x: Tensor, *blocks: Tensor) -> Tensor:
         flat = x.reshape(-1, x.shape[-1])
         y = torch.empty_like(flat)
         _mix_into(y, flat, blocks, transpose=False)
@@ -59,7 +59,7 @@ class _OrthogonalBlockMix(torch.autograd.Function):
         return y
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
         y, *blocks = ctx.saved_tensors
         g = grad.reshape(-1, grad.shape[-1])
         grad_x = None
@@ -70,7 +70,7 @@ class _OrthogonalBlockMix(torch.autograd.Function):
         tiles, sizes = blocks[0].shape[0], [b.shape[-1] for b in blocks]
         ys_all = _slices(y.reshape(-1, y.shape[-1]), tiles, sizes)
         pairs = zip(ys_all, _slices(g, tiles, sizes), strict=True)
-        grads = []
+        grads: list[Tensor | None] = []
         for i, (ys, gs) in enumerate(pairs):
             if not ctx.needs_input_grad[1 + i]:
                 grads.append(None)

@@ -42,7 +42,7 @@ class _PermutedBlockLinear(torch.autograd.Function):
     """See Note [permuted block linear]; ``blocks[k]`` has shape ``(rows_k, cols_k)``."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx, x: Tensor, perms: tuple[Tensor, Tensor, Tensor, Tensor], *blocks: Tensor
     ) -> Tensor:
         perm_in, inv_in, perm_out, inv_out = perms
@@ -54,7 +54,7 @@ class _PermutedBlockLinear(torch.autograd.Function):
         return yp.index_select(-1, inv_out).view(*x.shape[:-1], inv_out.numel())
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
         x, perm_in, inv_in, perm_out, *blocks = ctx.saved_tensors
         gp = grad.reshape(-1, grad.shape[-1]).index_select(-1, perm_out)
         grad_x = None
