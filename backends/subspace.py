@@ -229,7 +229,9 @@ def simulate(circuit: Circuit, p: Tensor, k: int, dtype: torch.dtype) -> Tensor:
 #   what makes a weight-10 subspace of 20 wires (D = 184756) expensive before any torch work.
 # An op on t wires changes the weight-k states whose local pattern it moves, C(n−t−c, k−w−v) of
 # them per moved local pattern of weight w (c controls reading v ones). That exact count is
-# taken only when the cheap bound "every op changes every row" would not fit the budget.
+# taken only when the cheap bound "every op changes every row" would not fit the budget. When
+# the passes are few and small (ops·D² <= _DENSE_LIMIT) the dense tree product runs instead: its
+# pass matrices, ops·D² per set, three times over (twice that with autograd).
 
 
 def _moved_weights(name: str) -> list[int]:
@@ -273,21 +275,27 @@ def simulate_nbytes(
     rows = subspace_dim(n, k)
     e = dtype.itemsize
     block = batch * rows * rows * e
-    dense = 3 * batch * min(len(ops) * rows * rows, _DENSE_LIMIT) * e
+    # the dense tree product: the pass matrices, and as much again with autograd
+    dense = 0
+    if rows * rows <= _DENSE_LIMIT:
+        dense = (3 + 3 * grad) * batch * min(len(ops) * rows * rows, _DENSE_LIMIT) * e
+    plan = 8 * (3 * len(ops) * rows + 16 * rows) if len(ops) * rows * rows <= _DENSE_LIMIT else 0
+    if plan:  # few, small passes: always the dense product
+        return 2 * block + dense + plan
 
-    def total(changed: int, slot_rows: int) -> int:
+    def sparse(changed: int, slot_rows: int) -> int:
         plan = 8 * (changed + 2 * slot_rows + 16 * rows)
         saved = 3 * slot_rows * rows * batch * e if grad else 0
-        return 5 * block + dense + plan + saved
+        return max(5 * block + plan + saved, 2 * block + dense)
 
     limit = budget.max_bytes()
     if 5 * block > limit:
         return 5 * block  # refused whatever the plan: never count rows op by op for it
-    bound = total(len(ops) * rows, _MAX_SLOTS * len(ops) * rows)
+    bound = sparse(len(ops) * rows, _MAX_SLOTS * len(ops) * rows)
     if bound <= limit:
         return bound
     pairs = [(_slots(op), _changed_rows(op, n, k)) for op in ops]
-    return total(sum(t for _, t in pairs), sum(s * t for s, t in pairs))
+    return sparse(sum(t for _, t in pairs), sum(s * t for s, t in pairs))
 
 
 def is_fermionic(circuit: Circuit) -> bool:

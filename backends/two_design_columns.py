@@ -134,10 +134,38 @@ def _moments(circuit: Circuit) -> tuple[np.ndarray, tuple[tuple[str, int], ...],
     return np.asarray(rows, dtype=np.int64).reshape(len(rows), n), tuple(steps), diags
 
 
+def _ry_moments(circuit: Circuit) -> int | None:
+    """The number of RY moments :func:`_moments` finds, without building anything; None when
+    the circuit has other ops."""
+    count, wires, last = 0, set(), None
+    for op in circuit.ops:
+        if op.controls or op.adjoint or op.name not in ("ry", "cz"):
+            return None
+        if op.name == "ry":
+            if last != "ry" or op.wires[0] in wires:
+                count, wires = count + 1, set()
+            wires.add(op.wires[0])
+        last = op.name
+    return count
+
+
 @lru_cache(maxsize=256)
 def ry_cz_plan(circuits: tuple[Circuit, ...]) -> RyCzPlan | None:
     """The stacked moments of RY/CZ circuits with equal sizes, parameter counts and moment
-    structure; None when any has another kind of op or the structures differ."""
+    structure; None when any has another kind of op or the structures differ.
+
+    Raises:
+        MemoryError: the plan's tables would not fit :mod:`backends.budget` (checked from the
+            circuits' sizes before any table is built; Note [two-design memory]).
+    """
+    counts = [_ry_moments(c) for c in circuits]
+    if counts and all(m is not None for m in counts):
+        n, moments = circuits[0].n_qubits, max(counts)  # type: ignore[type-var]
+        budget.check(
+            f"the Kronecker tables of {len(circuits)} {n}-qubit two-design(s) with {moments} RY "
+            "moments",
+            _kron_index_nbytes(n, moments, len(circuits)),
+        )
     parts = [_moments(c) for c in circuits]
     if not parts or any(part is None for part in parts):
         return None
@@ -147,12 +175,6 @@ def ry_cz_plan(circuits: tuple[Circuit, ...]) -> RyCzPlan | None:
     ) or any(part[1] != parts[0][1] for part in parts):  # type: ignore[index]
         return None
     gather = np.stack([part[0] for part in parts])  # type: ignore[index]
-    n, moments = first.n_qubits, gather.shape[1]
-    budget.check(
-        f"the Kronecker tables of {len(circuits)} {n}-qubit two-design(s) with {moments} RY "
-        "moments",
-        _kron_index_nbytes(n, moments, len(circuits)),
-    )
     h = first.n_qubits // 2
     diags = [np.stack([part[2][i] for part in parts]) for i in range(len(parts[0][2]))]  # type: ignore[index]
     return RyCzPlan(
@@ -235,7 +257,7 @@ class TwoDesignColumns(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, theta: Tensor, plan: RyCzPlan, n: int, k: int) -> Tensor:  # type: ignore[override]
+    def forward(ctx, theta: Tensor, plan: RyCzPlan, n: int, k: int) -> Tensor:
         stack, moments = plan.wires.shape[0], plan.wires.shape[1]
         grad = bool(ctx.needs_input_grad[0])
         nbytes = forward_nbytes(n, k, moments, theta.shape[0], stack, theta.dtype, grad=grad)
@@ -263,7 +285,7 @@ class TwoDesignColumns(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None, None]:  # type: ignore[override]
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None, None]:
         plan, n = ctx.plan, ctx.n
         k_hi, k_lo, *before = ctx.saved_tensors
         flips, signs = (t.to(grad.device) for t in _flip_tables(n))
