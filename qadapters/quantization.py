@@ -38,6 +38,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from backends import budget
 from qadapters.config import VALID_QUANT_BITS, found_text
 
 
@@ -114,8 +115,15 @@ class Quantized:
 
 
 def _grouped(flat: Tensor, group: int) -> Tensor:
-    """``flat`` as ``(groups, group)``, the last group padded by repeating its last element."""
+    """``flat`` as ``(groups, group)``, the last group padded by repeating its last element.
+
+    A group at least as large as the tensor is one group of ``n`` values, unpadded: repeating
+    the last value changes neither its minimum nor its maximum, so the codes, scale and zero are
+    the same, and ``group=10**9`` costs nothing. Otherwise the padding is under ``n`` values.
+    """
     n = flat.numel()
+    if group >= n:
+        return flat.reshape(1, n)
     pad = -n % group
     if pad:
         flat = torch.cat([flat, flat[-1:].expand(pad)])
@@ -238,22 +246,49 @@ class AngleQuantizer(nn.Module):
         return f"bits={self.bits}, group={self.group}"
 
 
-def enable_qat(adapter: nn.Module, bits: int, group: int) -> list[str]:
+#: Bytes per (padded) angle that one forward pass of :class:`AngleQuantizer` holds: the grouped
+#: float32 copy, the shifted and scaled copies, the int64 codes and the dequantized float32 values.
+QAT_BYTES_PER_ANGLE = 4 + 4 + 4 + 8 + 4
+
+
+def qat_nbytes(n: int, group: int) -> int:
+    """Bytes one fake-quantization of ``n`` angles in groups of ``group`` holds (from sizes).
+
+    The grouped tensor has ``n`` values when ``group >= n`` (one unpadded group), else
+    ``⌈n/group⌉·group``.
+    """
+    padded = n if group >= n else -(-n // group) * group
+    return padded * QAT_BYTES_PER_ANGLE
+
+
+def enable_qat(adapter: nn.Module, bits: int, group: int, *, where: str = "") -> list[str]:
     """Register an :class:`AngleQuantizer` on every angle parameter of ``adapter``.
 
     Args:
         adapter: a family adapter (its ``angle_names`` say which parameters are angles).
         bits: bits per angle.
-        group: angles per scale/zero pair.
+        group: angles per scale/zero pair; a group larger than a tensor is one group for it
+            (no padding is allocated, and the saved group size stays the one asked for).
+        where: the layer's name, for messages.
 
     Returns:
         The names of the quantized parameters.
 
     Raises:
         ValueError: on invalid ``bits`` / ``group``.
+        MemoryError: quantizing an angle tensor would not fit :mod:`backends.budget` (the
+            message names the tensor, its angle count and the group); checked before any
+            parametrization is registered.
     """
     check_bits(bits, group)
     names = [n for n in getattr(adapter, "angle_names", ()) if n in adapter._parameters]
+    for name in names:
+        n = adapter._parameters[name].numel()
+        label = f"{where}.{name}" if where else name
+        budget.check(
+            f"quantization-aware training of {label} ({n} angles in groups of {group})",
+            qat_nbytes(n, group),
+        )
     for name in names:
         parametrize.register_parametrization(adapter, name, AngleQuantizer(bits, group))
     return names

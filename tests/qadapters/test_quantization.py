@@ -9,14 +9,18 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
+from backends import budget
 from qadapters.config import QAdapterConfig
 from qadapters.model import QAdapterModel, get_qadapter_model
 from qadapters.quantization import (
+    QAT_BYTES_PER_ANGLE,
     AngleQuantizer,
     Quantized,
     adapter_nbytes,
     dequantize,
+    enable_qat,
     pack_codes,
+    qat_nbytes,
     quantize,
     quantized_nbytes,
     quantizers,
@@ -171,3 +175,41 @@ def test_bytes_reported(capsys) -> None:
 def test_quantized_dataclass_shape() -> None:
     q = quantize(torch.arange(6.0).reshape(2, 3), 3, 4)
     assert isinstance(q, Quantized) and dequantize(q).shape == (2, 3)
+
+
+@pytest.mark.parametrize("n", [1, 7, 64])
+@pytest.mark.parametrize("bits", [2, 8])
+def test_a_group_larger_than_the_tensor_is_one_unpadded_group(n, bits) -> None:
+    x = torch.randn(n, generator=torch.Generator().manual_seed(n))
+    huge, exact_fit = quantize(x, bits, 10**9), quantize(x, bits, n)
+    assert huge.group == 10**9  # the group asked for is what gets saved
+    assert torch.equal(huge.codes, exact_fit.codes)
+    assert torch.equal(huge.scale, exact_fit.scale) and torch.equal(huge.zero, exact_fit.zero)
+    assert torch.equal(dequantize(huge), dequantize(exact_fit))
+
+
+def test_a_huge_group_trains_without_padding_memory() -> None:
+    model = _model("pauli", {"rank": 2}, 4, group=10**9)  # would pad to 10^9 floats per tensor
+    y = model(torch.randn(2, 16))
+    y.sum().backward()
+    assert torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize(
+    ("n", "group", "padded"),
+    [(10, 3, 12), (10, 10, 10), (10, 10**9, 10), (1, 1, 1)],
+)
+def test_qat_bytes_count_the_padded_angles(n, group, padded) -> None:
+    assert qat_nbytes(n, group) == padded * QAT_BYTES_PER_ANGLE
+
+
+def test_qat_past_the_budget_names_the_angles_and_the_group() -> None:
+    adapter = nn.Module()
+    adapter.theta = nn.Parameter(torch.zeros(1000))
+    adapter.angle_names = ("theta",)
+    with budget.limit(1000), pytest.raises(MemoryError) as info:
+        enable_qat(adapter, 4, 16, where="encoder.0.q")
+    msg = str(info.value)
+    assert "quantization-aware training of encoder.0.q.theta (1000 angles in groups of 16)" in msg
+    assert "over the budget of 1000 B" in msg and "QADAPTERS_MAX_BYTES" in msg
+    assert not quantizers(adapter)  # nothing was registered

@@ -4,12 +4,14 @@ QASM 3 read back, bad input gives exit code 2 and a message that says what was e
 from __future__ import annotations
 
 import re
+import time
 
 import numpy as np
 import pytest
 
+import circuits
 from circuits import Circuit, fbs_butterfly, rbs_brick, rbs_butterfly, rbs_pyramid, two_design
-from qadapters.cli import main
+from qadapters.cli import export, main
 
 #: (CLI arguments, the circuit they must build)
 CASES = [
@@ -107,6 +109,64 @@ def test_bad_input_exits_2_with_a_clear_message(capsys, args, message: str) -> N
     err = capsys.readouterr().err
     assert err.startswith("qadapters export: error: ")
     assert re.search(message, err), err
+
+
+def test_output_that_is_a_directory_is_one_line_before_any_work(capsys, tmp_path) -> None:
+    # the circuit is far too large to build: the directory must be refused first
+    args = ["export", "rbs_pyramid", "--qubits", "100000", "--output", str(tmp_path)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"qadapters export: error: expected a file path for --output; found the directory "
+        f"{tmp_path}\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "parts"),
+    [
+        (["rbs_pyramid", "--qubits", "100000"],
+         ["exporting rbs_pyramid on 100000 qubits as text (4999950000 ops in 199997 moments)",
+          "TiB"]),
+        (["two_design", "--qubits", "2000000", "--to", "json"], ["as json (7999997 ops"]),
+        (["rbs_brick", "--qubits", "3000", "--depth", "3000", "--to", "qasm3"], ["as qasm3"]),
+        (["fbs_butterfly", "--qubits", "4096", "--to", "qiskit-draw"], ["as qiskit-draw"]),
+    ],
+    ids=["pyramid-text", "two-design-json", "brick-qasm3", "butterfly-draw"],
+)  # fmt: skip
+def test_an_export_past_the_memory_budget_is_refused_before_building(
+    capsys, tmp_path, monkeypatch, args, parts
+) -> None:
+    monkeypatch.delenv("QADAPTERS_MAX_BYTES", raising=False)
+    out = tmp_path / "c.txt"
+    start = time.perf_counter()
+    assert main(["export", *args, "--output", str(out)]) == 2
+    assert time.perf_counter() - start < 5  # nothing was built
+    err = capsys.readouterr().err
+    assert err.startswith("qadapters export: error: ") and err.count("\n") == 1
+    for part in [*parts, "over the budget of 4.0 GiB", "QADAPTERS_MAX_BYTES"]:
+        assert part in err, err
+    assert not out.exists()
+
+
+def test_the_budget_is_read_from_the_environment(capsys, monkeypatch) -> None:
+    monkeypatch.setenv("QADAPTERS_MAX_BYTES", "1K")
+    assert main(["export", "rbs_pyramid", "--qubits", "5"]) == 2
+    assert "over the budget of 1.0 KiB" in capsys.readouterr().err
+    monkeypatch.setenv("QADAPTERS_MAX_BYTES", "1M")
+    assert main(["export", "rbs_pyramid", "--qubits", "5"]) == 0
+
+
+@pytest.mark.parametrize(("args", "want"), CASES, ids=IDS)
+def test_the_size_estimate_counts_the_ops_and_moments_it_builds(args, want) -> None:
+    name, n = args[0], int(args[2])
+    layers = int(args[4]) if "--layers" in args else None
+    depth = int(args[4]) if "--depth" in args else None
+    ops, moments = export._sizes(name, n, layers, depth)
+    assert ops == len(want.ops)
+    drawn = len(circuits.moments(want))
+    assert moments == drawn if name != "fbs_butterfly" else moments >= drawn
 
 
 def test_non_integer_qubits_is_an_argparse_error(capsys) -> None:
