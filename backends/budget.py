@@ -86,13 +86,13 @@ def limit(nbytes: int | str) -> Iterator[None]:
 
 
 def format_bytes(nbytes: float) -> str:
-    """``8388608`` → ``"8.0 MiB"``."""
+    """``8388608`` → ``"8.0 MiB"``; past 1024 PiB in powers of ten (``"3.2e+24 B"``)."""
     value = float(nbytes)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if value < 1024:
             return f"{value:.0f} B" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
-    raise AssertionError("unreachable")
+    return f"{float(nbytes):.1e} B"
 
 
 def check(what: str, nbytes: float) -> None:

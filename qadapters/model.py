@@ -194,10 +194,10 @@ class QAdapterModel(AdapterFilesMixin, nn.Module):
                 with torch.random.fork_rng(devices=[]):
                     torch.manual_seed(config.init_seed * 1_000_003 + idx)
                     adapter = make_adapter(config.family, n_in, n_out, **options)
-            except ValueError as err:
-                raise ValueError(f"layer {name!r}: {err}") from None
+            except (ValueError, MemoryError) as err:  # the size guards name the layer too
+                raise type(err)(f"layer {name!r}: {err}") from None
             if config.quant_bits is not None:
-                enable_qat(adapter, config.quant_bits, config.quant_group)
+                enable_qat(adapter, config.quant_bits, config.quant_group, where=name)
             built[name] = (config.family, adapter)
         return built
 

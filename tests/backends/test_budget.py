@@ -48,3 +48,12 @@ def test_check_names_size_bytes_budget_and_the_way_out() -> None:
 def test_limit_refuses_non_positive(bad) -> None:
     with pytest.raises(ValueError, match="positive"), budget.limit(bad):
         pass
+
+
+@pytest.mark.parametrize(
+    ("nbytes", "text"),
+    [(0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (8 * 1024**2, "8.0 MiB"),
+     (3 * 1024**5, "3.0 PiB"), (2.0**80, "1.2e+24 B")],
+)  # fmt: skip
+def test_format_bytes(nbytes: float, text: str) -> None:
+    assert budget.format_bytes(nbytes) == text

@@ -325,3 +325,13 @@ def test_each_adapter_directory_is_its_own_transaction(
         loaded.load_adapter(tmp_path / "other", "other")  # both saves use one config
         loaded.set_adapter("other")
         assert torch.allclose(loaded(X), want["other"], atol=1e-6)
+
+
+def test_an_adapter_over_the_memory_budget_names_the_layer_and_leaves_the_model() -> None:
+    from backends import budget
+
+    base = Net()
+    before = _snapshot(base)
+    with budget.limit(64), pytest.raises(MemoryError, match=r"^layer 'a': a hamming adapter"):
+        get_qadapter_model(base, QAdapterConfig("hamming", ["a", "b"]))
+    _assert_untouched(base, before)
