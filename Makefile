@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIN_HASH := $(shell cat constraints.txt requirements.lock pyproject.toml | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(PIN_HASH)
 
-.PHONY: venv test test-slow lint demo finetune bench-unitary bench-step clean
+.PHONY: venv test test-slow lint typecheck demo finetune bench-unitary bench-step clean
 
 venv: $(STAMP)
 
@@ -22,9 +22,13 @@ $(STAMP):
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+# mypy over the typed surface named in pyproject.toml ([tool.mypy] files).
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
 # One BLAS/OpenMP thread per test process: the suite is many small tensors, for which a
 # thread pool costs more than it gives (and far more when the machine is busy).
-test: lint
+test: lint typecheck
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q
 
 test-slow: $(STAMP)

@@ -396,10 +396,12 @@ def run(
         """A buffer of X's shape that does not hold X, when buffers are in use."""
         if not reuse:
             return None
+        current = x
+        assert current is not None
         for buf in buffers:
-            if buf.data_ptr() != x.data_ptr():
+            if buf.data_ptr() != current.data_ptr():
                 return buf
-        buffers.append(torch.empty(x.shape, dtype=dtype, device=x.device))
+        buffers.append(torch.empty(current.shape, dtype=dtype, device=current.device))
         return buffers[-1]
 
     for step in steps:
@@ -410,7 +412,7 @@ def run(
             continue
         if isinstance(step, _Block):
             m = _block_matrix(step, p, dtype)
-            wires = range(step.start, step.start + step.sub.n_qubits)
+            wires: Sequence[int] = range(step.start, step.start + step.sub.n_qubits)
         elif isinstance(step, _Kron):
             mats = []
             for op in step.ops:
@@ -424,7 +426,7 @@ def run(
             m = gate_matrix(step.op, p, dtype)
             wires = step.op.all_wires
         x = _apply_matrix(x, m, wires, n, out=target())
-    if scratch is not None and x.data_ptr() == scratch.data_ptr():
+    if fresh is not None and scratch is not None and x.data_ptr() == scratch.data_ptr():
         x = fresh.copy_(x)  # a sweep that could not write in place broke the alternation
     return x
 

@@ -56,12 +56,13 @@ def _untouched_local(name: str) -> np.ndarray:
     """Local basis states the gate leaves alone at every angle (identity row and column)."""
     gate = get_gate(name)
     angles = [None] if gate.num_params == 0 else [0.37, 1.91]
-    keep = None
+    keep: np.ndarray | None = None
     for a in angles:
         m = reference_matrix(name, a)
         eye = np.eye(m.shape[0])
         ok = np.all(np.isclose(m, eye), axis=0) & np.all(np.isclose(m, eye), axis=1)
         keep = ok if keep is None else keep & ok
+    assert keep is not None
     return keep
 
 
@@ -211,6 +212,7 @@ def simulate(circuit: Circuit, p: Tensor, k: int, dtype: torch.dtype) -> Tensor:
         for s in range(src.shape[0]):
             term = table.index_select(1, coef[s]).unsqueeze(-1) * x.index_select(1, src[s])
             y = term if y is None else y + term
+        assert y is not None  # every pass has at least one source term
         x = x.index_copy(1, torch.as_tensor(sp.rows, device=p.device), y)
     return x
 
@@ -454,6 +456,7 @@ def _compounds(matrix: Tensor, k: int) -> list[Tensor]:
                 cols_dim, drop_t[t]
             )
             acc = term if acc is None else (acc - term if t % 2 else acc + term)
+        assert acc is not None  # order >= 1
         out.append(acc)
     return out
 

@@ -137,7 +137,7 @@ def _moments(circuit: Circuit) -> tuple[np.ndarray, tuple[tuple[str, int], ...],
 def _ry_moments(circuit: Circuit) -> int | None:
     """The number of RY moments :func:`_moments` finds, without building anything; None when
     the circuit has other ops."""
-    count, wires, last = 0, set(), None
+    count, wires, last = 0, set[int](), None
     for op in circuit.ops:
         if op.controls or op.adjoint or op.name not in ("ry", "cz"):
             return None
@@ -158,9 +158,9 @@ def ry_cz_plan(circuits: tuple[Circuit, ...]) -> RyCzPlan | None:
         MemoryError: the plan's tables would not fit :mod:`backends.budget` (checked from the
             circuits' sizes before any table is built; Note [two-design memory]).
     """
-    counts = [_ry_moments(c) for c in circuits]
-    if counts and all(m is not None for m in counts):
-        n, moments = circuits[0].n_qubits, max(counts)  # type: ignore[type-var]
+    counts = [m for m in (_ry_moments(c) for c in circuits) if m is not None]
+    if counts and len(counts) == len(circuits):
+        n, moments = circuits[0].n_qubits, max(counts)
         budget.check(
             f"the Kronecker tables of {len(circuits)} {n}-qubit two-design(s) with {moments} RY "
             "moments",

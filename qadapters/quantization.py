@@ -281,9 +281,10 @@ def enable_qat(adapter: nn.Module, bits: int, group: int, *, where: str = "") ->
             parametrization is registered.
     """
     check_bits(bits, group)
-    names = [n for n in getattr(adapter, "angle_names", ()) if n in adapter._parameters]
+    angles = {n: adapter._parameters.get(n) for n in getattr(adapter, "angle_names", ())}
+    names = [n for n, p in angles.items() if p is not None]
     for name in names:
-        n = adapter._parameters[name].numel()
+        n = _numel(angles[name])
         label = f"{where}.{name}" if where else name
         budget.check(
             f"quantization-aware training of {label} ({n} angles in groups of {group})",
@@ -294,15 +295,24 @@ def enable_qat(adapter: nn.Module, bits: int, group: int, *, where: str = "") ->
     return names
 
 
+def _numel(p: nn.Parameter | None) -> int:
+    assert p is not None
+    return p.numel()
+
+
 def quantizers(adapter: nn.Module) -> dict[str, tuple[AngleQuantizer, nn.Parameter]]:
     """Quantized parameter name -> (its quantizer, its latent parameter)."""
     out: dict[str, tuple[AngleQuantizer, nn.Parameter]] = {}
     if not parametrize.is_parametrized(adapter):
         return out
-    for name, plist in adapter.parametrizations.items():
+    plists = adapter.parametrizations
+    assert isinstance(plists, nn.ModuleDict)
+    for name, plist in plists.items():
+        assert isinstance(plist, parametrize.ParametrizationList)
         for p in plist:
-            if isinstance(p, AngleQuantizer):
-                out[name] = (p, plist.original)
+            latent = plist.original
+            if isinstance(p, AngleQuantizer) and isinstance(latent, nn.Parameter):
+                out[name] = (p, latent)
     return out
 
 
