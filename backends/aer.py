@@ -32,6 +32,7 @@ from typing import Any, TypeAlias
 
 import numpy as np
 
+from backends.extras import missing_extra
 from circuits import Circuit
 
 try:
@@ -41,10 +42,7 @@ try:
     from qiskit_aer.noise import NoiseModel
     from qiskit_aer.primitives import EstimatorV2, SamplerV2
 except ImportError as err:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
-        "backends.aer needs qiskit and qiskit-aer; install them with "
-        "`pip install qadapters[qiskit]`"
-    ) from err
+    raise missing_extra("backends.aer", "qiskit and qiskit-aer", "qiskit") from err
 
 from backends.qiskit import check_shots, parameter_sets, to_qiskit
 from backends.sampling import (

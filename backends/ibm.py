@@ -40,6 +40,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from backends.extras import missing_extra
 from circuits import Circuit
 
 try:
@@ -54,26 +55,11 @@ try:
     from qiskit_ibm_runtime.executor_sampler import Sampler
     from qiskit_ibm_runtime.fake_provider import fake_provider as _fakes
 except ImportError as err:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
-        "backends.ibm needs qiskit-ibm-runtime; install it with `pip install qadapters[ibm]`"
-    ) from err
+    raise missing_extra("backends.ibm", "qiskit-ibm-runtime", "ibm") from err
 
+from backends import sampling
 from backends.qiskit import check_shots, parameter_sets, to_qiskit
-from backends.sampling import (
-    PostselectedSample,
-    Sample,
-    bindings,
-    check_qubits,
-    check_shot_budget,
-    counts_per_set,
-    estimator_pubs,
-    expectation_values,
-    make_sample,
-    pauli_observables,
-    postselected_sample,
-    pub,
-    transpile,
-)
+from backends.sampling import PostselectedSample, Sample
 
 __all__ = [
     "IBMAccountMissingError",
@@ -277,9 +263,9 @@ def _check(circuit: Circuit, params: Any, shots: Any, backend: Any) -> tuple[np.
     arr, single = parameter_sets(circuit, params)
     if shots is not None:
         check_shots(shots)
-    check_qubits(circuit, backend)
+    sampling.check_qubits(circuit, backend)
     if shots is not None:
-        check_shot_budget(int(shots), circuit.n_qubits, len(arr), what="ibm.sample")
+        sampling.check_shot_budget(int(shots), circuit.n_qubits, len(arr), what="ibm.sample")
     return arr, single
 
 
@@ -293,7 +279,7 @@ def _backend(backend: Any, noise: bool) -> Any:
 
 
 def _isa(qc: QuantumCircuit, backend: Any, level: int, seed: int | None) -> QuantumCircuit:
-    return transpile(qc, backend=backend, optimization_level=level, seed=seed)
+    return sampling.transpile(qc, backend=backend, optimization_level=level, seed=seed)
 
 
 def isa_circuit(
@@ -320,7 +306,7 @@ def isa_circuit(
         ValueError: a bad spec, or a circuit with more qubits than the backend.
     """
     dev = _backend(backend, noise)
-    check_qubits(circuit, dev)
+    sampling.check_qubits(circuit, dev)
     return _isa(to_qiskit(circuit, measure=True), dev, optimization_level, seed)
 
 
@@ -426,7 +412,7 @@ def sample(
     arr, single = _check(circuit, params, shots, dev)
     symbolic = to_qiskit(circuit, measure=True)
     isa = _isa(symbolic, dev, optimization_level, seed)
-    job_pub = pub(isa, bindings(symbolic, isa, arr))
+    job_pub = sampling.pub(isa, sampling.bindings(symbolic, isa, arr))
     sampler, ctx = _primitive(Sampler, dev, mode, seed)
     jobs: list[Any] = []
 
@@ -439,8 +425,9 @@ def sample(
     finally:
         if ctx is not None:
             ctx.close()
-    counts = counts_per_set(result.data.c, len(arr))
-    return make_sample(counts, circuit.n_qubits, int(shots), single, str(jobs[-1].job_id()))
+    counts = sampling.counts_per_set(result.data.c, len(arr))
+    job_id = str(jobs[-1].job_id())
+    return sampling.make_sample(counts, circuit.n_qubits, int(shots), single, job_id)
 
 
 def sample_postselected(circuit: Circuit, params: Any, **kwargs: Any) -> PostselectedSample:
@@ -467,7 +454,9 @@ def sample_postselected(circuit: Circuit, params: Any, **kwargs: Any) -> Postsel
     arr, single = parameter_sets(circuit, params)
     raw = sample(circuit, arr, **kwargs)
     counts = raw.counts if isinstance(raw.counts, list) else [raw.counts]
-    return postselected_sample(circuit, arr, counts, raw.shots, single=single, job_id=raw.job_id)
+    return sampling.postselected_sample(
+        circuit, arr, counts, raw.shots, single=single, job_id=raw.job_id
+    )
 
 
 def expectation(
@@ -500,10 +489,10 @@ def expectation(
         raise ValueError(f"expected precision > 0; found {precision!r}")
     dev = _backend(backend, noise)
     arr, single_p = _check(circuit, params, None, dev)
-    ops, single_o = pauli_observables(observables, circuit.n_qubits)
+    ops, single_o = sampling.pauli_observables(observables, circuit.n_qubits)
     symbolic = to_qiskit(circuit)
     isa = _isa(symbolic, dev, optimization_level, seed)
-    pubs = estimator_pubs(isa, ops, bindings(symbolic, isa, arr))
+    pubs = sampling.estimator_pubs(isa, ops, sampling.bindings(symbolic, isa, arr))
     estimator, ctx = _primitive(Estimator, dev, mode, seed)
     try:
         res = run_job(
@@ -514,4 +503,6 @@ def expectation(
     finally:
         if ctx is not None:
             ctx.close()
-    return expectation_values(res, len(arr), single_params=single_p, single_observable=single_o)
+    return sampling.expectation_values(
+        res, len(arr), single_params=single_p, single_observable=single_o
+    )

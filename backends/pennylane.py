@@ -35,14 +35,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from backends.extras import missing_extra
 from circuits import Circuit, Gate, Op, get_gate, reference_matrix, rotation_parts
 
 try:
     import pennylane as qml
 except ImportError as err:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
-        "backends.pennylane needs pennylane; install it with `pip install qadapters[pennylane]`"
-    ) from err
+    raise missing_extra("backends.pennylane", "pennylane", "pennylane") from err
 
 __all__ = ["MEASUREMENTS", "make_qnode", "to_pennylane"]
 

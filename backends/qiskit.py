@@ -62,6 +62,7 @@ from typing import Any
 
 import numpy as np
 
+from backends.extras import missing_extra
 from circuits import Circuit, Op
 
 try:
@@ -75,9 +76,7 @@ try:
         QuantumRegister,
     )
 except ImportError as err:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
-        "backends.qiskit needs qiskit; install it with `pip install qadapters[qiskit]`"
-    ) from err
+    raise missing_extra("backends.qiskit", "qiskit", "qiskit") from err
 
 from backends.qiskit_gates import Angle, FBSGate, RBSGate, TableGate, op_gates
 

@@ -35,26 +35,15 @@ from typing import TypeAlias
 
 import numpy as np
 
+from backends.extras import missing_extra
 from circuits import Gate as TableEntry
 from circuits import Op, get_gate, reference_matrix
 
 try:
     from qiskit.circuit import Gate, ParameterExpression, QuantumCircuit, library
-    from qiskit.circuit.library import (
-        CXGate,
-        CZGate,
-        HGate,
-        PhaseGate,
-        RZGate,
-        SdgGate,
-        UnitaryGate,
-        XGate,
-    )
     from qiskit.quantum_info import SparsePauliOp
 except ImportError as err:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
-        "backends.qiskit_gates needs qiskit; install it with `pip install qadapters[qiskit]`"
-    ) from err
+    raise missing_extra("backends.qiskit_gates", "qiskit", "qiskit") from err
 
 __all__ = ["Angle", "FBSGate", "RBSGate", "TableGate", "op_gates"]
 
@@ -204,10 +193,10 @@ def _definition(entry: TableEntry, angle: Angle | None) -> list[tuple[Gate, list
     if native is not None:
         return [(native, local)]
     if angle is None:
-        return [(UnitaryGate(_reverse_qubits(reference_matrix(entry.name))), local)]
+        return [(library.UnitaryGate(_reverse_qubits(reference_matrix(entry.name))), local)]
     if not isinstance(angle, ParameterExpression) or not angle.parameters:
         matrix = reference_matrix(entry.name, float(angle))
-        return [(UnitaryGate(_reverse_qubits(matrix)), local)]
+        return [(library.UnitaryGate(_reverse_qubits(matrix)), local)]
     return _evolution(entry, angle)
 
 
@@ -227,17 +216,17 @@ def _evolution(entry: TableEntry, angle: ParameterExpression) -> list[tuple[Gate
     for pauli, coeff in zip(terms, paulis.coeffs.real, strict=True):
         support = [q for q in range(entry.num_wires) if pauli.x[q] or pauli.z[q]]
         if not support:  # exp(−icθ)·1 = P(−cθ)·X·P(−cθ)·X, a phase kept under control
-            phase = PhaseGate(_scaled(angle, -float(coeff)))
-            out += [(phase, [0]), (XGate(), [0]), (phase, [0]), (XGate(), [0])]
+            phase = library.PhaseGate(_scaled(angle, -float(coeff)))
+            out += [(phase, [0]), (library.XGate(), [0]), (phase, [0]), (library.XGate(), [0])]
             continue
         into_z: list[tuple[Gate, list[int]]] = []  # X -> Z by H, Y -> Z by H·S†
         for q in support:
             if pauli.x[q] and pauli.z[q]:
-                into_z.append((SdgGate(), [q]))
+                into_z.append((library.SdgGate(), [q]))
             if pauli.x[q]:
-                into_z.append((HGate(), [q]))
-        ladder = [(CXGate(), [a, b]) for a, b in itertools.pairwise(support)]
-        rotation = (RZGate(_scaled(angle, 2 * float(coeff))), [support[-1]])
+                into_z.append((library.HGate(), [q]))
+        ladder = [(library.CXGate(), [a, b]) for a, b in itertools.pairwise(support)]
+        rotation = (library.RZGate(_scaled(angle, 2 * float(coeff))), [support[-1]])
         back = [(g.inverse(), q) for g, q in reversed(into_z)]
         out += [*into_z, *ladder, rotation, *reversed(ladder), *back]
     return out
@@ -285,7 +274,7 @@ def op_gates(op: Op, angle: Angle | None) -> list[tuple[Gate, list[int]]]:
     if between and op.controls:
         # Note [controlled FBS]: C(D·M·D) = D·C(M)·D.
         i = wires[0]
-        d = [(CZGate(), [i, m]) for m in between]
+        d = [(library.CZGate(), [i, m]) for m in between]
         return [*d, _controlled(op, _gate_for(entry, angle), wires), *d]
     gate = _gate_for(entry, angle, len(between))
     if between:

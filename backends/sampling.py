@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from backends import budget, exact
+from backends.extras import missing_extra
 from backends.postselection import kept_indices, postselect_counts
 from circuits import Circuit
 
@@ -40,9 +41,7 @@ try:
     from qiskit.quantum_info import SparsePauliOp
     from qiskit.transpiler import generate_preset_pass_manager
 except ImportError as err:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
-        "backends.sampling needs qiskit; install it with `pip install qadapters[qiskit]`"
-    ) from err
+    raise missing_extra("backends.sampling", "qiskit", "qiskit") from err
 
 from backends.qiskit import parameter_values
 

@@ -398,13 +398,12 @@ class QAdapterModel(AdapterFilesMixin, nn.Module):
         *,
         keep_original: bool = True,
     ) -> None:
-        """Fold adapters into their layers' base weights in place (outputs unchanged).
-
-        Args:
-            adapter_names: the adapters to fold, composed in this order (default: the active).
-            safe_merge: check every layer's merged weights are finite before writing any.
-            keep_original: keep the original weights while merged, so that :meth:`unmerge` and
-                :meth:`unload` restore them bit for bit.
+        """Fold adapters into their layers' base weights in place (outputs unchanged): the
+        arguments of :meth:`QAdapterLinear.merge <qadapters.layers.QAdapterLinear.merge>` for
+        every layer at once. ``adapter_names`` (default: the active one) are composed in this
+        order; with ``safe_merge`` every layer's merged weights are checked finite before any
+        layer is written; ``keep_original`` lets :meth:`unmerge` and :meth:`unload` restore the
+        weights bit for bit.
 
         Raises:
             ValueError: an unknown name, or (``safe_merge``) non-finite merged weights (the

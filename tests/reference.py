@@ -80,3 +80,15 @@ def compound_by_minors(a: np.ndarray, k: int) -> np.ndarray:
 def weight_basis(n: int, k: int) -> list[int]:
     """Basis indices of the weight-k states, ordered by the positions of their ones."""
     return [sum(1 << (n - 1 - p) for p in pos) for pos in combinations(range(n), k)]
+
+
+def ry_tree_state(angles: np.ndarray, depth: int) -> np.ndarray:
+    """Amplitudes an RY tree (angles in level order) prepares from |0…0>: along each path from
+    the root, the product of ``cos(θ/2)`` (bit 0) or ``sin(θ/2)`` (bit 1)."""
+    amps = np.ones(1)
+    k = 0
+    for level in range(depth):
+        t = angles[k : k + 2**level] / 2
+        amps = np.stack([amps * np.cos(t), amps * np.sin(t)], axis=1).reshape(-1)
+        k += 2**level
+    return amps

@@ -386,13 +386,14 @@ def train_test_split(
     return data.subset(np.sort(train)), data.subset(np.sort(test))
 
 
+#: deprecated name -> (its replacement in this module, why)
+_RENAMED = {"FAMILIES": ("SPIN_CHAINS", "adapter families are qadapters.families.FAMILIES")}
+
+
 def __getattr__(name: str) -> object:
-    if name == "FAMILIES":
-        warnings.warn(
-            "qadapters.qnn.quantum_data.FAMILIES is deprecated; use SPIN_CHAINS (adapter families "
-            "are qadapters.families.FAMILIES)",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return SPIN_CHAINS
-    raise AttributeError(f"module 'qadapters.qnn.quantum_data' has no attribute {name!r}")
+    if name not in _RENAMED:
+        raise AttributeError(f"module 'qadapters.qnn.quantum_data' has no attribute {name!r}")
+    new, why = _RENAMED[name]
+    message = f"qadapters.qnn.quantum_data.{name} is deprecated; use {new} ({why})"
+    warnings.warn(message, DeprecationWarning, stacklevel=2)
+    return globals()[new]

@@ -8,16 +8,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from circuits import (
-    GATES,
-    Circuit,
-    Op,
-    fbs_butterfly,
-    rbs_brick,
-    rbs_butterfly,
-    rbs_pyramid,
-    two_design,
-)
+from circuits import GATES, Circuit, Op
+from circuits.builders import fbs_butterfly, rbs_brick, rbs_butterfly, rbs_pyramid, two_design
 
 BUILDERS: dict[str, Callable[[], Circuit]] = {
     "two_design(2,0)": lambda: two_design(2, 0),

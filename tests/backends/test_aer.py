@@ -12,15 +12,8 @@ pytest.importorskip("qiskit_aer")
 
 from backends import aer, exact
 from backends.postselection import lcu_params, success_probability
-from circuits import (
-    Circuit,
-    Op,
-    fbs_butterfly,
-    rbs_brick,
-    rbs_butterfly,
-    rbs_pyramid,
-    two_design,
-)
+from circuits import Circuit, Op
+from circuits.builders import fbs_butterfly, rbs_brick, rbs_butterfly, rbs_pyramid, two_design
 from circuits.lcu import lcu
 from tests.backends.cases import exact_probabilities as _exact_probs
 from tests.backends.cases import random_params as _params

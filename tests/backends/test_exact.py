@@ -9,17 +9,8 @@ import pytest
 import torch
 
 from backends import exact
-from circuits import (
-    GATES,
-    Circuit,
-    Op,
-    fbs_butterfly,
-    rbs_brick,
-    rbs_butterfly,
-    rbs_pyramid,
-    reference_matrix,
-    two_design,
-)
+from circuits import GATES, Circuit, Op, reference_matrix
+from circuits.builders import fbs_butterfly, rbs_brick, rbs_butterfly, rbs_pyramid, two_design
 from tests.backends import cases
 from tests.reference import compound_by_minors, reference_unitary, weight_basis
 

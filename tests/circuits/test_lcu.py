@@ -9,7 +9,7 @@ import pytest
 
 from circuits import Circuit, Op, rbs_brick, rbs_pyramid, two_design
 from circuits.lcu import lcu, lcu_angles, lcu_num_ancillas, lcu_num_angles
-from tests.reference import reference_unitary
+from tests.reference import reference_unitary, ry_tree_state
 
 # (sub-circuits, coefficients): m = 2, 3, 4, 5 (padding), mixed signs and a zero coefficient.
 CASES = [
@@ -19,16 +19,6 @@ CASES = [
     ([two_design(2, 1)] * 5, [1.0, -2.0, 0.5, 0.25, -0.75]),
 ]
 
-
-def _tree_state(angles: np.ndarray, a: int) -> np.ndarray:
-    """Amplitudes of an RY tree (level order) on |0…0>, by the product of cos/sin per path."""
-    amps = np.ones(1)
-    k = 0
-    for level in range(a):
-        t = angles[k : k + 2**level] / 2
-        amps = np.stack([amps * np.cos(t), amps * np.sin(t)], axis=1).reshape(-1)
-        k += 2**level
-    return amps
 
 
 @pytest.mark.parametrize(("subs", "alpha"), CASES)
@@ -63,8 +53,8 @@ def test_angles_prepare_the_documented_states(subs: list[Circuit], alpha: list[f
     al = np.zeros(2**a)
     al[:m] = alpha
     l1 = np.abs(al).sum()
-    v = _tree_state(ang[: 2**a - 1], a)
-    w = _tree_state(np.concatenate([ang[: 2 ** (a - 1) - 1], ang[2**a - 1 :]]), a)
+    v = ry_tree_state(ang[: 2**a - 1], a)
+    w = ry_tree_state(np.concatenate([ang[: 2 ** (a - 1) - 1], ang[2**a - 1 :]]), a)
     np.testing.assert_allclose(v, np.sqrt(np.abs(al) / l1), atol=1e-14)
     np.testing.assert_allclose(w, np.sign(al) * np.sqrt(np.abs(al) / l1), atol=1e-14)
     np.testing.assert_allclose(lcu_angles(3.7 * np.asarray(alpha)), ang, atol=1e-14)

@@ -10,7 +10,7 @@ import pytest
 
 from circuits.lcu import lcu_angles, lcu_num_ancillas
 from circuits.state_prep import preparation_circuit, preparation_params, ry_tree_angles
-from tests.reference import reference_unitary
+from tests.reference import reference_unitary, ry_tree_state
 
 PI = math.pi
 
@@ -34,16 +34,6 @@ def test_hand_computed_angles(amplitudes: list[float], expected: list[float]):
     np.testing.assert_allclose(ry_tree_angles(np.array(amplitudes)), expected, atol=1e-15)
 
 
-def _tree_state(angles: np.ndarray, depth: int) -> np.ndarray:
-    """Amplitudes of an RY tree (level order) on |0…0>: the product of cos/sin along each path."""
-    amps = np.ones(1)
-    k = 0
-    for level in range(depth):
-        t = angles[k : k + 2**level] / 2
-        amps = np.stack([amps * np.cos(t), amps * np.sin(t)], axis=1).reshape(-1)
-        k += 2**level
-    return amps
-
 
 @pytest.mark.parametrize("depth", [1, 2, 3, 4])
 def test_tree_prepares_the_normalised_amplitudes_with_signs(depth: int):
@@ -53,7 +43,8 @@ def test_tree_prepares_the_normalised_amplitudes_with_signs(depth: int):
     angles = ry_tree_angles(batch)
     assert angles.shape == (3, 2**depth - 1)
     for row, theta in zip(batch, angles, strict=True):
-        np.testing.assert_allclose(_tree_state(theta, depth), row / np.linalg.norm(row), atol=1e-14)
+        want = row / np.linalg.norm(row)
+        np.testing.assert_allclose(ry_tree_state(theta, depth), want, atol=1e-14)
 
 
 @pytest.mark.parametrize("alpha", [[0.7, -0.3], [-1.0, 0.4, 2.5], [0.2, 0.0, -0.5, 1.1, 0.3]])

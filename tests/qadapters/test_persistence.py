@@ -185,7 +185,10 @@ DAMAGE = [
 ]
 
 
-@pytest.mark.parametrize(("damage", "error", "match"), DAMAGE, ids=[d[0].__name__ for d in DAMAGE])
+DAMAGE_IDS = [damage.__name__ for damage, _, _ in DAMAGE]
+
+
+@pytest.mark.parametrize(("damage", "error", "match"), DAMAGE, ids=DAMAGE_IDS)
 def test_a_failed_load_leaves_the_callers_model_as_it_was(tmp_path, damage, error, match) -> None:
     _trained(1).save_pretrained(tmp_path)
     damage(tmp_path / WEIGHTS_NAME)

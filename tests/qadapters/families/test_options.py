@@ -15,15 +15,9 @@ from typing import Literal, get_args, get_origin, get_type_hints
 import pytest
 import torch
 
+from qadapters import families
 from qadapters.config import QAdapterConfig
-from qadapters.families import (
-    FAMILIES,
-    check_options,
-    family_options,
-    make_adapter,
-    options_class,
-    trainable_count,
-)
+from qadapters.families import FAMILIES, family_options, options_class
 from qadapters.model import get_qadapter_model
 
 #: one value of each kind that no option accepts, and the kinds each annotation refuses
@@ -110,9 +104,9 @@ MESSAGES = [
 def test_messages_name_option_expected_and_found(family, options, message) -> None:
     for check in (
         lambda: QAdapterConfig(family, ["q"], options=options),
-        lambda: check_options(family, **options),
-        lambda: make_adapter(family, 256, 256, **options),
-        lambda: trainable_count(family, 32, 32, **options),
+        lambda: families.check_options(family, **options),
+        lambda: families.make_adapter(family, 256, 256, **options),
+        lambda: families.trainable_count(family, 32, 32, **options),
     ):
         with pytest.raises(ValueError, match=re.escape(message) + "$"):
             check()
@@ -123,7 +117,7 @@ def test_family_options_are_the_dataclass_defaults(family) -> None:
     cls = options_class(family)
     assert family_options(family) == {f.name: f.default for f in fields(cls)}
     assert cls().to_dict() == family_options(family)
-    adapter = make_adapter(family, 64, 64)
+    adapter = families.make_adapter(family, 64, 64)
     assert adapter.options == cls() and type(adapter).options_class is cls
     assert QAdapterConfig(family, ["q"]).resolved_options() == family_options(family)
     assert all(text for text in cls.help().values())  # every option says what it does
@@ -166,10 +160,10 @@ COUNT_CASES = [
 
 @pytest.mark.parametrize(("family", "d_in", "d_out", "options"), COUNT_CASES, ids=repr)
 def test_trainable_count_equals_the_built_adapter(family, d_in, d_out, options) -> None:
-    built = make_adapter(family, d_in, d_out, **options)
-    assert trainable_count(family, d_in, d_out, **options) == built.num_trainable()
+    built = families.make_adapter(family, d_in, d_out, **options)
+    assert families.trainable_count(family, d_in, d_out, **options) == built.num_trainable()
     assert built.options == options_class(family).from_mapping(options)
-    check_options(family, **options)  # what a config accepts, it accepts
+    families.check_options(family, **options)  # what a config accepts, it accepts
 
 
 #: (family, options given, why): legal options that would do nothing given the others
@@ -195,10 +189,10 @@ def test_constructor_warns_about_a_changed_inert_option(family, options, why) ->
     if not changed:  # set to its default: a config passes every option, so nothing to say
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            make_adapter(family, 256, 256, **options)
+            families.make_adapter(family, 256, 256, **options)
         return
     with pytest.warns(UserWarning, match=f"has no effect on a 256 → 256 layer: .*{why}") as rec:
-        make_adapter(family, 256, 256, **options)
+        families.make_adapter(family, 256, 256, **options)
     assert len(rec) == 1
     assert rec[0].filename == __file__  # attributed to the caller, not the library
 
@@ -243,9 +237,9 @@ def test_size_checks_name_the_layer(family, options, shape, message) -> None:
     config = QAdapterConfig(family, ["1"], options=options)  # fine without a layer
     d_in, d_out = shape
     with pytest.raises(ValueError, match=message):
-        make_adapter(family, d_in, d_out, **options)
+        families.make_adapter(family, d_in, d_out, **options)
     with pytest.raises(ValueError, match=message):
-        trainable_count(family, d_in, d_out, **options)
+        families.trainable_count(family, d_in, d_out, **options)
     with pytest.raises(ValueError, match=message):
         get_qadapter_model(_tiny(d_in, d_out), config)
 
@@ -254,7 +248,7 @@ def test_partly_inert_orders_warn_and_still_train() -> None:
     """Orders (1, 2) on a 5-wide output: one block of n = 2 wires, where A^(2) = 1 is constant
     but A^(1) still rotates two features."""
     with pytest.warns(UserWarning, match=r"order\(s\) \[2\] on a 5 → 5 layer .* constant"):
-        adapter = make_adapter("compound", 5, 5, blocks=1)
+        adapter = families.make_adapter("compound", 5, 5, blocks=1)
     adapter.reset_away_from_identity(1.0)
     base = torch.eye(5)
     assert (adapter(None, base) - base).abs().max() > 1e-2
@@ -262,10 +256,10 @@ def test_partly_inert_orders_warn_and_still_train() -> None:
 
 def test_deprecated_variant_alias_builds_the_single_order_adapter() -> None:
     torch.manual_seed(0)
-    new = make_adapter("hamming", 12, 12, variant="single_order", order=2)
+    new = families.make_adapter("hamming", 12, 12, variant="single_order", order=2)
     torch.manual_seed(0)
     with pytest.warns(DeprecationWarning, match="use variant='single_order'") as rec:
-        old = make_adapter("hamming", 12, 12, variant="compound", order=2)
+        old = families.make_adapter("hamming", 12, 12, variant="compound", order=2)
     assert rec[0].filename == __file__
     assert old.variant == "single_order" and old.options == new.options
     assert torch.equal(old.theta, new.theta) and old.dim == new.dim
