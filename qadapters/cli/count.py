@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from backends import budget
-from qadapters.config import VALID_QUANT_BITS, target_matches
+from qadapters.config import ALL_LINEAR, VALID_QUANT_BITS, target_matches
 from qadapters.families.cost import ZERO, Cost, lora_cost
 
 #: relevant fields of the public Hugging Face configs
@@ -226,6 +226,9 @@ def select(linears: list[LinearSpec], targets: list[str] | str) -> list[LinearSp
     Raises:
         ValueError: when a target selects nothing (the layer names and roles are listed).
     """
+
+    if targets == [ALL_LINEAR] or targets == ALL_LINEAR:  # the block stack has no output head
+        return list(linears)
 
     def hit(spec: LinearSpec, t: list[str] | str) -> bool:
         return target_matches(spec.name, t) or (isinstance(t, list) and spec.role in t)
@@ -460,7 +463,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = _options_help()
     parser.add_argument("--model", required=True, help=f"preset {sorted(PRESETS)} or config.json")
     parser.add_argument(
-        "--targets", required=True, help="comma-separated names/suffixes/roles, or re:REGEX"
+        "--targets",
+        required=True,
+        help="comma-separated names/suffixes/roles, all-linear (every linear layer), or re:REGEX",
     )
     parser.add_argument("--family", action="append", help="family to show (repeatable; all)")
     parser.add_argument(

@@ -285,3 +285,14 @@ def test_count_shows_the_cost_of_a_head_it_would_refuse(capsys) -> None:
     specs = calc.select(calc.model_linears(cfg), ["mlp.c_fc"])
     cost, largest = calc.family_cost(specs, "hamming")
     assert calc.family_count(specs, "hamming") == 242 and largest == cost.build_bytes > 4 * 1024**3
+
+
+def test_all_linear_counts_equal_peft(tiny) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    model_type, kwargs, _, specs = tiny
+    peft_model = get_peft_model(
+        _tiny(model_type, kwargs), LoraConfig(r=4, target_modules="all-linear")
+    )
+    trainable, _ = peft_model.get_nb_trainable_parameters()
+    assert calc.lora_count(calc.select(specs, ["all-linear"]), 4) == trainable
