@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": (f"{_EXPERIMENTS}.demo", "the main experiment: adapt an MLP from digits 0-4 to 5-9"),
     "finetune": (f"{_EXPERIMENTS}.finetune", "fine-tune MiniLM on a text classification set"),
     "qnn-demo": (f"{_EXPERIMENTS}.qnn_demo", "adapt a quantum neural network with an LCU adapter"),
+    "bp-study": (f"{_EXPERIMENTS}.bp_study", "barren plateaus: exact gradient variance vs qubits"),
 }
 
 
