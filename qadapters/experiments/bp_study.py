@@ -85,6 +85,8 @@ class Model:
         state: the system input ``ψ0``, shape ``(2^n,)``, float64, normalised.
         kept: for a circuit with ancillas, the full-register indices of the postselected system
             basis states (:func:`backends.postselection.kept_indices`); ``None`` otherwise.
+        blocks: named ranges ``(name, start, stop)`` of the parameter vector whose gradient
+            variances are also averaged separately (the LCU's two sub-circuits).
     """
 
     name: str
@@ -92,6 +94,7 @@ class Model:
     circuit: Circuit
     state: Tensor
     kept: Tensor | None = None
+    blocks: tuple[tuple[str, int, int], ...] = ()
 
     @property
     def num_params(self) -> int:
@@ -144,9 +147,11 @@ def build_model(
         return Model(name, n, rbs_pyramid(n), basis_state(n, [0]))
     if name == "hw-khalf":
         return Model(name, n, rbs_pyramid(n), basis_state(n, half_weight_ones(n)))
-    circuit = lcu([two_design(n, depth), rbs_pyramid(n)], list(alpha), fixed_coefficients=True)
+    qnn, adapter = two_design(n, depth), rbs_pyramid(n)
+    circuit = lcu([qnn, adapter], list(alpha), fixed_coefficients=True)
     kept = torch.as_tensor(kept_indices(circuit))
-    return Model(name, n, circuit, basis_state(n, [0]), kept)
+    blocks = (("qnn", 0, qnn.num_params), ("adapter", qnn.num_params, circuit.num_params))
+    return Model(name, n, circuit, basis_state(n, [0]), kept, blocks)
 
 
 def half_weight_ones(n: int) -> list[int]:
@@ -263,23 +268,27 @@ def sample_gradients(
     return {k: torch.cat(v) for k, v in parts.items()}
 
 
-def variance_summary(grads: Tensor) -> dict[str, Any]:
+def variance_summary(grads: Tensor, blocks: Sequence[tuple[str, int, int]] = ()) -> dict[str, Any]:
     """The sample variances of one model's gradients at one ``n``.
 
     Args:
         grads: shape ``(S, P)``.
+        blocks: named parameter ranges ``(name, start, stop)`` (:attr:`Model.blocks`).
 
     Returns:
         ``var_first`` (of ``∂L/∂θ_0``), ``var_mean`` (mean of the per-angle variances),
-        ``var_per_param`` (all of them), ``mean_first`` (the mean of ``∂L/∂θ_0``, ≈ 0).
+        ``var_mean_<name>`` per block (the same mean over that block's angles), ``var_per_param``
+        (all of them), ``mean_first`` (the mean of ``∂L/∂θ_0``, ≈ 0).
     """
     var = grads.var(dim=0, unbiased=True)
-    return {
+    out = {
         "var_first": float(var[0]),
         "var_mean": float(var.mean()),
+        **{f"var_mean_{name}": float(var[a:b].mean()) for name, a, b in blocks},
         "mean_first": float(grads[:, 0].mean()),
         "var_per_param": var.tolist(),
     }
+    return out
 
 
 # Note [decay fits]
@@ -312,6 +321,12 @@ def fit_line(
     return float(coef[0]), float(coef[1]), residual
 
 
+def _better(rss_exponential: float, rss_polynomial: float) -> str:
+    if abs(rss_exponential - rss_polynomial) <= 1e-12:  # e.g. two n: both lines pass exactly
+        return "tie"
+    return "exponential" if rss_exponential < rss_polynomial else "polynomial"
+
+
 def fit_decay(ns: Sequence[int], variances: Sequence[float]) -> dict[str, Any]:
     """Fit ``Var ∝ b^−n`` and ``Var ∝ n^−p`` to variances at several ``n`` (Note [decay fits]).
 
@@ -321,8 +336,9 @@ def fit_decay(ns: Sequence[int], variances: Sequence[float]) -> dict[str, Any]:
 
     Returns:
         ``b`` and ``a`` (``log Var = a − n·log b``), ``p`` and ``c`` (``log Var = c − p·log n``),
-        ``rss_exponential``, ``rss_polynomial`` (of log Var) and ``better`` (``"exponential"``
-        or ``"polynomial"``); ``None`` values when a variance is not positive.
+        ``rss_exponential``, ``rss_polynomial`` (of log Var) and ``better`` (``"exponential"``,
+        ``"polynomial"``, or ``"tie"`` when the residuals agree to 1e-12, as with two ``n``);
+        ``None`` values when a variance is not positive.
 
     Raises:
         ValueError: fewer than two distinct ``n`` or lengths differ.
@@ -349,7 +365,7 @@ def fit_decay(ns: Sequence[int], variances: Sequence[float]) -> dict[str, Any]:
         "p": -slope_p,
         "rss_exponential": rss_e,
         "rss_polynomial": rss_p,
-        "better": "exponential" if rss_e < rss_p else "polynomial",
+        "better": _better(rss_e, rss_p),
     }
 
 
@@ -442,11 +458,12 @@ def study(args: argparse.Namespace, step: Callable[[int], object]) -> dict[str, 
             seconds = time.perf_counter() - t0
             entry["num_params"].append(model.num_params)
             for cost, g in grads.items():
-                row = {"n": n, "seconds": seconds, **variance_summary(g)}
+                row = {"n": n, "seconds": seconds, **variance_summary(g, model.blocks)}
                 entry["costs"][cost]["per_n"].append(row)
+            entry["blocks"] = [name for name, _, _ in model.blocks]
         for data in entry["costs"].values():
             if len(args.qubits) >= 2:
-                for which in ("first", "mean"):
+                for which in ("first", "mean", *(f"mean_{b}" for b in entry["blocks"])):
                     data[f"fit_{which}"] = fit_decay(
                         args.qubits, [r[f"var_{which}"] for r in data["per_n"]]
                     )
@@ -462,22 +479,25 @@ def _fmt(x: float | None, spec: str) -> str:
 def format_table(results: dict[str, Any], qubits: Sequence[int], cost: str) -> str:
     """One table per cost: the variance of ``∂L/∂θ_0`` and the mean over angles at each n, fits."""
     width = 10
-    head = f"{'model':<12}{'Var of':<7}" + "".join(f"{'n=' + str(n):>{width}}" for n in qubits)
+    head = f"{'model':<12}{'Var of':<8}" + "".join(f"{'n=' + str(n):>{width}}" for n in qubits)
     head += f"{'b':>7}{'p':>7}{'rss exp':>9}{'rss poly':>9}  decay"
     lines = [f"cost: {cost} = {COSTS[cost]}", head, "-" * len(head)]
     for name, entry in results.items():
         data = entry["costs"][cost]
-        for which, label in (("first", "∂θ0"), ("mean", "mean")):
+        rows = [("first", "∂θ0"), ("mean", "mean")]
+        rows += [(f"mean_{b}", b) for b in entry.get("blocks", [])]
+        for which, label in rows:
             cells = "".join(f"{r[f'var_{which}']:>{width}.3e}" for r in data["per_n"])
             fit = data.get(f"fit_{which}") or {}
             lines.append(
-                f"{name:<12}{label:<7}{cells}{_fmt(fit.get('b'), '7.3f')}"
+                f"{name:<12}{label:<8}{cells}{_fmt(fit.get('b'), '7.3f')}"
                 f"{_fmt(fit.get('p'), '7.2f')}{_fmt(fit.get('rss_exponential'), '9.3f')}"
                 f"{_fmt(fit.get('rss_polynomial'), '9.3f')}  {fit.get('better') or '-'}"
             )
     lines.append(
         "Var of ∂θ0: variance of ∂L/∂θ_0; mean: mean over angles of the per-angle variance;"
     )
+    lines.append("qnn / adapter: the same mean over the LCU's two-design / pyramid angles only;")
     lines.append(
         "b: fitted Var ∝ b^-n; p: fitted Var ∝ n^-p; rss: residual of log Var; decay: better fit"
     )

@@ -139,6 +139,17 @@ def test_variance_summary():
     s = bp.variance_summary(grads)
     assert s["var_first"] == pytest.approx(4.0) and s["mean_first"] == pytest.approx(3.0)
     assert s["var_per_param"] == pytest.approx([4.0, 4.0]) and s["var_mean"] == pytest.approx(4.0)
+    blocks = bp.variance_summary(grads * torch.tensor([1.0, 2.0]), [("a", 0, 1), ("b", 1, 2)])
+    assert blocks["var_mean_a"] == pytest.approx(4.0) and blocks["var_mean_b"] == pytest.approx(
+        16.0
+    )
+    assert blocks["var_mean"] == pytest.approx(10.0)
+
+
+def test_lcu_blocks_split_the_two_sub_circuits():
+    model = bp.build_model("lcu-k1", 4, layers=2)
+    assert model.blocks == (("qnn", 0, 16), ("adapter", 16, 22))  # (2L+1)n − 2L and n(n−1)/2
+    assert model.num_params == 22
 
 
 NS = [4, 6, 8, 10, 12]
@@ -168,6 +179,7 @@ def test_fit_decay_recovers_a_known_decay(case):
 
 
 def test_fit_decay_edge_cases():
+    assert bp.fit_decay([3, 4], [0.2, 0.1])["better"] == "tie"  # two points: both lines exact
     assert set(bp.fit_decay([2, 3], [0.1, 0.0]).values()) == {None}
     with pytest.raises(ValueError, match="2 distinct x"):
         bp.fit_decay([4, 4], [0.1, 0.2])
@@ -191,7 +203,7 @@ def test_cli_writes_json_and_png_atomically(tmp_path, capsys, monkeypatch):
         main(["bp-study", "--qubits", "3,4", "--samples", "8", "--out", str(out), "--quiet"]) == 0
     )
     table = capsys.readouterr().out
-    for text in ("cost: local", "cost: global", *bp.MODELS, "n=3", "n=4"):
+    for text in ("cost: local", "cost: global", *bp.MODELS, "n=3", "n=4", "adapter "):
         assert text in table
     assert sorted(p.name for p in map(type(out), written)) == sorted(
         [bp.PLOT_NAME, bp.RESULTS_NAME]
@@ -206,6 +218,8 @@ def test_cli_writes_json_and_png_atomically(tmp_path, capsys, monkeypatch):
         for data in entry["costs"].values():
             assert [r["n"] for r in data["per_n"]] == [3, 4]
             assert {"b", "p", "better"} <= set(data["fit_mean"])
+            if entry["blocks"]:
+                assert {"b", "p", "better"} <= set(data["fit_mean_adapter"])
             for row in data["per_n"]:
                 assert row["var_mean"] > 0 and len(row["var_per_param"]) >= row["n"]
 
