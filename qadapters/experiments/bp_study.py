@@ -507,6 +507,8 @@ def format_table(results: dict[str, Any], qubits: Sequence[int], cost: str) -> s
 def write_plot(path: Path, results: dict[str, Any], qubits: Sequence[int]) -> Path:
     """Log-scale variance of ``∂L/∂θ_0`` (solid) and mean over angles (dashed) vs n, per cost.
 
+    For the LCU, a dotted line is the mean over its adapter (pyramid) angles alone.
+
     Returns:
         The PNG's path (written atomically by :func:`qadapters.experiments.core.save_figure`).
 
@@ -526,7 +528,12 @@ def write_plot(path: Path, results: dict[str, Any], qubits: Sequence[int]) -> Pa
                     label=label)  # fmt: skip
             ax.plot(qubits, [max(r["var_mean"], 1e-300) for r in rows], "x--", color=color,
                     alpha=0.6)  # fmt: skip
+            if "adapter" in entry.get("blocks", []):
+                adapter = [max(r["var_mean_adapter"], 1e-300) for r in rows]
+                ax.plot(qubits, adapter, "^:", color=color, alpha=0.6,
+                        label=f"{name}: adapter angles")  # fmt: skip
         ax.set_yscale("log")
+        ax.set_xticks(list(qubits))
         ax.set_xlabel("system qubits n")
         ax.set_ylabel("Var[∂L/∂θ]")
         ax.set_title(f"{cost} cost: {COSTS[cost]}")
