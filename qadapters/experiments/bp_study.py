@@ -4,7 +4,8 @@ For each number of system qubits ``n`` and each model, ``--samples`` parameter v
 uniformly from ``[−π, π)`` (seeded); every cost ``L(θ)`` is computed exactly on the state vector
 (:func:`backends.exact.apply`, float64, one batched run per chunk of samples) and differentiated
 by torch autograd. The sample variance of ``∂L/∂θ_j`` is reported for the first angle ``j = 0``
-and as the mean over all angles. The models:
+and as the mean over all angles (for the LCU also over its two-design angles and over its
+pyramid angles separately). The models:
 
 - ``two-design``: the RY/CZ simplified two-design :func:`circuits.two_design` with ``L = n``
   layers (``--layers`` fixes L), on ``|0…0>``.
@@ -442,10 +443,12 @@ def study(args: argparse.Namespace, step: Callable[[int], object]) -> dict[str, 
     Returns:
         ``{model: {"description", "num_params": [...], "costs": {cost: {"per_n": [...],
         "fit_first": ..., "fit_mean": ...}}}}``, ``per_n`` one :func:`variance_summary` per n
-        (with ``n`` and ``seconds``).
+        (with ``n`` and ``seconds``). The angles of model ``k`` (its place in :data:`MODELS`) at
+        ``n`` qubits come from seed ``args.seed + 1000·k + n``.
     """
     results: dict[str, Any] = {}
-    for k, name in enumerate(args.models):
+    for name in args.models:
+        k = list(MODELS).index(name)  # seeds do not depend on which models were chosen
         entry: dict[str, Any] = {"description": MODELS[name], "num_params": [],
                                  "costs": {c: {"per_n": []} for c in args.cost}}  # fmt: skip
         for n in args.qubits:
@@ -460,7 +463,7 @@ def study(args: argparse.Namespace, step: Callable[[int], object]) -> dict[str, 
             for cost, g in grads.items():
                 row = {"n": n, "seconds": seconds, **variance_summary(g, model.blocks)}
                 entry["costs"][cost]["per_n"].append(row)
-            entry["blocks"] = [name for name, _, _ in model.blocks]
+            entry["blocks"] = [block for block, _, _ in model.blocks]
         for data in entry["costs"].values():
             if len(args.qubits) >= 2:
                 for which in ("first", "mean", *(f"mean_{b}" for b in entry["blocks"])):

@@ -245,3 +245,14 @@ def test_cli_rejects_bad_options(argv, capsys):
         main(["bp-study", *argv])
     assert info.value.code == 2
     assert "expected" in capsys.readouterr().err
+
+
+def test_a_models_numbers_do_not_depend_on_the_other_models_chosen(tmp_path):
+    rows = []
+    for models in ("hw-k1", "two-design,hw-k1"):
+        out = tmp_path / models
+        argv = ["bp-study", "--qubits", "3,4", "--samples", "4", "--models", models, "--quiet"]
+        assert main([*argv, "--cost", "local", "--out", str(out)]) == 0
+        payload = json.loads((out / bp.RESULTS_NAME).read_text())
+        rows.append(payload["models"]["hw-k1"]["costs"]["local"]["per_n"])
+    assert [r["var_per_param"] for r in rows[0]] == [r["var_per_param"] for r in rows[1]]
