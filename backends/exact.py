@@ -27,6 +27,7 @@ The exact LCU postselection functions of :mod:`backends.postselection` are re-ex
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from typing import Literal
@@ -71,7 +72,13 @@ def _check_params(circuit: Circuit, params: Tensor | Sequence[float] | np.ndarra
             f"expected params of shape (..., {circuit.num_params}) for this circuit; "
             f"found shape {tuple(params.shape)}"
         )
-    if params.numel() and not bool(torch.isfinite(params).all()):
+    # the finiteness check reads the values back to the host: eager runs only (a compiled graph
+    # cannot branch on data, and a host sync per step would stall an accelerator's queue)
+    if (
+        params.numel()
+        and not torch.compiler.is_compiling()
+        and not bool(torch.isfinite(params).all())
+    ):
         bad = (~torch.isfinite(params)).nonzero()[0].tolist()
         raise ValueError(f"params must be finite; found {params[tuple(bad)].item()} at {bad}")
     return params
@@ -130,7 +137,7 @@ def _check_run(
 def _flat_batch(params: Tensor) -> tuple[Tensor, tuple[int, ...]]:
     batch = tuple(params.shape[:-1])
     # an explicit batch size: reshape(-1, 0) is ambiguous for a circuit with no parameters
-    return params.reshape(int(np.prod(batch)), params.shape[-1]), batch
+    return params.reshape(math.prod(batch), params.shape[-1]), batch
 
 # ---------------------------------------------------------------------------- public API
 def unitary(
@@ -246,7 +253,7 @@ def apply(
         y = run(circuit, params.unsqueeze(0), x, dtype)
         return y[0].T.reshape(*lead, dim)
     batch = torch.broadcast_shapes(params.shape[:-1], states.shape[:-1])
-    _check_run("apply", circuit, int(np.prod(batch)), 1, dtype, grad, copies=2)
+    _check_run("apply", circuit, math.prod(batch), 1, dtype, grad, copies=2)
     p = params.expand(*batch, params.shape[-1]).reshape(-1, params.shape[-1])
     x = states.expand(*batch, dim).reshape(-1, dim, 1).to(dtype)
     return run(circuit, p, x, dtype).reshape(*batch, dim)

@@ -26,9 +26,11 @@ RBS on distant wires ignores the ones between its wires and breaks that identity
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from math import comb
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch
@@ -42,6 +44,32 @@ Tensor = torch.Tensor
 
 #: Largest (passes × dim²) written as dense pass matrices for the tree product.
 _DENSE_LIMIT = 1 << 21
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def compile_constant(fn: _F) -> _F:
+    """Mark ``fn`` as returning a constant under ``torch.compile`` (Note [constant plans]).
+
+    For builders of index tables that depend on sizes and gates only: Dynamo calls ``fn`` once
+    while tracing and keeps its result, instead of tracing its numpy code. Eager calls are
+    unchanged (the function is only marked). Put it under ``functools.lru_cache``.
+
+    Args:
+        fn: a pure function of hashable, non-tensor arguments.
+
+    Returns:
+        ``fn`` itself, marked.
+
+    Example:
+        >>> @compile_constant
+        ... def table(n: int) -> list[int]:
+        ...     return list(range(n))
+        >>> table(3)
+        [0, 1, 2]
+    """
+    return cast(_F, torch.compiler.assume_constant_result(fn))
 
 
 @dataclass(frozen=True)
@@ -120,6 +148,7 @@ def _op_rows(
 
 
 @lru_cache(maxsize=128)
+@compile_constant
 def _subspace_plan(circuit: Circuit, k: int) -> tuple[_SubPass, ...]:
     n = circuit.n_qubits
     idx = weight_indices(n, k).astype(np.int64)
@@ -161,6 +190,7 @@ def _subspace_plan(circuit: Circuit, k: int) -> tuple[_SubPass, ...]:
 
 
 @lru_cache(maxsize=64)
+@compile_constant
 def _dense_plan(circuit: Circuit, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Scatter positions of every pass as a dense matrix: (identity part, positions, entries)."""
     passes = _subspace_plan(circuit, k)
@@ -190,8 +220,92 @@ def _tree_product(mats: Tensor) -> Tensor:
     return level[0].unsqueeze(0) if single else level[0]
 
 
+# Note [constant plans]
+# ---------------------
+# The plans and index tables (numpy, cached per circuit and size) depend on sizes and gates
+# only, never on tensor values. Under ``torch.compile`` they are constants of the graph:
+# :func:`compile_constant` (``torch.compiler.assume_constant_result``) has Dynamo call a plan
+# builder once while tracing and keep its result, instead of tracing its numpy code.
+# :func:`simulate` (whose gate table is built from numpy tables too) is one opaque operator for
+# the compiler, ``qbackends::subspace_block``: a custom op whose Python runs as it does eagerly,
+# with its backward a second op that recomputes the block under autograd and takes its
+# vector-Jacobian product (the block is small: recomputing it costs less than keeping every
+# pass). The circuit reaches the ops as an int handle (:func:`_circuit_handle`). Eager runs never
+# go through the ops, and the decorators only mark the plan builders.
+_CIRCUITS: dict[Circuit, int] = {}
+_HANDLES: list[Circuit] = []
+#: dispatch keys an operator's kernel runs without, put back for the vjp's recomputation
+_AUTOGRAD_KEYS = tuple(
+    getattr(torch._C.DispatchKey, name)
+    for name in ("ADInplaceOrView", "AutogradCPU", "AutogradCUDA", "AutogradOther")
+)
+
+
+@compile_constant
+def _circuit_handle(circuit: Circuit) -> int:
+    """A stable int naming ``circuit`` (equal circuits share one)."""
+    if circuit not in _CIRCUITS:
+        _CIRCUITS[circuit] = len(_HANDLES)
+        _HANDLES.append(circuit)
+    return _CIRCUITS[circuit]
+
+
+@torch.library.custom_op("qbackends::subspace_block", mutates_args=())
+def _block_op(p: Tensor, handle: int, k: int, dtype: torch.dtype) -> Tensor:
+    with torch.no_grad():
+        return _simulate(_HANDLES[handle], p, k, dtype).contiguous()
+
+
+@torch.library.custom_op("qbackends::subspace_block_vjp", mutates_args=())
+def _block_vjp_op(p: Tensor, grad: Tensor, handle: int, k: int, dtype: torch.dtype) -> Tensor:
+    # an operator's kernel runs below autograd (its dispatch keys are excluded); the vjp needs
+    # autograd back on for the recomputation
+    excluded = torch._C._dispatch_tls_local_exclude_set()
+    for key in _AUTOGRAD_KEYS:
+        excluded = excluded.remove(key)
+    included = torch._C._dispatch_tls_local_include_set()
+    with torch._C._ForceDispatchKeyGuard(included, excluded), torch.enable_grad():
+        q = p.detach().requires_grad_(True)
+        (out,) = torch.autograd.grad(_simulate(_HANDLES[handle], q, k, dtype), q, grad)
+    return out
+
+
+@_block_op.register_fake
+def _(p: Tensor, handle: int, k: int, dtype: torch.dtype) -> Tensor:
+    rows = subspace_dim(_HANDLES[handle].n_qubits, k)
+    return p.new_empty((p.shape[0], rows, rows), dtype=dtype)
+
+
+@_block_vjp_op.register_fake
+def _(p: Tensor, grad: Tensor, handle: int, k: int, dtype: torch.dtype) -> Tensor:
+    return torch.empty_like(p)
+
+
+def _block_setup(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+    p, handle, k, dtype = inputs
+    ctx.save_for_backward(p)
+    ctx.plan = (handle, k, dtype)
+
+
+def _block_backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None]:
+    (p,) = ctx.saved_tensors
+    return _block_vjp_op(p, grad, *ctx.plan), None, None, None
+
+
+_block_op.register_autograd(_block_backward, setup_context=_block_setup)
+
+
 def simulate(circuit: Circuit, p: Tensor, k: int, dtype: torch.dtype) -> Tensor:
-    """The weight-k block for B parameter sets ``p`` (B, num_params): shape (B, C(n,k), C(n,k))."""
+    """The weight-k block for B parameter sets ``p`` (B, num_params): shape (B, C(n,k), C(n,k)).
+
+    Under ``torch.compile`` it is one custom operator (Note [constant plans])."""
+    if torch.compiler.is_compiling():
+        handle = int(_circuit_handle(circuit))  # int(): a plain constant for Dynamo to pass on
+        return _block_op(p, handle, k, dtype)
+    return _simulate(circuit, p, k, dtype)
+
+
+def _simulate(circuit: Circuit, p: Tensor, k: int, dtype: torch.dtype) -> Tensor:
     rows = subspace_dim(circuit.n_qubits, k)
     b = p.shape[0]
     passes = _subspace_plan(circuit, k)
@@ -310,6 +424,7 @@ def is_fermionic(circuit: Circuit) -> bool:
 
 
 @lru_cache(maxsize=64)
+@compile_constant
 def _minor_tables(n: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Index tables for the Laplace expansion of k×k minors along their first row.
 
@@ -477,6 +592,7 @@ def _compounds(matrix: Tensor, k: int) -> list[Tensor]:
 
 
 @lru_cache(maxsize=64)
+@compile_constant
 def _complement_tables(n: int, k: int) -> tuple[Tensor, Tensor]:
     """For every weight-(n−k) state (combinations order): the index of its complement among the
     weight-k states, and the sign (−1)^(sum of its one positions)."""

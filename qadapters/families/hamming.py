@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from backends import exact
+from backends.subspace import compile_constant
 from circuits import Circuit, build
 from circuits.subspace import weight_indices
 from qadapters.families.base import Adapter, layer_text
@@ -124,6 +125,7 @@ class _Tables:
 
 
 @lru_cache(maxsize=64)
+@compile_constant  # Note [constant plans] in backends/subspace.py
 def _weight_tables(n: int, in_features: int, out_features: int) -> _Tables:
     perm_in, perm_out, sizes, local = [], [], [], []
     for k in range(n + 1):
