@@ -36,8 +36,10 @@ import numpy as np
 import torch
 
 from backends import budget, subspace
+from backends import compounds as compounds_module
+from backends.compounds import compound, compounds, rotation_compounds
 from backends.statevector import run, run_nbytes
-from backends.subspace import compound, compounds, is_fermionic, rotation_compounds
+from backends.subspace import is_fermionic
 from backends.torch_gates import gate_matrix
 from circuits import Circuit, get_gate
 from circuits.subspace import subspace_dim
@@ -327,7 +329,7 @@ def hamming_block(
         nbytes = subspace.simulate_nbytes(circuit, b, k, dtype, grad=grad)
     else:
         nbytes = subspace.simulate_nbytes(circuit, b, 1, dtype, grad=grad)
-        nbytes += subspace.compounds_nbytes(n, k, b, dtype, grad=grad)
+        nbytes += compounds_module.compounds_nbytes(n, k, b, dtype, grad=grad)
     budget.check(
         f"exact.hamming_block of a {n}-qubit circuit at weight {k} (a {rows} × {rows} block per "
         f"parameter set, {_sizes(b, dtype, grad)})",

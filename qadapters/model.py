@@ -391,13 +391,8 @@ class QAdapterModel(AdapterFilesMixin, nn.Module):
         names = [adapter_names] if isinstance(adapter_names, str) else list(adapter_names)
         return [n for n in names if self.config_of(n)]
 
-    def merge(
-        self,
-        adapter_names: Sequence[str] | None = None,
-        safe_merge: bool = True,
-        *,
-        keep_original: bool = True,
-    ) -> None:
+    def merge(self, adapter_names: Sequence[str] | None = None, safe_merge: bool = True, *,
+              keep_original: bool = True) -> None:  # fmt: skip
         """Fold adapters into their layers' base weights in place (outputs unchanged): the
         arguments of :meth:`QAdapterLinear.merge <qadapters.layers.QAdapterLinear.merge>` for
         every layer at once. ``adapter_names`` (default: the active one) are composed in this

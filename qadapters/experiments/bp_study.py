@@ -49,7 +49,14 @@ from backends import exact
 from backends.postselection import kept_indices
 from circuits import Circuit, rbs_pyramid, two_design
 from circuits.lcu import lcu
-from qadapters.experiments.console import name_list, positive_int, progress
+from qadapters.experiments.console import (
+    add_output_arguments,
+    check_out_dir,
+    name_list,
+    positive_int,
+    positive_int_list,
+    progress,
+)
 from qadapters.experiments.core import pyplot, save_figure
 from qadapters.files import write_json
 
@@ -371,15 +378,6 @@ def fit_decay(ns: Sequence[int], variances: Sequence[float]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------- the command
-def _int_list(text: str) -> list[int]:
-    values = [positive_int(t.strip()) for t in text.split(",") if t.strip()]
-    if not values:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated positive integers; found {text!r}"
-        )
-    return sorted(set(values))
-
-
 def _alpha(text: str) -> list[float]:
     try:
         values = [float(t) for t in text.split(",")]
@@ -395,7 +393,7 @@ def _alpha(text: str) -> list[float]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``qadapters bp-study``."""
     parser.add_argument(
-        "--qubits", type=_int_list, default=_int_list(DEFAULT_QUBITS),
+        "--qubits", type=positive_int_list, default=positive_int_list(DEFAULT_QUBITS),
         help=f"comma-separated system qubit counts, 2..{MAX_QUBITS} (default {DEFAULT_QUBITS})",
     )  # fmt: skip
     parser.add_argument(
@@ -423,13 +421,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--batch", type=positive_int, default=DEFAULT_BATCH,
         help=f"samples per batched simulation (default {DEFAULT_BATCH})",
     )  # fmt: skip
-    parser.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), metavar="DIR")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar or chatter")
+    add_output_arguments(parser, DEFAULT_OUT)
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    if args.out.exists() and not args.out.is_dir():
-        raise ValueError(f"--out {args.out}: expected a directory; found a file")
+    check_out_dir(args.out)
     bad = [n for n in args.qubits if not 2 <= n <= MAX_QUBITS]
     if bad:
         raise ValueError(f"--qubits: expected counts in 2..{MAX_QUBITS}; found {bad}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Protocol, cast
 
 
@@ -17,6 +18,28 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer; found {value}")
     return value
+
+
+def positive_int_list(text: str) -> list[int]:
+    """argparse type: ``"4,6,4"`` → ``[4, 6]`` (positive ints, sorted, without repeats)."""
+    values = [positive_int(t.strip()) for t in text.split(",") if t.strip()]
+    if not values:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive integers; found {text!r}"
+        )
+    return sorted(set(values))
+
+
+def add_output_arguments(parser: argparse.ArgumentParser, default_out: str) -> None:
+    """``--out DIR`` (where results go) and ``--quiet`` (no progress bars or chatter)."""
+    parser.add_argument("--out", type=Path, default=Path(default_out), metavar="DIR")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or chatter")
+
+
+def check_out_dir(out: Path) -> None:
+    """Refuse an ``--out`` that exists and is not a directory (before any work)."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: expected a directory; found a file")
 
 
 def name_list(valid: Iterable[str], what: str = "methods") -> Callable[[str], list[str]]:

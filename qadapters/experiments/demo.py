@@ -20,7 +20,7 @@ import torch
 
 from qadapters.experiments import core, report
 from qadapters.experiments import mnist as experiment
-from qadapters.experiments.console import name_list, positive_int, progress
+from qadapters.experiments.console import check_out_dir, name_list, positive_int, progress
 from qadapters.experiments.mnist_data import load_images, make_tasks
 
 DEFAULT_OUT = "runs/demo"
@@ -79,8 +79,7 @@ def run(args: argparse.Namespace) -> int:
     wall = time.perf_counter()
     if args.side > 28:
         raise ValueError(f"--side must be between 1 and 28; found {args.side}")
-    if args.out.exists() and not args.out.is_dir():
-        raise ValueError(f"--out {args.out}: expected a directory; found a file")
+    check_out_dir(args.out)
     threads = args.threads or 1
     torch.set_num_threads(threads)
     methods = [experiment.METHODS[m] for m in args.methods]

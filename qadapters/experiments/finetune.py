@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from qadapters.experiments import core, text_data
-from qadapters.experiments.console import Bar, name_list, positive_int, progress
+from qadapters.experiments.console import Bar, check_out_dir, name_list, positive_int, progress
 from qadapters.experiments.core import Method
 from qadapters.experiments.finetune_report import format_table, write_plot
 
@@ -214,8 +214,7 @@ def load_data(args: argparse.Namespace) -> text_data.TextSet:
 def run(args: argparse.Namespace) -> int:
     """Fine-tune with every method; print the table; write ``results.json`` and the plot."""
     wall = time.perf_counter()
-    if args.out.exists() and not args.out.is_dir():
-        raise ValueError(f"--out {args.out}: expected a directory; found a file")
+    check_out_dir(args.out)
     if args.threads:
         torch.set_num_threads(args.threads)
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))

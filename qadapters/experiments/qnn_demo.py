@@ -26,7 +26,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from qadapters.experiments.console import positive_int, progress
+from qadapters.experiments.console import (
+    add_output_arguments,
+    check_out_dir,
+    positive_int,
+    positive_int_list,
+    progress,
+)
 from qadapters.files import write_json
 from qadapters.qnn import classifier as qnn
 from qadapters.qnn.execution import (
@@ -55,15 +61,6 @@ RESULTS_NAME = "results.json"
 PLOT_NAME = "accuracy_vs_shots.png"
 
 
-def _int_list(text: str) -> list[int]:
-    values = [positive_int(t.strip()) for t in text.split(",") if t.strip()]
-    if not values:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated positive integers; found {text!r}"
-        )
-    return sorted(set(values))
-
-
 def _names(text: str) -> list[str]:
     names = list(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
     if not names:
@@ -83,7 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--qubits", type=positive_int, default=3, help=f"system qubits, 2..{MAX_QUBITS} (default 3)"
     )
     parser.add_argument(
-        "--shots", type=_int_list, default=[100, 1000, 10000], help="default 100,1000,10000"
+        "--shots", type=positive_int_list, default=[100, 1000, 10000], help="default 100,1000,10000"
     )
     parser.add_argument("--seed", type=int, default=0, help="data, initial angles, sampler")
     parser.add_argument(
@@ -105,13 +102,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--noise-backend", default=DEFAULT_NOISE_BACKEND,
         help=f"fake device whose noise model aer-noisy uses ({DEFAULT_NOISE_BACKEND})",
     )  # fmt: skip
-    parser.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), metavar="DIR")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars or chatter")
+    add_output_arguments(parser, DEFAULT_OUT)
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    if args.out.exists() and not args.out.is_dir():
-        raise ValueError(f"--out {args.out}: expected a directory; found a file")
+    check_out_dir(args.out)
     if not 2 <= args.qubits <= MAX_QUBITS:
         raise ValueError(
             f"--qubits: exact diagonalisation supports 2..{MAX_QUBITS} spins; found {args.qubits}"
