@@ -43,8 +43,9 @@ from circuits.subspace import subspace_dim, weight_indices
 
 Tensor = torch.Tensor
 
-#: Largest (passes × dim²) written as dense pass matrices for the tree product.
-_DENSE_LIMIT = 1 << 21
+#: Largest (passes × dim²) written as dense pass matrices for the tree product (above it, rows
+#: are updated in place); the families' cost model reads it too.
+DENSE_LIMIT = 1 << 21
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -196,7 +197,7 @@ def _dense_plan(circuit: Circuit, k: int) -> tuple[np.ndarray, np.ndarray, np.nd
     """Scatter positions of every pass as a dense matrix: (identity part, positions, entries)."""
     passes = _subspace_plan(circuit, k)
     rows = subspace_dim(circuit.n_qubits, k)
-    if not passes or len(passes) * rows * rows > _DENSE_LIMIT:
+    if not passes or len(passes) * rows * rows > DENSE_LIMIT:
         return None
     base = np.zeros((len(passes), rows, rows))
     positions, entries = [], []
@@ -347,7 +348,7 @@ def _simulate(circuit: Circuit, p: Tensor, k: int, dtype: torch.dtype) -> Tensor
 # An op on t wires changes the weight-k states whose local pattern it moves, C(n−t−c, k−w−v) of
 # them per moved local pattern of weight w (c controls reading v ones). That exact count is
 # taken only when the cheap bound "every op changes every row" would not fit the budget. When
-# the passes are few and small (ops·D² <= _DENSE_LIMIT) the dense tree product runs instead: its
+# the passes are few and small (ops·D² <= DENSE_LIMIT) the dense tree product runs instead: its
 # pass matrices, ops·D² per set, three times over (twice that with autograd).
 
 
@@ -394,9 +395,9 @@ def simulate_nbytes(
     block = batch * rows * rows * e
     # the dense tree product: the pass matrices, and as much again with autograd
     dense = 0
-    if rows * rows <= _DENSE_LIMIT:
-        dense = (3 + 3 * grad) * batch * min(len(ops) * rows * rows, _DENSE_LIMIT) * e
-    plan = 8 * (3 * len(ops) * rows + 16 * rows) if len(ops) * rows * rows <= _DENSE_LIMIT else 0
+    if rows * rows <= DENSE_LIMIT:
+        dense = (3 + 3 * grad) * batch * min(len(ops) * rows * rows, DENSE_LIMIT) * e
+    plan = 8 * (3 * len(ops) * rows + 16 * rows) if len(ops) * rows * rows <= DENSE_LIMIT else 0
     if plan:  # few, small passes: always the dense product
         return 2 * block + dense + plan
 

@@ -37,12 +37,9 @@ from math import comb
 
 import torch
 
+from backends.subspace import DENSE_LIMIT
 from backends.torch_gates import TABLE_WIDTH
 from circuits import Circuit
-
-#: Passes × n² above which ``backends.subspace`` updates rows in place instead of multiplying
-#: dense pass matrices (the same threshold, tested equal).
-DENSE_PASS_LIMIT = 1 << 21
 
 
 @dataclass(frozen=True)
@@ -144,8 +141,8 @@ def weight1_block_work(circuit: Circuit, batch: int) -> Work:
     written into the table and flattened, three arrays of the table), then either P dense
     ``n × n`` pass matrices multiplied as a tree (the 2×2 entries gathered, P − 1 products of
     ``n³`` multiply-adds, P matrices plus P − 1 products allocated) or, past
-    :data:`DENSE_PASS_LIMIT`, P row updates (two gathered terms and their sum, then the new
-    ``n × n`` block, per pass).
+    :data:`backends.subspace.DENSE_LIMIT`, P row updates (two gathered terms and their sum, then
+    the new ``n × n`` block, per pass).
     """
     n, ops = circuit.n_qubits, len(circuit.ops)
     passes = weight1_passes(circuit)
@@ -154,7 +151,7 @@ def weight1_block_work(circuit: Circuit, batch: int) -> Work:
     table = Work(0, batch * (4 * gates + 3 * width) + width)
     if not passes:
         return table
-    if passes * n * n <= DENSE_PASS_LIMIT:
+    if passes * n * n <= DENSE_LIMIT:
         entries = batch * 4 * ops
         dense = Work((passes - 1) * batch * n**3, (2 * passes - 1) * batch * n * n + entries)
         return table + dense + Work(0, passes * n * n)  # the identity parts, cast once

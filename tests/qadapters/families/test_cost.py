@@ -17,9 +17,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
-from backends import budget, subspace
+from backends import budget
 from qadapters.families import FAMILIES, make_adapter, trainable_count
-from qadapters.families.cost import DENSE_PASS_LIMIT, ZERO, Cost, lora_cost
+from qadapters.families.cost import ZERO, Cost, lora_cost
 
 CASES: list[tuple[str, int, int, dict]] = [
     ("pauli", 100, 100, {}),
@@ -123,10 +123,6 @@ def test_activation_floats_per_token(measured) -> None:
 def test_build_bytes(measured) -> None:
     cost, empty, _ = measured
     assert cost.build_bytes <= empty[1] <= 1.15 * cost.build_bytes
-
-
-def test_dense_pass_limit_is_the_simulators() -> None:
-    assert DENSE_PASS_LIMIT == subspace._DENSE_LIMIT
 
 
 def test_cost_sums_and_lora() -> None:
