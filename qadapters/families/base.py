@@ -77,6 +77,9 @@ class Adapter(nn.Module, ABC):
     options_class: ClassVar[type[FamilyOptions]] = FamilyOptions
     #: names of the parameters that are circuit angles
     angle_names: tuple[str, ...] = ()
+    #: the family's recommended Adam(W) learning rate (measured: docs/accuracy.md); read it
+    #: through :func:`qadapters.optim.default_lr` and :func:`qadapters.optim.param_groups`
+    default_lr: ClassVar[float] = 1e-2
 
     def __init__(self, in_features: int, out_features: int, **options: Any) -> None:
         super().__init__()

@@ -141,6 +141,7 @@ class CompoundAdapter(Adapter):
     """
 
     options_class = CompoundOptions
+    default_lr = 0.1
     angle_names = ("theta",)
 
     def __init__(self, in_features: int, out_features: int, **options: Any) -> None:

@@ -63,6 +63,7 @@ class TaylorAdapter(SVDFormAdapter):
     """
 
     options_class = TaylorOptions
+    default_lr = 0.06
 
     def __init__(self, in_features: int, out_features: int, **options: Any) -> None:
         super().__init__(in_features, out_features, **options)
