@@ -6,7 +6,7 @@ The names users reach for first; everything else lives in the submodules named i
 from qadapters.circuit_layer import CircuitLayer
 from qadapters.config import QAdapterConfig
 from qadapters.families import FAMILIES, make_adapter, trainable_count
-from qadapters.integrations.optim import default_lr, param_groups
+from qadapters.families.optim import default_lr, param_groups
 from qadapters.model import QAdapterModel, get_qadapter_model
 
 __version__ = "0.1.0"
