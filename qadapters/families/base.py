@@ -77,8 +77,8 @@ class Adapter(nn.Module, ABC):
     options_class: ClassVar[type[FamilyOptions]] = FamilyOptions
     #: names of the parameters that are circuit angles
     angle_names: tuple[str, ...] = ()
-    #: the family's recommended Adam(W) learning rate (measured: docs/accuracy.md); read it
-    #: through :func:`qadapters.families.optim.default_lr` and :func:`qadapters.families.optim.param_groups`
+    #: the family's recommended Adam(W) learning rate (measured: docs/accuracy.md), read by
+    #: :func:`.optim.default_lr` and :func:`.optim.param_groups`
     default_lr: ClassVar[float] = 1e-2
 
     def __init__(self, in_features: int, out_features: int, **options: Any) -> None:
