@@ -305,6 +305,11 @@ def hamming_block(
         )
     if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= n:
         raise ValueError(f"expected 0 <= k <= n_qubits = {n}; found k={k!r}")
+    if n > subspace.MAX_WIRES:
+        raise ValueError(
+            f"hamming_block expects a circuit on at most {subspace.MAX_WIRES} qubits (basis "
+            f"states are indexed as 64-bit integers); found {n}"
+        )
     if method == "compound":
         warnings.warn(
             "hamming_block(method='compound') is deprecated; use method='minors'",

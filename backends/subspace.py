@@ -46,6 +46,8 @@ Tensor = torch.Tensor
 #: Largest (passes × dim²) written as dense pass matrices for the tree product (above it, rows
 #: are updated in place); the families' cost model reads it too.
 DENSE_LIMIT = 1 << 21
+#: the most wires a subspace plan can index: basis states are bit patterns in an int64
+MAX_WIRES = 62
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])

@@ -23,6 +23,11 @@ orthogonal, the natural composition of circuits and what keeps the orthogonality
 essential); ``"sum"`` averages them, ``M = (1/A) Σ_a M^a`` (identity at init, not orthogonal in
 general; unmerge then solves with each block).
 
+Magnitude (``magnitude=True``): a rotation keeps every output's norm, so it cannot strengthen or
+silence a feature, which a new task often needs. The option adds one trainable gain per output,
+``y = (base_out · M) ⊙ (1 + g)`` with ``g = 0`` at init (as DoRA adds a magnitude to a direction);
+it costs ``out_features`` parameters and merges into the rows of ``Mᵀ W``.
+
 Parameter counts: an RBS pyramid needs ``n(n−1)/2`` angles per block; the reference code stores a
 full ``n × n`` matrix per block (Cayley map), ``n²``. :meth:`CompoundAdapter.parameter_counts`
 reports both (DeBERTa-v3-base query+value, r = 3, orders (1, 2): 16,632 vs 34,848 ≈ 0.03M).
@@ -38,7 +43,7 @@ from typing import Any, Literal, cast
 import torch
 from torch import Tensor, nn
 
-from backends import exact
+from backends import exact, subspace
 from circuits import Circuit, rbs_pyramid
 from qadapters.families.base import Adapter, layer_text
 from qadapters.families.cost import (
@@ -69,6 +74,9 @@ class CompoundOptions(FamilyOptions):
     num_adapters: int = option(1, "how many M's to combine", low=1)
     combine: Combine = option(  # noqa: RUF009 (option() returns a dataclasses.field)
         "product", "how several M's combine: product or sum (mean)"
+    )
+    magnitude: bool = option(
+        False, "a trainable scale per output feature after M (a rotation cannot rescale)"
     )
 
     def check(self) -> None:
@@ -117,7 +125,8 @@ def block_qubits(features: int, blocks: int, orders: Sequence[int]) -> int:
 class CompoundAdapter(Adapter):
     """QuIC compound adapter: ``y = base_out · M`` (see the module docstring).
 
-    Trainable parameters: ``num_adapters · blocks · n(n−1)/2`` (RBS pyramids).
+    Trainable parameters: ``num_adapters · blocks · n(n−1)/2`` (RBS pyramids), plus
+    ``out_features`` gains with ``magnitude=True``.
 
     Args:
         in_features: input width.
@@ -125,7 +134,8 @@ class CompoundAdapter(Adapter):
         **options: :class:`CompoundOptions` — ``blocks`` (r, blocks tiled along the output
             features), ``orders`` (Hamming weights k whose compounds make each block, e.g.
             ``(1, 2)``), ``num_adapters`` (how many M's to combine), ``combine`` (``"product"``
-            or ``"sum"`` (mean) of the adapters' M).
+            or ``"sum"`` (mean) of the adapters' M), ``magnitude`` (a trainable gain per
+            output after M).
 
     Raises:
         ValueError: invalid options, out_features too small for the blocks, or every order
@@ -156,6 +166,9 @@ class CompoundAdapter(Adapter):
         self.sizes = [comb(self.n_qubits, k) for k in self.orders]
         shape = (num_adapters, blocks, self.circuit.num_params)
         self.theta = nn.Parameter(torch.zeros(shape))
+        self.magnitude = opts.magnitude
+        if self.magnitude:
+            self.g = nn.Parameter(torch.zeros(out_features))
 
     @classmethod
     def check_layer(cls, options: Any, in_features: int, out_features: int) -> list[str]:
@@ -177,6 +190,11 @@ class CompoundAdapter(Adapter):
                 f"n = {n} wires, where A^({n}) = det A = 1 is constant: the adapter would not "
                 f"change the output; expected an order below {n} (lower orders or fewer blocks)"
             )
+        if n > subspace.MAX_WIRES:
+            raise ValueError(
+                f"compound options 'blocks', 'orders' on {layer}: blocks of n = {n} wires; "
+                f"expected at most {subspace.MAX_WIRES} (use more blocks, or add order 2)"
+            )
         if inert:
             return [
                 f"compound option 'orders': order(s) {inert} on {layer} (blocks of n = {n} "
@@ -196,7 +214,8 @@ class CompoundAdapter(Adapter):
         opts = cast(CompoundOptions, cls.layer_options(in_features, out_features, options)[0])
         n = block_qubits(out_features, opts.blocks, opts.orders)
         per = opts.num_adapters * opts.blocks
-        return {"ours": per * n * (n - 1) // 2, "reference": per * n * n}
+        gains = out_features if opts.magnitude else 0
+        return {"ours": per * n * (n - 1) // 2 + gains, "reference": per * n * n + gains}
 
     @classmethod
     def count(cls, in_features: int, out_features: int, **options: Any) -> int:
@@ -226,7 +245,11 @@ class CompoundAdapter(Adapter):
                 build = build + Work(0, (opts.num_adapters - 1) * opts.blocks * c * c)
             elif opts.num_adapters > 1:
                 build = build + Work(0, opts.blocks * c * c)
-        return to_cost(opts.blocks * sum(c * c for c in sizes), out_features, build)
+        # the gain (``magnitude``) is a scaling, not counted; autograd keeps its input, the
+        # mix's output, which an orthogonal mix keeps already (a "sum" keeps its input instead)
+        orthogonal = opts.combine == "product" or opts.num_adapters == 1
+        floats = out_features * (1 if orthogonal or not opts.magnitude else 2)
+        return to_cost(opts.blocks * sum(c * c for c in sizes), floats, build)
 
     @property
     def circuits(self) -> dict[str, Circuit]:
@@ -280,16 +303,42 @@ class CompoundAdapter(Adapter):
         blocks = self.order_blocks(x.dtype, inverse=inverse)
         return block_mix(x, blocks, orthogonal=self.orthogonal)
 
+    def gain(self, dtype: torch.dtype) -> Tensor | None:
+        """``1 + g`` (``out_features``), or ``None`` without ``magnitude``."""
+        return (1 + self.g).to(dtype) if self.magnitude else None
+
     def forward(self, x: Tensor, base_out: Tensor) -> Tensor:
-        """``base_out · M``."""
-        return self.mix(base_out)
+        """``base_out · M`` (times ``1 + g`` with ``magnitude``)."""
+        out = self.mix(base_out)
+        gain = self.gain(out.dtype)
+        return out if gain is None else out * gain
 
     def merge(self, weight: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        """``(Mᵀ W, Mᵀ b)``: the rows of W mix exactly as the outputs do."""
+        """``(Mᵀ W, Mᵀ b)``: the rows of W mix exactly as the outputs do (then scale by
+        ``1 + g`` with ``magnitude``)."""
         new_b = None if bias is None else self.mix(bias)
-        return self.mix(weight.T).T, new_b
+        new_w = self.mix(weight.T).T
+        gain = self.gain(weight.dtype)
+        if gain is not None:
+            new_w = new_w * gain[:, None]
+            new_b = None if new_b is None else new_b * gain
+        return new_w, new_b
 
     def unmerge(self, weight: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        """``(M⁻ᵀ W, M⁻ᵀ b)``."""
+        """``(M⁻ᵀ W, M⁻ᵀ b)`` (after dividing by ``1 + g`` with ``magnitude``).
+
+        Raises:
+            ValueError: a gain ``1 + g`` is zero (that output was silenced, so the merged
+                weight no longer holds its row).
+        """
+        gain = self.gain(weight.dtype)
+        if gain is not None:
+            if bool((gain == 0).any()):
+                zero = torch.nonzero(gain == 0).flatten().tolist()
+                raise ValueError(
+                    f"compound unmerge: expected nonzero gains 1 + g; found 0 at outputs {zero}"
+                )
+            weight = weight / gain[:, None]
+            bias = None if bias is None else bias / gain
         new_b = None if bias is None else self.mix(bias, inverse=True)
         return self.mix(weight.T, inverse=True).T, new_b

@@ -115,6 +115,8 @@ def _members(hint: Any) -> tuple[Any, ...]:
 def _expected(hint: Any, low: int | None, nonzero: bool) -> str:
     """What a field accepts, in words (the 'expected' half of its error messages)."""
     bound = "" if low is None else f" >= {low}"
+    if hint is bool:
+        return "True or False"
     if hint is int:
         return f"an int{bound}"
     if hint is float:
@@ -132,6 +134,8 @@ def _expected(hint: Any, low: int | None, nonzero: bool) -> str:
 
 def _accepts(hint: Any, value: Any, low: int | None, nonzero: bool) -> tuple[bool, Any]:
     """(whether ``value`` fits ``hint``, the value as stored)."""
+    if hint is bool:
+        return isinstance(value, bool), value
     if hint is int:
         if not _is_int(value):
             return False, value

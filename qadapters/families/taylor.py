@@ -1,9 +1,11 @@
 """Quantum-PEFT with the Lie-algebra (Taylor) map: ``ΔW = U_K diag(s) V_Kᵀ · scale``.
 
 ``U_K`` and ``V_K`` are the first K columns of ``exp(L − Lᵀ)`` with ``L`` strictly lower triangular
-and nonzero only in its first ``intrinsic_rank`` columns (:func:`.stiefel.lie_stiefel`):
-a Taylor series of order P (``order=P``, orthonormal up to the truncation error) or the exact
-exponential (``order=None``, computed through a ``4r × 4r`` matrix exponential, never ``d × d``).
+and nonzero only in its first ``intrinsic_rank`` columns (:func:`.stiefel.lie_stiefel`): the
+exact exponential (``order=None``, the default: computed through a ``4r × 4r`` matrix exponential
+in float64, never ``d × d``, so the factors stay orthonormal however large a step makes ``L``) or
+the paper's Taylor series of order P (``order=P``, orthonormal only up to its truncation error,
+which grows as ``‖L‖^(P+1)/(P+1)!``: large learning rates break it).
 """
 
 from __future__ import annotations
@@ -33,7 +35,10 @@ class TaylorOptions(FamilyOptions):
         2, "r, trainable columns of each generator L (capped at d − 1)", low=1
     )
     order: int | None = option(
-        4, "Taylor order P of exp(L − Lᵀ); None: the exact exponential", low=1
+        None,
+        "None: the exact exponential (orthonormal for any L); P: the Taylor series of order P "
+        "(the paper's; orthonormal only while ‖L‖ is small)",
+        low=1,
     )
     scale: float = option(1.0, "constant factor on ΔW", nonzero=True)
 
@@ -98,7 +103,8 @@ class TaylorAdapter(SVDFormAdapter):
           division by p and the running sum (``6·d·K`` floats, less ``r·K`` for the small product
           and the zero rows);
         - exact (``order=None``): ``Bᵀ A`` (``4r²d``), ``Bᵀ E_K`` and ``A (φ ·)`` (``2rdK``
-          each), ``φ ·`` (``4r²K``); ``matrix_exp`` of ``4r × 4r`` is not counted.
+          each), ``φ ·`` (``4r²K``); ``matrix_exp`` of ``4r × 4r`` is not counted; its floats
+          are float64 (each counted twice) until the ``d × K`` result is cast back.
 
         Both start from the generator scattered into ``d × r`` zeros and its lower triangle."""
         opts = cast(TaylorOptions, options)
@@ -113,10 +119,12 @@ class TaylorAdapter(SVDFormAdapter):
                 out = out + Work(opts.order * per[0], start + opts.order * per[1])
                 continue
             macs = 4 * r * r * d + 4 * r * d * k + 4 * r * r * k
-            floats = start + d * r * 2 + 2 * d * 2 * r  # E_r, −E_r; A and B
-            floats += 3 * (2 * r) ** 2 + 2 * 2 * r * 4 * r + 2 * (4 * r) ** 2  # M, 0, I; rows; exp
-            floats += 2 * r * k * 2 + 2 * d * k  # Bᵀ E_K, φ ·; A (φ ·), + E_K
-            out = out + Work(macs, floats)
+            wide = d * r + d * k  # float64 copies of L_r and E_K
+            wide += d * r * 2 + 2 * d * 2 * r  # E_r, −E_r; A and B
+            wide += 3 * (2 * r) ** 2 + 2 * 2 * r * 4 * r + 2 * (4 * r) ** 2  # M, 0, I; rows; exp
+            wide += 2 * r * k * 2 + 2 * d * k  # Bᵀ E_K, φ ·; A (φ ·), + E_K
+            # float64 (two float32s each), then the cast back to the layer's dtype
+            out = out + Work(macs, start + 2 * wide + d * k)
         return out
 
     @property

@@ -288,6 +288,8 @@ def test_hamming_block_runs_at_32_qubits() -> None:
          "expects a Hamming-weight-preserving circuit .* found gate 'ry'"),
         (lambda: exact.hamming_block(rbs_pyramid(3), torch.zeros(3), 4), ValueError,
          "0 <= k <= n_qubits = 3; found k=4"),
+        (lambda: exact.hamming_block(rbs_brick(64, 1), torch.zeros(32), 1), ValueError,
+         "at most 62 qubits .*; found 64"),
         (lambda: exact.hamming_block(rbs_butterfly(4), torch.zeros(4), 2, method="minors"),
          ValueError, "use method='simulate'"),
         (lambda: exact.hamming_block(rbs_pyramid(3), torch.zeros(3), 1, method="fast"),

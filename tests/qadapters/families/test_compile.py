@@ -20,6 +20,7 @@ CASES: dict[str, tuple[str, dict]] = {
     "taylor": ("taylor", {}),
     "compound": ("compound", {"blocks": 1}),
     "compound-sum": ("compound", {"blocks": 1, "num_adapters": 2, "combine": "sum"}),
+    "compound-magnitude": ("compound", {"blocks": 1, "magnitude": True}),
     "hamming-hw": ("hamming", {}),
     "hamming-brick": ("hamming", {"layout": "brick", "depth": 2}),
     "hamming-butterfly": ("hamming", {"layout": "butterfly"}),

@@ -32,6 +32,8 @@ CASES: list[tuple[str, int, int, dict]] = [
     ("compound", 8, 20, {"blocks": 1, "orders": (1, 2, 3), "num_adapters": 2}),
     ("compound", 64, 64, {}),
     ("compound", 6, 13, {"blocks": 2, "orders": (1,), "num_adapters": 2, "combine": "sum"}),
+    ("compound", 7, 12, {"blocks": 1, "orders": (1, 2), "magnitude": True}),
+    ("compound", 7, 12, {"blocks": 1, "num_adapters": 2, "combine": "sum", "magnitude": True}),
     ("hamming", 5, 7, {}),
     ("hamming", 100, 300, {}),
     ("hamming", 6, 6, {"variant": "single_order", "order": 2}),

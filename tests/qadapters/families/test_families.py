@@ -26,6 +26,7 @@ CASES: list[tuple[str, int, int, dict]] = [
     ("compound", 5, 12, {"blocks": 2, "orders": (1, 2)}),
     ("compound", 8, 20, {"blocks": 1, "orders": (1, 2, 3), "num_adapters": 2}),
     ("compound", 6, 13, {"blocks": 2, "orders": (1,), "num_adapters": 2, "combine": "sum"}),
+    ("compound", 7, 12, {"blocks": 1, "orders": (1, 2), "magnitude": True}),
     ("hamming", 5, 7, {"num_adapters": 2}),
     ("hamming", 9, 6, {"layout": "brick", "depth": 3, "num_adapters": 1}),
     ("hamming", 6, 6, {"variant": "single_order", "order": 2}),
@@ -158,6 +159,7 @@ def test_taylor_reports_orthonormality_error() -> None:
         ("hamming", {"variant": "dense"}, "one of 'hw', 'single_order'; found 'dense'"),
         ("hamming", {"layout": "ring"}, "'pyramid', 'brick', 'butterfly'"),
         ("taylor", {"order": 0}, "order"),
+        ("compound", {"magnitude": 1}, "'magnitude': expected True or False; found 1"),
     ],
 )
 def test_bad_options(family: str, options: dict, message: str) -> None:
@@ -165,6 +167,11 @@ def test_bad_options(family: str, options: dict, message: str) -> None:
         make_adapter(family, 8, 16, **options)
     with pytest.raises(ValueError, match=message):
         trainable_count(family, 8, 16, **options)
+
+
+def test_compound_blocks_past_the_subspace_engine_are_refused() -> None:
+    with pytest.raises(ValueError, match="n = 64 wires; expected at most 62"):
+        make_adapter("compound", 64, 64, blocks=1, orders=(1,))
 
 
 def test_family_options_are_defaults() -> None:

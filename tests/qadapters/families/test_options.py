@@ -27,6 +27,8 @@ NOT_A_NUMBER = "big"
 def _bad_values(hint, low, nonzero) -> list[object]:
     """Values of the wrong type, a bool for an int, a float for an int, nan/inf, out of range,
     a bad literal: every refusal that applies to an option of type ``hint``."""
+    if hint is bool:
+        return [NOT_A_NUMBER, 1, 0, 1.0, None, [True]]
     if hint is int:
         return [NOT_A_NUMBER, True, 4.0, None, [2], low - 1]
     if hint is float:
@@ -58,7 +60,7 @@ OPTION_CASES = _option_cases()
 def test_every_option_of_every_family_has_bad_values() -> None:
     covered = {(f, name) for f, name, _ in OPTION_CASES}
     assert covered == {(f, name) for f in FAMILIES for name in family_options(f)}
-    assert len(covered) == 16  # 3 pauli + 4 taylor + 4 compound + 5 hamming
+    assert len(covered) == 17  # 3 pauli + 4 taylor + 5 compound + 5 hamming
 
 
 @pytest.mark.parametrize(("family", "name", "value"), OPTION_CASES, ids=repr)
