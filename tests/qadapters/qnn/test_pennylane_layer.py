@@ -101,6 +101,27 @@ def test_loss_gradients_equal_exact_autograd(case: dict[str, Any], weight: float
     assert layer.alpha.grad.abs().sum() > 1e-6 and layer.phi.grad.abs().sum() > 1e-6
 
 
+def test_adam_through_pennylane_follows_the_exact_trajectory() -> None:
+    """Three Adam steps on the PennyLane layer and on the exact loss from the same start land on
+    the same parameters: training natively in PennyLane is training the exact model."""
+    layer, _ = _layer(CASES["negative_alpha"])
+    x = _states(3, 5, seed=7)
+    y = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0], dtype=torch.float64)
+    params = [layer.alpha, layer.phi, layer.scale, layer.threshold]
+    leaves = [t.detach().clone().requires_grad_(True) for t in params]
+    opt_pl, opt_ex = torch.optim.Adam(params, lr=0.1), torch.optim.Adam(leaves, lr=0.1)
+    for _ in range(3):
+        opt_pl.zero_grad()
+        layer.loss(x, y, success_weight=0.1).backward()
+        opt_pl.step()
+        opt_ex.zero_grad()
+        _exact_loss(layer, x, y, leaves, 0.1).backward()
+        opt_ex.step()
+    for got, ref in zip(params, leaves, strict=True):
+        torch.testing.assert_close(got.detach(), ref.detach(), atol=ATOL, rtol=0)
+    assert float((layer.alpha.detach() - torch.tensor([0.7, -0.4])).abs().max()) > 0.1
+
+
 def test_layer_in_sequential_trains_and_only_the_adapter_moves() -> None:
     """A fixed toy problem (ordered vs disordered spin chains, 8 states at n = 3), full batch,
     seeded: the layer without readout, then nn.Linear(1, 1) as the readout."""
