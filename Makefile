@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIN_HASH := $(shell cat constraints.txt requirements.lock pyproject.toml | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(PIN_HASH)
 
-.PHONY: venv test test-slow lint typecheck demo finetune bench-unitary bench-step clean
+.PHONY: venv test test-slow lint typecheck demo finetune bench-unitary bench-step bench-accuracy clean
 
 venv: $(STAMP)
 
@@ -47,6 +47,12 @@ bench-unitary: $(STAMP)
 
 bench-step: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m benchmarks.step_time
+
+# Accuracy vs trainable parameters (Pareto front) of LoRA, every family, head only and full
+# fine-tuning on the MNIST MLP and MiniLM, at default rates and over a 10x rate sweep.
+bench-accuracy: $(STAMP)
+	test -f /usr/share/wordnet/data.noun || apt-get install -y wordnet-base || (apt-get update && apt-get install -y wordnet-base)
+	HF_HUB_OFFLINE=1 $(PY) -m benchmarks.accuracy
 
 clean:
 	rm -rf $(VENV) build *.egg-info

