@@ -159,12 +159,12 @@ class LCULayer(torch.nn.Module):
     @property
     def alpha(self) -> torch.nn.Parameter:
         """The LCU coefficients ``α`` (any scale: only ``α / ‖α‖₁`` matters)."""
-        return self.quantum.alpha
+        return self.quantum.get_parameter("alpha")
 
     @property
     def phi(self) -> torch.nn.Parameter:
         """``U_QA``'s angles."""
-        return self.quantum.phi
+        return self.quantum.get_parameter("phi")
 
     def params(self) -> Tensor:
         """The LCU circuit's parameter vector ``lcu_params(α, θ_QNN, φ_QA)``, differentiable."""
