@@ -123,8 +123,8 @@ def postselected_qfunc(circuit: Circuit) -> Callable[..., list[Any]]:
     Note [postselection in PennyLane] says what the QNodes built from it compute.
 
     Args:
-        circuit: a circuit with ``ancillas`` and a ``postselect`` pattern (an LCU of
-            :func:`circuits.lcu.lcu`: one ancilla per two terms, first, pattern all zeros).
+        circuit: a circuit with ``ancillas`` and a ``postselect`` pattern (an LCU of ``m``
+            terms from :func:`circuits.lcu.lcu`: ``⌈log2 m⌉`` ancillas first, pattern all 0).
 
     Returns:
         ``qfunc(params, inputs=None)``: queues ``qml.StatePrep(inputs, normalize=True)`` on the
