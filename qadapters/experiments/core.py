@@ -40,6 +40,7 @@ from torch import Tensor, nn
 
 from qadapters import files
 from qadapters.experiments.console import Bar
+from qadapters.families.optim import default_lr, param_groups
 
 Kind = Literal["full", "lora", "head", "quantum"]
 KINDS: tuple[str, ...] = get_args(Kind)
@@ -56,7 +57,8 @@ class Method:
         kind: ``"full"`` (every base tensor trains), ``"lora"`` (``peft`` LoRA with ``options``
             as ``LoraConfig`` fields), ``"head"`` (no adapter: only what the caller adds on top
             trains) or ``"quantum"`` (the circuit-adapter ``family`` with ``options``).
-        lr: learning rate of the method's trainable tensors.
+        lr: learning rate of the method's trainable tensors; ``None`` for a ``"quantum"``
+            method means the family's recommended rate (:func:`qadapters.default_lr`).
         family: the adapter family; required for ``kind="quantum"``, absent otherwise.
         options: LoRA settings or the family's options (missing ones take their defaults).
 
@@ -70,7 +72,7 @@ class Method:
 
     name: str
     kind: Kind
-    lr: float
+    lr: float | None  # None: resolved to the family's rate in __post_init__
     family: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -86,6 +88,22 @@ class Method:
                 f"method {self.name!r} of kind {self.kind!r}: expected {expected}; "
                 f"found family={self.family!r}"
             )
+        if self.lr is None:
+            if self.family is None:
+                raise ValueError(
+                    f"method {self.name!r} of kind {self.kind!r}: expected a learning rate; "
+                    "found None (only circuit-adapter methods have a default)"
+                )
+            object.__setattr__(self, "lr", default_lr(self.family))
+
+    @property
+    def adapter_lr_scale(self) -> float | None:
+        """``lr`` over the family's recommended rate (``None`` unless ``kind="quantum"``): what
+        :func:`train` takes to give the adapters their rate through
+        :func:`qadapters.families.optim.param_groups`."""
+        if self.family is None or self.lr is None:
+            return None
+        return self.lr / default_lr(self.family)
 
     def to_dict(self) -> dict[str, Any]:
         """``kind``, ``lr``, ``family`` and ``options``, as the results files record a method."""
@@ -241,14 +259,18 @@ class TrainResult:
 
 
 def _param_groups(
-    model: nn.Module, lr: float, module_lrs: Mapping[str, float]
+    model: nn.Module, lr: float, module_lrs: Mapping[str, float], adapter_lr_scale: float | None
 ) -> list[dict[str, Any]]:
     special = {name: trainable(model.get_submodule(name)) for name in module_lrs}
     taken = {id(p) for params in special.values() for p in params}
     groups = [{"params": params, "lr": module_lrs[name]} for name, params in special.items()]
-    rest = [p for p in trainable(model) if id(p) not in taken]
-    if rest:
+    if adapter_lr_scale is None:
+        rest = [p for p in trainable(model) if id(p) not in taken]
         groups.append({"params": rest, "lr": lr})
+    else:  # each family at its recommended rate, the rest at lr
+        for group in param_groups(model, lr_scale=adapter_lr_scale, other_lr=lr):
+            group["params"] = [p for p in group["params"] if id(p) not in taken]
+            groups.append(group)
     groups = [g for g in groups if g["params"]]
     if not groups:
         raise ValueError("expected a model with trainable parameters; found none")
@@ -264,6 +286,7 @@ def train(
     batch_size: int,
     seed: int,
     module_lrs: Mapping[str, float] | None = None,
+    adapter_lr_scale: float | None = None,
     weight_decay: float = 0.0,
     validate: Callable[[], float] | None = None,
     eval_every: int | None = None,
@@ -286,6 +309,9 @@ def train(
         batch_size: examples per step.
         seed: seeds the batch order.
         module_lrs: learning rates of submodules by name (e.g. ``{"head": 3e-3}``).
+        adapter_lr_scale: if given, circuit adapters train at their family's recommended rate
+            times this (:func:`qadapters.families.optim.param_groups`), and ``lr`` is the rate
+            of the other trainable tensors.
         weight_decay: AdamW's decoupled weight decay.
         validate: returns the validation accuracy; called every ``eval_every`` steps and after
             the last one.
@@ -307,7 +333,8 @@ def train(
     if keep_best and validate is None:
         raise ValueError("keep_best needs a validate callback; found none")
     params = trainable(model)
-    opt = torch.optim.AdamW(_param_groups(model, lr, module_lrs or {}), weight_decay=weight_decay)
+    groups = _param_groups(model, lr, module_lrs or {}, adapter_lr_scale)
+    opt = torch.optim.AdamW(groups, weight_decay=weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
     batches = batch_order(len(data), batch_size, torch.Generator().manual_seed(seed))
     result = TrainResult([], -1, [], [], 0.0)

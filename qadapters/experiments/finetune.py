@@ -101,14 +101,16 @@ def train(
 ) -> core.TrainResult:
     """AdamW with a cosine schedule for ``steps`` steps; validation accuracy every ``eval_every``.
 
-    The head learns at :data:`HEAD_LR`, the adapter at ``method.lr`` (:func:`core.train`).
+    The head learns at :data:`HEAD_LR`, the adapter at ``method.lr`` (circuit adapters through
+    :func:`qadapters.families.optim.param_groups`; :func:`core.train`).
     """
     return core.train(
         model,
         data["train"],
         steps=steps,
-        lr=method.lr,
+        lr=float(method.lr or 0.0),
         module_lrs={"head": HEAD_LR},
+        adapter_lr_scale=method.adapter_lr_scale,
         batch_size=batch_size,
         seed=seed,
         validate=lambda: core.accuracy(model, data["val"], batch_size=EVAL_BATCH),

@@ -91,6 +91,7 @@ def train(
     lr: float,
     seed: int,
     batch_size: int = 64,
+    adapter_lr_scale: float | None = None,
     on_epoch: Callable[[int, float], None] | None = None,
 ) -> Trained:
     """Adam on cross-entropy over ``task.train``; keep the epoch with the best validation accuracy.
@@ -105,6 +106,8 @@ def train(
         lr: learning rate.
         seed: seeds the batch order.
         batch_size: minibatch size.
+        adapter_lr_scale: circuit adapters train at their family's recommended rate times this
+            (:func:`qadapters.families.optim.param_groups`); ``None``: everything at ``lr``.
         on_epoch: called with (epoch index, validation accuracy) after every epoch.
 
     Raises:
@@ -124,6 +127,7 @@ def train(
         lr=lr,
         batch_size=batch_size,
         seed=seed,
+        adapter_lr_scale=adapter_lr_scale,
         validate=lambda: core.accuracy(model, val),
         eval_every=per_epoch,
         keep_best=True,
@@ -159,7 +163,15 @@ def run_method(
 ) -> dict[str, Any]:
     """Adapt ``pretrained`` to ``task_b`` with ``method``; return one row of results."""
     model = core.build_model(pretrained, method, TARGETS, seed)
-    result = train(model, task_b, epochs=epochs, lr=method.lr, seed=seed, on_epoch=on_epoch)
+    result = train(
+        model,
+        task_b,
+        epochs=epochs,
+        lr=float(method.lr or 0.0),
+        seed=seed,
+        adapter_lr_scale=method.adapter_lr_scale,
+        on_epoch=on_epoch,
+    )
     return {
         "method": method.name,
         "seed": seed,
