@@ -15,7 +15,10 @@ handle model files, the same places where ``Trainer`` special-cases PEFT models:
   (``load_best_model_at_end``): load the adapters' tensors, after checking that each
   checkpoint config equals the model's;
 - label names and dataset columns come from the wrapped model's ``forward`` signature;
-- ``train`` first runs :func:`~.distributed.check_config_consistent` across ranks.
+- ``train`` first runs :func:`~.distributed.check_config_consistent` across ranks;
+- ``create_optimizer`` gives each adapter family its recommended learning rate
+  (:func:`qadapters.families.optim.param_groups`, times ``adapter_lr_scale``, default 1) and the
+  other trainable tensors ``args.learning_rate``.
 
 Optimizer, scheduler and RNG states are ``Trainer``'s own files and hold adapter state only.
 FSDP, DeepSpeed and SageMaker model parallelism keep ``Trainer``'s own (full state dict) paths.
@@ -40,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from qadapters.config import CONFIG_NAME
+from qadapters.families.optim import param_groups
 from qadapters.integrations.distributed import check_config_consistent, config_differences
 from qadapters.layers import DEFAULT_ADAPTER
 from qadapters.model import QAdapterModel
@@ -109,7 +113,17 @@ class QAdapterTrainerMixin:
     accelerator: Any
     state: Any
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, adapter_lr_scale: float | None = 1.0, **kwargs: Any) -> None:
+        if adapter_lr_scale is not None and not (
+            isinstance(adapter_lr_scale, int | float) and 0 < adapter_lr_scale < float("inf")
+        ):
+            raise ValueError(
+                f"adapter_lr_scale: expected a positive finite number or None; found "
+                f"{adapter_lr_scale!r}"
+            )
+        #: circuit adapters train at their family's recommended rate times this (None: every
+        #: tensor at ``args.learning_rate``, as a plain ``Trainer``)
+        self.adapter_lr_scale = adapter_lr_scale
         super().__init__(*args, **kwargs)
         from transformers.utils import can_return_loss, find_labels
 
@@ -130,6 +144,28 @@ class QAdapterTrainerMixin:
         if accelerator is not None:
             model = accelerator.unwrap_model(model)
         return model if isinstance(model, QAdapterModel) else None
+
+    def create_optimizer(self, model: Any = None) -> Any:
+        """``Trainer``'s optimizer class and settings over
+        :func:`qadapters.families.optim.param_groups`: each adapter family at its recommended
+        rate times :attr:`adapter_lr_scale`, every other trainable tensor (a new head,
+        ``modules_to_save``) at ``args.learning_rate``; the scheduler scales every group alike.
+        ``Trainer``'s own grouping for other models, with ``adapter_lr_scale=None``, or when an
+        optimizer was given."""
+        qmodel = self._qadapter_model()
+        if self.optimizer is not None or qmodel is None or self.adapter_lr_scale is None:
+            return super().create_optimizer(model)  # type: ignore[misc]
+        cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, qmodel)  # type: ignore[attr-defined]
+        if "params" in kwargs or "model" in kwargs:  # optimizers that group for themselves
+            return super().create_optimizer(model)  # type: ignore[misc]
+        groups = param_groups(
+            qmodel,
+            lr_scale=self.adapter_lr_scale,
+            other_lr=self.args.learning_rate,
+            weight_decay=self.args.weight_decay,
+        )
+        self.optimizer = cls(groups, **kwargs)
+        return self.optimizer
 
     def _set_signature_columns_if_needed(self) -> None:
         model = self._qadapter_model()

@@ -18,6 +18,7 @@ import torch
 from safetensors import safe_open
 
 from qadapters.config import QAdapterConfig
+from qadapters.families.optim import default_lr
 from qadapters.model import QAdapterModel, get_qadapter_model
 from qadapters.serialization import WEIGHTS_NAME
 
@@ -150,3 +151,30 @@ def test_plain_trainer_trains_with_two_arguments(tmp_path) -> None:
     assert torch.isfinite(torch.tensor(result.training_loss))
     after = adapter_state(model)
     assert any(not torch.equal(before[n], after[n]) for n in before)
+
+
+@pytest.mark.parametrize(
+    ("scale", "expected"),
+    [
+        (1.0, {"compound": default_lr("compound"), "other": 5e-2}),
+        (0.5, {"compound": 0.5 * default_lr("compound"), "other": 5e-2}),
+        (None, {None: 5e-2}),  # Trainer's own grouping: every tensor at args.learning_rate
+    ],
+)
+def test_optimizer_gives_each_family_its_rate(tmp_path, scale, expected) -> None:
+    model = get_qadapter_model(fresh_base(), CFG)
+    trainer = QAdapterTrainer(
+        model=model, args=args(tmp_path), train_dataset=dataset(), adapter_lr_scale=scale
+    )
+    opt = trainer.create_optimizer()
+    rates = {g.get("name"): g["lr"] for g in opt.param_groups if g["params"]}
+    assert rates == pytest.approx(expected)
+    grouped = {id(p) for g in opt.param_groups for p in g["params"]}
+    assert grouped == {id(p) for p in model.parameters() if p.requires_grad}
+
+
+@pytest.mark.parametrize("scale", [0, -1.0, float("nan"), "1"])
+def test_bad_adapter_lr_scale_is_refused(tmp_path, scale) -> None:
+    model = get_qadapter_model(fresh_base(), CFG)
+    with pytest.raises(ValueError, match="adapter_lr_scale: expected a positive finite number"):
+        QAdapterTrainer(model=model, args=args(tmp_path), adapter_lr_scale=scale)
