@@ -1,11 +1,14 @@
 """``qadapters demo``: the QML-adapters experiment (adapt an MLP from digits 0-4 to 5-9).
 
 For every seed: split the data, pretrain the MLP on task A (digits 0-4), then adapt a copy of it to
-task B (digits 5-9) with each method — full fine-tuning, LoRA through ``peft``, and the circuit
-families ``hamming`` (R=2), ``compound`` (R=2), ``pauli`` and ``taylor``. Prints a table of mean ±
-std over seeds, writes ``results.json`` and two PNG plots into ``--out``. See
-:mod:`qadapters.experiments.mnist` for the model and training (on
-:mod:`qadapters.experiments.core`), :mod:`qadapters.experiments.mnist_data` for the data.
+task B (digits 5-9) with each method — full fine-tuning, LoRA through ``peft``, the seed's HW
+adapter (``hw-adapter``, ``ΔW_LC^HW``, R = 2) and additive compound adapter
+(``compound-adapter``, ``ΔW_LC^compound``, R = 2), QuIC (``quic``) and Quantum-PEFT
+(``qpeft-pauli``, ``qpeft-taylor``). Prints a table of mean ± std over seeds of accuracy on 5-9
+and accuracy kept on 0-4, then the seed's claims beside this run's figures; writes
+``results.json`` and two PNG plots into ``--out``. See :mod:`qadapters.experiments.mnist` for the
+model and training (on :mod:`qadapters.experiments.core`),
+:mod:`qadapters.experiments.mnist_data` for the data.
 """
 
 from __future__ import annotations

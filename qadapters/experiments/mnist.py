@@ -7,8 +7,9 @@ all three layers:
 
 - ``full``: every weight and bias of a copy of the pretrained model is trained;
 - ``lora``: the real ``peft`` library, ``LoraConfig(target_modules=["fc1", "fc2", "fc3"])``;
-- ``hamming``, ``compound``, ``pauli``, ``taylor``: :func:`qadapters.model.get_qadapter_model`
-  with the family's options from :data:`METHODS`.
+- ``hw-adapter``, ``compound-adapter`` (the ``hamming`` family), ``quic`` (``compound``),
+  ``qpeft-pauli``, ``qpeft-taylor``: :func:`qadapters.model.get_qadapter_model` with the
+  options from :data:`METHODS`.
 
 Methods, model building, the training loop, accuracy and sizes are those of
 :mod:`qadapters.experiments.core`; this module holds what is particular to the demo.
@@ -36,21 +37,34 @@ from qadapters.experiments.mnist_data import Split, Task
 #: the layers every method adapts
 TARGETS = ["fc1", "fc2", "fc3"]
 
-#: The default methods, in table order. Learning rates were picked on the validation split of
-#: seed 0 (10 epochs, cosine schedule; the demo runs 20) from
-#: {3e-3, 6e-3, 1e-2, 2e-2, 3e-2, 4e-2, 6e-2, 1e-1}.
-#: ``compound`` uses one block per layer (``blocks=1``): the 5-output head cannot hold the
-#: family's default 3 blocks of orders {1, 2}. R = 2 sub-adapters for hamming and compound as in
-#: the paper; pauli and taylor keep their defaults (rank 4, which the 5-wide head allows).
+#: The default methods, in table order, named as the papers name them:
+#:
+#: - ``hw-adapter``: the QML-adapters seed's ``ΔW_LC^HW = Σ_i α_i ⊕_k A_i^(k)`` (``hamming``,
+#:   ``variant="hw"``, R = 2);
+#: - ``compound-adapter``: its additive ``ΔW_LC^compound = Σ_i α_i A_i^(k)`` (``hamming``,
+#:   ``variant="single_order"``, k = 2, R = 2);
+#: - ``quic``: QuIC's multiplicative compound rotation of the outputs (``compound``; one block
+#:   per layer, as the 5-output head cannot hold the default 3) with its per-output magnitude;
+#: - ``qpeft-pauli`` / ``qpeft-taylor``: Quantum-PEFT's two Stiefel maps at their defaults.
+#:
+#: Circuit adapters train at their family's documented rate (``lr=None``:
+#: :func:`qadapters.default_lr`); LoRA at the rate the demo has always used.
 METHODS: dict[str, Method] = {
     m.name: m
     for m in (
         Method("full", "full", 1e-2),
         Method("lora", "lora", 4e-2, options={"r": 4, "lora_alpha": 8}),
-        Method("hamming", "quantum", 6e-2, "hamming", {"num_adapters": 2}),
-        Method("compound", "quantum", 1e-1, "compound", {"num_adapters": 2, "blocks": 1}),
-        Method("pauli", "quantum", 1e-1, "pauli"),
-        Method("taylor", "quantum", 6e-2, "taylor"),
+        Method("hw-adapter", "quantum", None, "hamming", {"num_adapters": 2, "variant": "hw"}),
+        Method(
+            "compound-adapter",
+            "quantum",
+            None,
+            "hamming",
+            {"num_adapters": 2, "variant": "single_order", "order": 2},
+        ),
+        Method("quic", "quantum", None, "compound", {"num_adapters": 2, "blocks": 1}),
+        Method("qpeft-pauli", "quantum", None, "pauli"),
+        Method("qpeft-taylor", "quantum", None, "taylor"),
     )
 }
 

