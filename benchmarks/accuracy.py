@@ -55,7 +55,7 @@ from qadapters.experiments.console import (
     progress,
 )
 from qadapters.experiments.core import Method
-from qadapters.experiments.mnist_data import load_images, make_tasks
+from qadapters.experiments.mnist_data import DemoData, load_images, make_tasks
 from qadapters.families.optim import default_lr
 from qadapters.families.table import family_options
 
@@ -147,7 +147,10 @@ class Budget:
 
 
 DEFAULT_BUDGET = Budget()
-QUICK_BUDGET = Budget(1, 1, 4, 20, 2, 4, 16, 20, 2)
+QUICK_BUDGET = Budget(
+    epochs=1, pretrain_epochs=1, side=4, mnist_per_class=20,
+    steps=2, batch_size=4, max_length=16, per_class=20, text_layers=2,
+)  # fmt: skip
 
 
 def methods(task: str, quick: bool = False) -> list[Method]:
@@ -192,7 +195,13 @@ def at_factor(method: Method, factor: float) -> Method:
 
 # ------------------------------------------------------------------------------- MNIST
 def mnist_run(
-    method: Method, factor: float, base: nn.Module, data: Any, budget: Budget, seed: int, bar: Bar
+    method: Method,
+    factor: float,
+    base: nn.Module,
+    data: DemoData,
+    budget: Budget,
+    seed: int,
+    bar: Bar,
 ) -> dict[str, Any]:
     """Adapt the pretrained MLP to digits 5-9 with ``method`` at ``factor`` × its rate."""
     m = at_factor(method, factor)
@@ -412,7 +421,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line (see ``--help``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add = parser.add_argument
-    add("--tasks", type=name_list(TASKS, "tasks"), default=list(TASKS), help="mnist,text")
+    add(
+        "--tasks",
+        type=name_list(TASKS, "tasks"),
+        default=list(TASKS),
+        help="comma-separated subset of mnist,text (default: both)",
+    )
     add("--seeds", type=positive_int, default=2, help="number of seeds (default 2)")
     add("--quick", action="store_true", help="tiny data, one size per family (for tests)")
     add(

@@ -231,7 +231,7 @@ def format_table(summary: dict[str, Any], title: str) -> str:
     width = max(len("method"), *(len(r["name"]) for r in rows))
     ref = summary["reference"]
     header = (
-        f"{'method':<{width}} {'params':>9} {'fewer':>7} {'at default':>13} "
+        f"{'method':<{width}} {'params':>9} {'fewer':>8} {'at default':>13} "
         f"{'best of sweep':>13} {'range':>5} {'% ref':>6} {'% ref best':>10}"
     )
     if forgetting:
@@ -242,7 +242,7 @@ def format_table(summary: dict[str, Any], title: str) -> str:
         d, b = r["at_default"], r["best_of_sweep"]
         fewer = f"{1 / r['params_ratio']:.3g}×" if r["params"] else "∞"
         line = (
-            f"{r['name']:<{width}} {r['params']:>9,} {fewer:>7} "
+            f"{r['name']:<{width}} {r['params']:>9,} {fewer:>8} "
             f"{100 * d['acc']:>6.1f} ± {100 * d['spread']:>4.1f} "
             f"{100 * b['acc']:>6.1f} (×{b['factor']:<3g})"
             f" {100 * r['sweep_range']:>5.1f} {r['pct_of_reference']:>5.1f}%"
