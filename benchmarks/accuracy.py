@@ -88,7 +88,7 @@ class Rates:
 
 RATES: dict[str, Rates] = {
     "mnist": Rates(lora=4e-2, full=1e-2, head=1e-2),
-    "text": Rates(lora=2e-3, full=1e-4, head=3e-2),
+    "text": Rates(lora=6e-3, full=1e-4, head=3e-2),  # LoRA: best of 2e-3 x {0.3, 1, 3}
 }
 
 #: WordNet classes of the text task: ten semantic fields of nouns, abstract ones among them, so
@@ -109,7 +109,7 @@ SIZES: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
         ("taylor k=4 ir=2", "taylor", {"rank": 4, "intrinsic_rank": 2}),
         ("taylor k=5 ir=4", "taylor", {"rank": 5, "intrinsic_rank": 4}),
         ("compound b=1", "compound", {"blocks": 1, "num_adapters": 1}),
-        ("compound b=1 x2", "compound", {"blocks": 1, "num_adapters": 2}),
+        ("compound b=1 +mag", "compound", {"blocks": 1, "num_adapters": 1, "magnitude": True}),
         ("hamming hw R=1", "hamming", {"variant": "hw", "num_adapters": 1}),
         ("hamming hw R=2", "hamming", {"variant": "hw", "num_adapters": 2}),
         ("hamming hw R=4", "hamming", {"variant": "hw", "num_adapters": 4}),
@@ -122,7 +122,7 @@ SIZES: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
         ("taylor k=4 ir=1", "taylor", {"rank": 4, "intrinsic_rank": 1}),
         ("taylor k=4 ir=2", "taylor", {"rank": 4, "intrinsic_rank": 2}),
         ("compound b=5", "compound", {"blocks": 5, "num_adapters": 1}),
-        ("compound b=3 x2", "compound", {"blocks": 3, "num_adapters": 2}),
+        ("compound b=5 +mag", "compound", {"blocks": 5, "num_adapters": 1, "magnitude": True}),
         ("hamming hw R=2", "hamming", {"variant": "hw", "num_adapters": 2}),
         ("hamming hw R=4", "hamming", {"variant": "hw", "num_adapters": 4}),
         ("hamming single_order R=1", "hamming", {"variant": "single_order", "num_adapters": 1}),

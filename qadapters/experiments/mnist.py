@@ -62,7 +62,7 @@ METHODS: dict[str, Method] = {
             "hamming",
             {"num_adapters": 2, "variant": "single_order", "order": 2},
         ),
-        Method("quic", "quantum", None, "compound", {"num_adapters": 2, "blocks": 1}),
+        Method("quic", "quantum", None, "compound", {"blocks": 1, "magnitude": True}),
         Method("qpeft-pauli", "quantum", None, "pauli"),
         Method("qpeft-taylor", "quantum", None, "taylor"),
     )

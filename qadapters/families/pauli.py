@@ -133,7 +133,7 @@ class PauliAdapter(SVDFormAdapter):
     """
 
     options_class = PauliOptions
-    default_lr = 0.1
+    default_lr = 0.2
 
     def __init__(self, in_features: int, out_features: int, **options: Any) -> None:
         super().__init__(in_features, out_features, **options)

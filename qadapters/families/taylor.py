@@ -68,7 +68,7 @@ class TaylorAdapter(SVDFormAdapter):
     """
 
     options_class = TaylorOptions
-    default_lr = 0.06
+    default_lr = 0.15
 
     def __init__(self, in_features: int, out_features: int, **options: Any) -> None:
         super().__init__(in_features, out_features, **options)
