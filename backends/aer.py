@@ -44,6 +44,8 @@ try:
 except ImportError as err:  # pragma: no cover - exercised only without the extra
     raise missing_extra("backends.aer", "qiskit and qiskit-aer", "qiskit") from err
 
+from backends.hardware import COMPILATIONS, compile_on_line
+from backends.mitigation import NONE, Mitigation, fold, measured_qubits, split_shots, twirled
 from backends.qiskit import check_shots, parameter_sets, to_qiskit
 from backends.sampling import (
     PostselectedSample,
@@ -55,6 +57,7 @@ from backends.sampling import (
     estimator_pubs,
     expectation_values,
     make_sample,
+    merge_counts,
     pauli_observables,
     postselected_sample,
     pub,
@@ -99,7 +102,15 @@ def simulator(noise: Noise = None, *, method: str = "automatic", seed: int | Non
         return AerSimulator(**options)
     if isinstance(noise, NoiseModel):
         return AerSimulator(noise_model=noise, basis_gates=noise.basis_gates, **options)
-    return AerSimulator.from_backend(noise, **options)
+    # Building a device's noise model takes seconds on a 133-qubit device; the simulator is
+    # kept per backend object (held in the key, so its id stays valid), method and seed.
+    key = (id(noise), method, seed)
+    if key not in _FROM_BACKEND:
+        _FROM_BACKEND[key] = (noise, AerSimulator.from_backend(noise, **options))
+    return _FROM_BACKEND[key][1]
+
+
+_FROM_BACKEND: dict[tuple[int, str, int | None], tuple[Any, Any]] = {}
 
 
 # Note [Aer controlled-rotation binds]
@@ -117,9 +128,20 @@ SAFE_BASIS: tuple[str, ...] = (
 
 
 def _transpile(
-    qc: QuantumCircuit, sim: Any, seed: int | None, level: int, device_like: bool = False
+    qc: QuantumCircuit,
+    sim: Any,
+    seed: int | None,
+    level: int,
+    device_like: bool = False,
+    compilation: str = "preset",
 ) -> QuantumCircuit:
-    """Rewrite for Aer: onto the simulated device when there is one, else to :data:`SAFE_BASIS`."""
+    """Rewrite for Aer: onto the simulated device when there is one (the preset pass manager on
+    the whole device, or :func:`backends.hardware.compile_on_line` for ``compilation="line"``),
+    else to :data:`SAFE_BASIS`."""
+    if compilation not in COMPILATIONS:
+        raise ValueError(f"expected compilation one of {list(COMPILATIONS)}; found {compilation!r}")
+    if device_like and compilation == "line":
+        return compile_on_line(qc, sim, optimization_level=level, seed=seed)
     if device_like:
         return transpile(qc, backend=sim, optimization_level=level, seed=seed)
     return transpile(qc, basis_gates=SAFE_BASIS, optimization_level=level, seed=seed)
@@ -131,6 +153,7 @@ def isa_circuit(
     noise: Noise = None,
     seed: int | None = None,
     optimization_level: int = 1,
+    compilation: str = "preset",
 ) -> QuantumCircuit:
     """The measured circuit as :func:`sample` compiles it for this noise spec.
 
@@ -139,16 +162,18 @@ def isa_circuit(
         noise: see the module docstring (``None``: :data:`SAFE_BASIS`, all-to-all).
         seed: transpiler seed.
         optimization_level: preset pass manager level.
+        compilation: ``"preset"`` or ``"line"`` (:data:`backends.hardware.COMPILATIONS`; a
+            device-like ``noise`` only).
 
     Returns:
         The compiled ``QuantumCircuit`` (symbolic parameters, measurements included).
 
     Raises:
-        ValueError: an unknown fake backend name.
+        ValueError: an unknown fake backend name or compilation.
     """
     sim = simulator(noise, seed=seed)
     symbolic = to_qiskit(circuit, measure=True)
-    return _transpile(symbolic, sim, seed, optimization_level, noise is not None)
+    return _transpile(symbolic, sim, seed, optimization_level, noise is not None, compilation)
 
 
 # ---------------------------------------------------------------------------- sampling
@@ -161,6 +186,9 @@ def sample(
     noise: Noise = None,
     method: str = "automatic",
     optimization_level: int = 1,
+    compilation: str = "preset",
+    mitigation: Mitigation = NONE,
+    fold_scale: int = 1,
 ) -> Sample:
     """Measure every wire ``shots`` times for each parameter set, in one Aer job.
 
@@ -172,6 +200,12 @@ def sample(
         noise: see the module docstring.
         method: Aer simulation method (``"automatic"``, ``"statevector"``, ``"density_matrix"``…).
         optimization_level: preset pass manager level used to rewrite the circuit for Aer.
+        compilation: ``"preset"`` or ``"line"`` (see :func:`isa_circuit`).
+        mitigation: ``mitigation.twirls`` Pauli-twirled copies share the shots (one PUB each,
+            counts added); readout mitigation is applied by the caller to the counts, on
+            :attr:`Sample.measured_qubits` (:mod:`backends.mitigation`).
+        fold_scale: every two-qubit gate folded to this odd noise scale after compiling
+            (:func:`backends.mitigation.fold`, for zero-noise extrapolation).
 
     Returns:
         A :class:`Sample` in IR bit order.
@@ -187,11 +221,18 @@ def sample(
     sim = simulator(noise, method=method, seed=seed)
     check_qubits(circuit, sim, "simulator")
     symbolic = to_qiskit(circuit, measure=True)
-    isa = _transpile(symbolic, sim, seed, optimization_level, noise is not None)
+    isa = _transpile(symbolic, sim, seed, optimization_level, noise is not None, compilation)
+    values = bindings(symbolic, isa, arr)
+    target = sim.target if noise is not None else None
+    copies = twirled(isa, mitigation.twirls, target=target, seed=seed)
+    copies = [fold(c, fold_scale) for c in copies]
+    each = split_shots(shots, len(copies))
     sampler = SamplerV2.from_backend(sim, seed=seed)
-    result = sampler.run([pub(isa, bindings(symbolic, isa, arr))], shots=shots).result()[0]
-    counts = counts_per_set(result.data.c, len(arr))
-    return make_sample(counts, circuit.n_qubits, shots, single)
+    results = sampler.run([pub(c, values) for c in copies], shots=each).result()
+    counts = merge_counts([counts_per_set(r.data.c, len(arr)) for r in results])
+    qubits = measured_qubits(isa)
+    return make_sample(counts, circuit.n_qubits, each * len(copies), single,
+                       measured_qubits=qubits)  # fmt: skip
 
 
 def _saved_result(circuit: Circuit, params: Any, method: str, key: str) -> np.ndarray:
@@ -336,6 +377,8 @@ def sample_postselected(
     seed: int | None = None,
     noise: Noise = None,
     optimization_level: int = 1,
+    compilation: str = "preset",
+    mitigation: Mitigation = NONE,
 ) -> PostselectedSample:
     """Sample, then keep the shots whose ancillas read the circuit's ``postselect`` pattern.
 
@@ -346,7 +389,8 @@ def sample_postselected(
 
     Args:
         circuit: a circuit with ``ancillas`` and ``postselect``.
-        params, shots, seed, noise, optimization_level: as for :func:`sample`.
+        params, shots, seed, noise, optimization_level, compilation, mitigation: as for
+            :func:`sample` (readout mitigation is not applied to these integer counts).
 
     Returns:
         A :class:`PostselectedSample`; arrays have a leading B axis only for batched params. A
@@ -363,8 +407,9 @@ def sample_postselected(
         raise ValueError("expected a circuit with ancillas and a postselect pattern")
     arr, single = parameter_sets(circuit, params)
     raw = sample(
-        circuit, arr, shots=shots, seed=seed, noise=noise, optimization_level=optimization_level
-    )
+        circuit, arr, shots=shots, seed=seed, noise=noise, optimization_level=optimization_level,
+        compilation=compilation, mitigation=mitigation,
+    )  # fmt: skip
     counts = raw.counts if isinstance(raw.counts, list) else [raw.counts]
     return postselected_sample(circuit, arr, counts, raw.shots, single=single)
 

@@ -37,10 +37,12 @@ import numpy as np
 import torch
 
 from backends import exact
+from backends.mitigation import NONE, Mitigation
 from backends.postselection import NEVER, kept_indices
 from circuits import Circuit
 
 if TYPE_CHECKING:
+    from backends.hardware import GateReport
     from backends.sampling import PostselectedSample, Sample
 
 __all__ = [
@@ -82,11 +84,14 @@ class ZEstimate:
         kept_fraction: kept shots / shots (or the exact success probability without shots);
             1 for a circuit without ancillas; shape ``([B],)``.
         shots: shots per parameter set (``None`` for exact values).
+        calibration_shots: shots the readout calibration of a mitigated run cost, once for
+            all parameter sets (0 without readout mitigation).
     """
 
     values: np.ndarray
     kept_fraction: np.ndarray
     shots: int | None
+    calibration_shots: int = 0
 
 
 class Executor(Protocol):
@@ -122,12 +127,24 @@ class Executor(Protocol):
         ...
 
     def with_options(
-        self, *, shots: int | None, seed: int | None, optimization_level: int
+        self,
+        *,
+        shots: int | None,
+        seed: int | None,
+        optimization_level: int,
+        compilation: str | None = None,
+        mitigation: Mitigation | None = None,
     ) -> Executor:
         """A copy that runs with these options (exact executors ignore them).
 
+        Args:
+            shots, seed, optimization_level: sampling and transpiler options.
+            compilation, mitigation: ``"line"`` / ``"preset"``
+                (:data:`backends.hardware.COMPILATIONS`) and a
+                :class:`backends.mitigation.Mitigation`; ``None`` keeps the current one.
+
         Raises:
-            ValueError: non-positive shots, or a level outside 0..3.
+            ValueError: non-positive shots, a level outside 0..3, or an unknown compilation.
         """
         ...
 
@@ -157,6 +174,11 @@ class Executor(Protocol):
 
     def two_qubit_gate_count(self, circuit: Circuit) -> int | None:
         """Two-qubit gates of the compiled, measured circuit the backend runs (``None``: exact)."""
+        ...
+
+    def gate_report(self, circuit: Circuit, params: Any) -> GateReport | None:
+        """Two-qubit gates and depth of the circuit as :meth:`z_expectation` compiles it for
+        these parameter sets (parameters equal in every set bound first); ``None``: exact."""
         ...
 
     def describe(self) -> str:
@@ -222,7 +244,13 @@ class ExactExecutor:
         return None
 
     def with_options(
-        self, *, shots: int | None, seed: int | None, optimization_level: int
+        self,
+        *,
+        shots: int | None,
+        seed: int | None,
+        optimization_level: int,
+        compilation: str | None = None,
+        mitigation: Mitigation | None = None,
     ) -> ExactExecutor:
         return self
 
@@ -257,6 +285,9 @@ class ExactExecutor:
     def two_qubit_gate_count(self, circuit: Circuit) -> int | None:
         return None
 
+    def gate_report(self, circuit: Circuit, params: Any) -> GateReport | None:
+        return None
+
     def describe(self) -> str:
         return "exact: backends.exact, float64 state vectors, no shots"
 
@@ -270,12 +301,22 @@ class _SamplingExecutor:
     shots: int | None = None
     seed: int | None = 0
     optimization_level: int = 1
+    compilation: str = "line"
+    mitigation: Mitigation = NONE
 
     @property
     def uses_shots(self) -> bool:
         return True
 
-    def with_options(self, *, shots: int | None, seed: int | None, optimization_level: int) -> Self:
+    def with_options(
+        self,
+        *,
+        shots: int | None,
+        seed: int | None,
+        optimization_level: int,
+        compilation: str | None = None,
+        mitigation: Mitigation | None = None,
+    ) -> Self:
         if shots is not None and (
             isinstance(shots, bool) or not isinstance(shots, int | np.integer) or shots < 1
         ):
@@ -284,11 +325,23 @@ class _SamplingExecutor:
             )
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer)):
             raise ValueError(f"expected an int seed or None; found {seed!r}")
+        from backends.hardware import COMPILATIONS
+
+        if compilation is not None and compilation not in COMPILATIONS:
+            raise ValueError(
+                f"expected compilation one of {list(COMPILATIONS)}; found {compilation!r}"
+            )
+        if mitigation is not None and not isinstance(mitigation, Mitigation):
+            raise ValueError(
+                f"expected a backends.mitigation.Mitigation; found {type(mitigation).__name__}"
+            )
         return dataclasses.replace(
             self,
             shots=None if shots is None else int(shots),
             seed=None if seed is None else int(seed),
             optimization_level=_check_level(optimization_level),
+            compilation=self.compilation if compilation is None else compilation,
+            mitigation=self.mitigation if mitigation is None else mitigation,
         )
 
     def _shots(self) -> int:
@@ -296,31 +349,43 @@ class _SamplingExecutor:
             raise ValueError(f"expected a positive number of shots for {self.spec!r}; found None")
         return self.shots
 
-    def _sample(self, circuit: Circuit, rows: np.ndarray) -> Sample:
+    def _sample(self, circuit: Circuit, rows: np.ndarray, fold_scale: int = 1) -> Sample:
         raise NotImplementedError
 
     def sample_postselected(self, circuit: Circuit, params: Any) -> PostselectedSample:
         raise NotImplementedError
 
+    def _system(self) -> Any:
+        """The backend or simulator that runs the circuits (readout calibrations run there)."""
+        raise NotImplementedError
+
+    def gate_report(self, circuit: Circuit, params: Any) -> GateReport | None:
+        from backends.hardware import freeze_constants, gate_report
+        from backends.qiskit import parameter_sets
+
+        rows, _ = parameter_sets(circuit, params)
+        frozen, _ = freeze_constants(circuit, rows)
+        return gate_report(self._compiled(frozen))
+
+    def _compiled(self, circuit: Circuit) -> Any:
+        raise NotImplementedError
+
     def z_expectation(self, circuit: Circuit, params: Any, wires: Sequence[int]) -> ZEstimate:
+        """See :meth:`Executor.z_expectation`; constants bound first (``freeze_constants``)."""
         shots = self._shots()
+        from backends.hardware import freeze_constants
+        from backends.mitigation import estimate_z
         from backends.qiskit import parameter_sets
 
         rows, single = parameter_sets(circuit, params)
         wires = _check_wires(wires, circuit)
-        if circuit.ancillas:
-            counts = self.sample_postselected(circuit, rows).counts
-        else:
-            counts = self._sample(circuit, rows).counts
-        from backends.sampling import z_parity_mean
-
-        per_set = counts if isinstance(counts, list) else [counts]
-        estimates = [z_parity_mean(c, wires) for c in per_set]
-        values = np.array([v for v, _ in estimates])
-        kept = np.array([k for _, k in estimates]) / shots
+        frozen, frozen_rows = freeze_constants(circuit, rows)
+        values, kept, calibration = estimate_z(
+            frozen, frozen_rows, wires, self.mitigation, self._sample, self._system
+        )
         if single:
-            return ZEstimate(values[0], kept[0], shots)
-        return ZEstimate(values, kept, shots)
+            return ZEstimate(values[0], kept[0], shots, calibration)
+        return ZEstimate(values, kept, shots, calibration)
 
 
 @dataclass(frozen=True)
@@ -350,12 +415,30 @@ class AerExecutor(_SamplingExecutor):
             "seed": self.seed,
             "noise": self.noise_backend,
             "optimization_level": self.optimization_level,
+            "compilation": self.compilation,
+            "mitigation": self.mitigation,
         }
 
-    def _sample(self, circuit: Circuit, rows: np.ndarray) -> Sample:
+    def _system(self) -> Any:
         from backends import aer
 
-        return aer.sample(circuit, rows, **self._options())
+        return aer.simulator(self.noise_backend, seed=self.seed)
+
+    def _compiled(self, circuit: Circuit) -> Any:
+        from backends import aer
+
+        return aer.isa_circuit(
+            circuit,
+            noise=self.noise_backend,
+            seed=self.seed,
+            optimization_level=self.optimization_level,
+            compilation=self.compilation,
+        )
+
+    def _sample(self, circuit: Circuit, rows: np.ndarray, fold_scale: int = 1) -> Sample:
+        from backends import aer
+
+        return aer.sample(circuit, rows, fold_scale=fold_scale, **self._options())
 
     def sample_postselected(self, circuit: Circuit, params: Any) -> PostselectedSample:
         from backends import aer
@@ -363,15 +446,7 @@ class AerExecutor(_SamplingExecutor):
         return aer.sample_postselected(circuit, params, **self._options())
 
     def two_qubit_gate_count(self, circuit: Circuit) -> int | None:
-        from backends import aer
-
-        compiled = aer.isa_circuit(
-            circuit,
-            noise=self.noise_backend,
-            seed=self.seed,
-            optimization_level=self.optimization_level,
-        )
-        return _two_qubit_gates(compiled)
+        return _two_qubit_gates(self._compiled(circuit))
 
     def describe(self) -> str:
         if self.noise_backend is None:
@@ -406,12 +481,28 @@ class IBMExecutor(_SamplingExecutor):
             "shots": self._shots(),
             "seed": self.seed,
             "optimization_level": self.optimization_level,
+            "compilation": self.compilation,
+            "mitigation": self.mitigation,
         }
 
-    def _sample(self, circuit: Circuit, rows: np.ndarray) -> Sample:
+    def _system(self) -> Any:
+        return self.backend
+
+    def _compiled(self, circuit: Circuit) -> Any:
         from backends import ibm
 
-        return ibm.sample(circuit, rows, **self._options())
+        return ibm.isa_circuit(
+            circuit,
+            backend=self.backend,
+            seed=self.seed,
+            optimization_level=self.optimization_level,
+            compilation=self.compilation,
+        )
+
+    def _sample(self, circuit: Circuit, rows: np.ndarray, fold_scale: int = 1) -> Sample:
+        from backends import ibm
+
+        return ibm.sample(circuit, rows, fold_scale=fold_scale, **self._options())
 
     def sample_postselected(self, circuit: Circuit, params: Any) -> PostselectedSample:
         from backends import ibm
@@ -419,15 +510,7 @@ class IBMExecutor(_SamplingExecutor):
         return ibm.sample_postselected(circuit, params, **self._options())
 
     def two_qubit_gate_count(self, circuit: Circuit) -> int | None:
-        from backends import ibm
-
-        compiled = ibm.isa_circuit(
-            circuit,
-            backend=self.backend,
-            seed=self.seed,
-            optimization_level=self.optimization_level,
-        )
-        return _two_qubit_gates(compiled)
+        return _two_qubit_gates(self._compiled(circuit))
 
     def describe(self) -> str:
         name = self.spec.removeprefix("ibm:")
@@ -447,6 +530,8 @@ def resolve(
     seed: int | None = 0,
     noise_device: str = DEFAULT_NOISE_DEVICE,
     optimization_level: int = 1,
+    compilation: str = "line",
+    mitigation: Mitigation = NONE,
 ) -> Executor:
     """The executor a backend spec names (see the module docstring for the forms).
 
@@ -460,6 +545,10 @@ def resolve(
         seed: seeds the sampler and the transpiler.
         noise_device: the fake device of a bare ``"aer-noisy"``.
         optimization_level: preset pass-manager level of the transpiler (0..3).
+        compilation: ``"line"`` (default: the device's best line of qubits,
+            :func:`backends.hardware.compile_on_line`) or ``"preset"`` (the preset pass manager
+            on the whole device); ideal ``"aer"`` compiles all-to-all either way.
+        mitigation: a :class:`backends.mitigation.Mitigation` (default none).
 
     Returns:
         An :class:`Executor`.
@@ -501,4 +590,10 @@ def resolve(
         executor = IBMExecutor(spec, backend=backend)
     else:
         raise ValueError(f"unknown backend {spec!r}; expected {SPEC_HELP}")
-    return executor.with_options(shots=shots, seed=seed, optimization_level=optimization_level)
+    return executor.with_options(
+        shots=shots,
+        seed=seed,
+        optimization_level=optimization_level,
+        compilation=compilation,
+        mitigation=mitigation,
+    )

@@ -58,6 +58,8 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
     raise missing_extra("backends.ibm", "qiskit-ibm-runtime", "ibm") from err
 
 from backends import sampling
+from backends.hardware import COMPILATIONS, compile_on_line
+from backends.mitigation import NONE, Mitigation, fold, measured_qubits, split_shots, twirled
 from backends.qiskit import check_shots, parameter_sets, to_qiskit
 from backends.sampling import PostselectedSample, Sample
 
@@ -278,7 +280,13 @@ def _backend(backend: Any, noise: bool) -> Any:
     return resolve_backend(backend, noise=noise) if isinstance(backend, str) else backend
 
 
-def _isa(qc: QuantumCircuit, backend: Any, level: int, seed: int | None) -> QuantumCircuit:
+def _isa(
+    qc: QuantumCircuit, backend: Any, level: int, seed: int | None, compilation: str = "preset"
+) -> QuantumCircuit:
+    if compilation not in COMPILATIONS:
+        raise ValueError(f"expected compilation one of {list(COMPILATIONS)}; found {compilation!r}")
+    if compilation == "line":
+        return compile_on_line(qc, backend, optimization_level=level, seed=seed)
     return sampling.transpile(qc, backend=backend, optimization_level=level, seed=seed)
 
 
@@ -289,6 +297,7 @@ def isa_circuit(
     seed: int | None = None,
     noise: bool = True,
     optimization_level: int = 1,
+    compilation: str = "preset",
 ) -> QuantumCircuit:
     """The measured circuit as :func:`sample` compiles it onto the backend's ISA.
 
@@ -298,6 +307,8 @@ def isa_circuit(
         seed: transpiler seed.
         noise: as for :func:`sample` (fake backends only).
         optimization_level: of the preset pass manager.
+        compilation: ``"preset"`` (the whole device) or ``"line"``
+            (:func:`backends.hardware.compile_on_line`).
 
     Returns:
         The compiled ``QuantumCircuit`` (symbolic parameters, measurements included).
@@ -307,7 +318,7 @@ def isa_circuit(
     """
     dev = _backend(backend, noise)
     sampling.check_qubits(circuit, dev)
-    return _isa(to_qiskit(circuit, measure=True), dev, optimization_level, seed)
+    return _isa(to_qiskit(circuit, measure=True), dev, optimization_level, seed, compilation)
 
 
 # ---------------------------------------------------------------------------- jobs
@@ -370,6 +381,16 @@ def _primitive(cls: type, backend: Any, mode: str, seed: int | None) -> tuple[An
     return prim, ctx
 
 
+def _device_mitigation(sampler: Any, mitigation: Mitigation) -> None:
+    """The runtime sampler's own twirling and dynamical decoupling (real devices)."""
+    if mitigation.twirls:
+        sampler.options.twirling.enable_gates = True
+        sampler.options.twirling.num_randomizations = mitigation.twirls
+    if mitigation.dynamical_decoupling:
+        sampler.options.dynamical_decoupling.enable = True
+        sampler.options.dynamical_decoupling.sequence_type = "XpXm"
+
+
 # ---------------------------------------------------------------------------- public API
 #: The result type of :func:`sample` (one type for every backend; it carries the job id here).
 IBMSample = Sample
@@ -387,6 +408,9 @@ def sample(
     optimization_level: int = 1,
     max_retries: int = 3,
     retry_delay: float = 1.0,
+    compilation: str = "preset",
+    mitigation: Mitigation = NONE,
+    fold_scale: int = 1,
 ) -> Sample:
     """Sample every wire with the runtime's (executor-based) Sampler.
 
@@ -400,6 +424,14 @@ def sample(
         noise: ``False`` simulates a fake backend without noise.
         optimization_level: of the preset pass manager.
         max_retries, retry_delay: see :func:`run_job`.
+        compilation: see :func:`isa_circuit`.
+        mitigation: twirling and dynamical decoupling. On a fake backend (local testing mode)
+            ``mitigation.twirls`` Pauli-twirled copies (:func:`backends.mitigation.twirled`)
+            share the shots; on a real device the runtime sampler's ``twirling`` and
+            ``dynamical_decoupling`` options are set instead. Readout mitigation is applied by
+            the caller on :attr:`Sample.measured_qubits`.
+        fold_scale: every two-qubit gate folded to this odd noise scale after compiling
+            (:func:`backends.mitigation.fold`, for zero-noise extrapolation).
 
     Raises:
         ValueError: bad spec, mode, params or shots, or too many qubits — before submission.
@@ -411,23 +443,33 @@ def sample(
     dev = _backend(backend, noise)
     arr, single = _check(circuit, params, shots, dev)
     symbolic = to_qiskit(circuit, measure=True)
-    isa = _isa(symbolic, dev, optimization_level, seed)
-    job_pub = sampling.pub(isa, sampling.bindings(symbolic, isa, arr))
+    isa = _isa(symbolic, dev, optimization_level, seed, compilation)
+    values = sampling.bindings(symbolic, isa, arr)
+    local = _is_local(dev)
+    copies = twirled(isa, mitigation.twirls, target=dev.target, seed=seed) if local else [isa]
+    copies = [fold(c, fold_scale) for c in copies]
+    each = split_shots(int(shots), len(copies))
+    job_pubs = [sampling.pub(c, values) for c in copies]
     sampler, ctx = _primitive(Sampler, dev, mode, seed)
+    if not local:
+        _device_mitigation(sampler, mitigation)
     jobs: list[Any] = []
 
     def submit() -> Any:
-        jobs.append(sampler.run([job_pub], shots=int(shots)))
+        jobs.append(sampler.run(job_pubs, shots=each))
         return jobs[-1]
 
     try:
-        result = run_job(submit, max_retries=max_retries, retry_delay=retry_delay)[0]
+        results = run_job(submit, max_retries=max_retries, retry_delay=retry_delay)
     finally:
         if ctx is not None:
             ctx.close()
-    counts = sampling.counts_per_set(result.data.c, len(arr))
+    counts = sampling.merge_counts(
+        [sampling.counts_per_set(results[k].data.c, len(arr)) for k in range(len(copies))]
+    )
     job_id = str(jobs[-1].job_id())
-    return sampling.make_sample(counts, circuit.n_qubits, int(shots), single, job_id)
+    return sampling.make_sample(counts, circuit.n_qubits, each * len(copies), single, job_id,
+                                measured_qubits(isa))  # fmt: skip
 
 
 def sample_postselected(circuit: Circuit, params: Any, **kwargs: Any) -> PostselectedSample:

@@ -23,6 +23,16 @@ A controlled FBS is emitted as ``D · C(RBS) · D`` rather than as a controlled 
 projectors ``P`` on the controls — even when a control is one of the wires between ``i`` and ``j``
 (which a controlled ``FBSGate`` could not take, its qargs would repeat). It also keeps the CZs of
 ``D`` uncontrolled, which is cheaper on hardware.
+
+Note [controlled conjugation]
+-----------------------------
+A gate defined as ``S · M · P`` in time order ``P, M, S`` with ``S · P = 1`` (RBS is
+``H⊗H · CZ · (RY(θ) ⊗ RY(−θ)) · CZ · H⊗H``, Note [RBS in Qiskit]) is controlled by controlling
+``M`` alone: ``S · (Π_off ⊗ 1 + Π_on ⊗ M) · P = Π_off ⊗ S·P + Π_on ⊗ S·M·P`` and ``S·P = 1``,
+with ``Π_on`` the projector on the control pattern. The fixed gates stay uncontrolled, so a
+controlled RBS costs two CZ and two controlled RY (six two-qubit gates) where controlling every
+gate of its definition costs two Toffoli-class CCZ and four controlled H besides. The split is
+read from the gate's definition and checked numerically (``S · P = 1``) before it is used.
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import replace
 from functools import cache
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import numpy as np
 
@@ -41,7 +51,7 @@ from circuits import Op, get_gate, reference_matrix
 
 try:
     from qiskit.circuit import Gate, ParameterExpression, QuantumCircuit, library
-    from qiskit.quantum_info import SparsePauliOp
+    from qiskit.quantum_info import Operator, SparsePauliOp
 except ImportError as err:  # pragma: no cover - exercised only without the extra
     raise missing_extra("backends.qiskit_gates", "qiskit", "qiskit") from err
 
@@ -250,15 +260,60 @@ def _swap_is_adjoint(name: str) -> bool:
     return bool(ok)
 
 
-def _controlled(op: Op, gate: Gate, wires: list[int]) -> tuple[Gate, list[int]]:
-    """``op``'s adjoint and controls applied to its gate on ``wires`` (IR wires, qarg order)."""
+def _conjugation(gate: Gate) -> tuple[list[Any], list[Any], list[Any]] | None:
+    """``(prefix, middle, suffix)`` of a gate defined as ``S · M · P`` with ``S · P = 1``.
+
+    ``prefix`` and ``suffix`` are the definition's leading and trailing runs of unparameterised
+    instructions; ``None`` when there is no such split (no definition, an empty prefix, a middle
+    without parameters, or ``S · P ≠ 1``). See Note [controlled conjugation].
+    """
+    definition = getattr(gate, "definition", None)
+    if definition is None or not isinstance(gate, TableGate):
+        return None
+    data = list(definition.data)
+
+    def fixed(inst: Any) -> bool:
+        return not inst.operation.params and inst.operation.name != "measure"
+
+    start = next((k for k, inst in enumerate(data) if not fixed(inst)), len(data))
+    stop = next((k for k in range(len(data), 0, -1) if not fixed(data[k - 1])), 0)
+    if start == 0 or start >= stop:
+        return None
+    outer = definition.copy_empty_like()
+    for inst in (*data[:start], *data[stop:]):
+        outer.append(inst)
+    if not np.allclose(Operator(outer).data, np.eye(2**gate.num_qubits), atol=1e-10):
+        return None
+    return data[:start], data[start:stop], data[stop:]
+
+
+def _controlled(op: Op, gate: Gate, wires: list[int]) -> list[tuple[Gate, list[int]]]:
+    """``op``'s adjoint and controls applied to its gate on ``wires`` (IR wires, qarg order).
+
+    A controlled gate whose definition is a conjugation ``S · M · P`` (``S · P = 1``) controls
+    its middle only (Note [controlled conjugation]).
+    """
     if op.adjoint:
         gate = gate.inverse()
-    if op.controls:
-        state = sum(v << k for k, v in enumerate(op.control_values))
-        gate = gate.control(len(op.controls), ctrl_state=state, annotated=False)
-        wires = [*op.controls, *wires]
-    return gate, wires
+    if not op.controls:
+        return [(gate, wires)]
+    state = sum(v << k for k, v in enumerate(op.control_values))
+    controls = list(op.controls)
+    split = _conjugation(gate)
+    if split is None:
+        return [(gate.control(len(controls), ctrl_state=state, annotated=False),
+                 [*controls, *wires])]  # fmt: skip
+    prefix, middle, suffix = split
+    qargs = {q: k for k, q in enumerate(gate.definition.qubits)}
+
+    def local(inst: Any) -> list[int]:
+        return [wires[qargs[q]] for q in inst.qubits]
+
+    out = [(inst.operation, local(inst)) for inst in prefix]
+    for inst in middle:
+        controlled = inst.operation.control(len(controls), ctrl_state=state, annotated=False)
+        out.append((controlled, [*controls, *local(inst)]))
+    return out + [(inst.operation, local(inst)) for inst in suffix]
 
 
 def op_gates(op: Op, angle: Angle | None) -> list[tuple[Gate, list[int]]]:
@@ -275,8 +330,8 @@ def op_gates(op: Op, angle: Angle | None) -> list[tuple[Gate, list[int]]]:
         # Note [controlled FBS]: C(D·M·D) = D·C(M)·D.
         i = wires[0]
         d = [(library.CZGate(), [i, m]) for m in between]
-        return [*d, _controlled(op, _gate_for(entry, angle), wires), *d]
+        return [*d, *_controlled(op, _gate_for(entry, angle), wires), *d]
     gate = _gate_for(entry, angle, len(between))
     if between:
         wires = [wires[0], *between, wires[1]]
-    return [_controlled(op, gate, wires)]
+    return _controlled(op, gate, wires)

@@ -56,6 +56,7 @@ __all__ = [
     "estimator_pubs",
     "expectation_values",
     "make_sample",
+    "merge_counts",
     "pauli_observables",
     "postselected_sample",
     "probabilities_from_counts",
@@ -86,12 +87,17 @@ class Sample:
             shots, indexed by the IR basis index ``int(bitstring, 2)``.
         shots: shots per parameter set.
         job_id: the job's id where the backend has jobs (IBM Runtime), else ``None``.
+        measured_qubits: the physical qubit measured into each clbit (clbit 0 = the last
+            character of a bitstring) of the compiled circuit that ran; ``None`` when not
+            recorded. Readout mitigation calibrates these qubits
+            (:mod:`backends.mitigation`).
     """
 
     counts: Counts | list[Counts]
     probabilities: np.ndarray
     shots: int
     job_id: str | None = None
+    measured_qubits: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -291,13 +297,34 @@ def probabilities_from_counts(counts: Iterable[Counts], n_qubits: int, shots: in
 
 
 def make_sample(
-    counts: list[Counts], n_qubits: int, shots: int, single: bool, job_id: str | None = None
+    counts: list[Counts],
+    n_qubits: int,
+    shots: int,
+    single: bool,
+    job_id: str | None = None,
+    measured_qubits: Sequence[int] | None = None,
 ) -> Sample:
     """A :class:`Sample` from per-set counts (unbatched when ``single``)."""
     probs = probabilities_from_counts(counts, n_qubits, shots)
+    qubits = None if measured_qubits is None else tuple(int(q) for q in measured_qubits)
     if single:
-        return Sample(counts[0], probs[0], shots, job_id)
-    return Sample(counts, probs, shots, job_id)
+        return Sample(counts[0], probs[0], shots, job_id, qubits)
+    return Sample(counts, probs, shots, job_id, qubits)
+
+
+def merge_counts(per_pub: Sequence[list[Counts]]) -> list[Counts]:
+    """Add the counts of several PUBs (e.g. twirled copies) parameter set by parameter set.
+
+    Example:
+        >>> merge_counts([[{"0": 2}], [{"0": 1, "1": 1}]])
+        [{'0': 3, '1': 1}]
+    """
+    out: list[Counts] = [dict() for _ in per_pub[0]] if per_pub else []
+    for counts in per_pub:
+        for total, c in zip(out, counts, strict=True):
+            for bits, k in c.items():
+                total[bits] = total.get(bits, 0) + k
+    return out
 
 
 def z_parity_mean(counts: Counts, wires: Sequence[int]) -> tuple[float, int]:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from backends.mitigation import Mitigation
 from qadapters.experiments.console import (
     add_output_arguments,
     check_out_dir,
@@ -42,7 +43,7 @@ from qadapters.qnn.execution import (
     check_backend,
     check_success,
     evaluate,
-    two_qubit_gate_count,
+    gate_report,
 )
 from qadapters.qnn.quantum_data import (
     MAX_QUBITS,
@@ -57,6 +58,10 @@ DEFAULT_BACKENDS = "exact,aer,aer-noisy,ibm:fake_marrakesh"
 ALPHA_INITS: tuple[tuple[float, float], ...] = ((1.0, 0.25), (1.0, 1.0), (0.25, 1.0))
 #: Seeds (added to ``--seed``) of the ``U_QA``-alone restarts.
 QA_RESTARTS = 3
+#: Mitigation of the extra run on each noisy backend (Note [mitigate, then postselect] in
+#: :mod:`backends.mitigation`): M3 readout mitigation, then Richardson zero-noise extrapolation
+#: over two-qubit noise scales 1, 3, 5.
+DEFAULT_MITIGATION = "readout+zne3_5"
 RESULTS_NAME = "results.json"
 PLOT_NAME = "accuracy_vs_shots.png"
 
@@ -77,8 +82,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"comma-separated: {BACKEND_HELP} (default {DEFAULT_BACKENDS})",
     )
     parser.add_argument(
-        "--qubits", type=positive_int, default=3, help=f"system qubits, 2..{MAX_QUBITS} (default 3)"
-    )
+        "--qubits", type=positive_int_list, default=[3],
+        help=f"system qubits, 2..{MAX_QUBITS}; a list such as 3,5,7 runs the study (default 3)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--seeds", type=positive_int, default=1,
+        help="seeds per size (--seed, --seed+1, …); more than one runs the study (default 1)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--mitigation", default=DEFAULT_MITIGATION,
+        help="mitigation of one extra run per noisy backend: none, or readout, twirl<K>, "
+        f"zne<scales> (zne3, zne3_5), dd joined by '+' (default {DEFAULT_MITIGATION})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--mitigation-shots", type=positive_int, default=4000,
+        help="shots per state of the mitigated run, per noise scale (default 4000)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--noisy-max-qubits", type=positive_int, default=3,
+        help="study only: noisy backends run for sizes up to this many system qubits (3)",
+    )  # fmt: skip
     parser.add_argument(
         "--shots", type=positive_int_list, default=[100, 1000, 10000], help="default 100,1000,10000"
     )
@@ -107,10 +130,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _check_args(args: argparse.Namespace) -> None:
     check_out_dir(args.out)
-    if not 2 <= args.qubits <= MAX_QUBITS:
-        raise ValueError(
-            f"--qubits: exact diagonalisation supports 2..{MAX_QUBITS} spins; found {args.qubits}"
-        )
+    for n in args.qubits:
+        if not 2 <= n <= MAX_QUBITS:
+            raise ValueError(
+                f"--qubits: exact diagonalisation supports 2..{MAX_QUBITS} spins; found {n}"
+            )
+    args.mitigation_spec = Mitigation.parse(args.mitigation)
     for name in ("test_fraction", "val_fraction"):
         value = getattr(args, name)
         if not 0 < value < 1:
@@ -129,6 +154,9 @@ def train_models(
     for make in (qnn.with_new_threshold, qnn.retrain):
         models.append(make(base, train_b, config))
         step(models[-1].name)
+    budget = 2 + qnn.adapter_circuit(base.n_system, args.adapter, args.adapter_depth).num_params + 2
+    if budget < base.circuit.num_params + 2:  # the adapter's budget, when it is smaller
+        models.append(qnn.retrain(base, train_b, config, budget=budget))
     alone = [
         qnn.train_qa_alone(train_b, config=replace(config, seed=args.seed + k), **shape)
         for k in range(QA_RESTARTS)
@@ -141,27 +169,70 @@ def train_models(
     return base, models
 
 
+def _task_data(args: argparse.Namespace, n: int, seed: int) -> tuple[Any, Any, Any, Any]:
+    """Task A (train, test) and task B's train, validation and test splits."""
+    task_a = train_test_split(
+        make_dataset("tfim", n, args.states, seed=seed), args.test_fraction, seed=seed
+    )
+    train_b, test_b = train_test_split(
+        make_order_dataset(n, args.states, seed=seed + 1), args.test_fraction, seed=seed
+    )
+    train_b, val_b = train_test_split(train_b, args.val_fraction, seed=seed + 1)
+    return task_a, train_b, val_b, test_b
+
+
+def _backend_runs(
+    args: argparse.Namespace, adapted: qnn.Classifier, val_b: Any, test_b: Any,
+    resolved: dict[str, Any], shot_counts: dict[str, list[int | None]], seed: int, step: Any,
+) -> tuple[list[BackendRun], list[dict[str, Any]]]:  # fmt: skip
+    """Raw runs at every shot count, one mitigated run per noisy backend, and gate reports."""
+    runs: list[BackendRun] = []
+    gates: list[dict[str, Any]] = []
+    mitigation = args.mitigation_spec
+    for b, executor in resolved.items():
+        reports = {}
+        for compilation in ("preset", "line") if executor.device else ("preset",):
+            report = gate_report(adapted, executor, test_b.states, compilation=compilation,
+                                 seed=seed)  # fmt: skip
+            if report is not None:
+                reports[compilation] = report
+                gates.append({"backend": b, "compilation": compilation,
+                              "device": executor.device, **asdict(report)})  # fmt: skip
+        used = reports.get("line") or reports.get("preset")
+        todo: list[tuple[int | None, Mitigation | None]] = [(s, None) for s in shot_counts[b]]
+        if executor.device and mitigation.active:
+            todo.append((args.mitigation_shots, mitigation))
+        for shots, mit in todo:
+            result = evaluate(
+                adapted, test_b, executor, shots=shots, seed=seed,
+                calibration=val_b if executor.uses_shots else None,
+                **({"mitigation": mit} if mit is not None else {}),
+            )  # fmt: skip
+            runs.append(replace(
+                result,
+                two_qubit_gates=None if used is None else used.two_qubit_gates,
+                depth=None if used is None else used.depth,
+            ))  # fmt: skip
+            step(f"{b} {shots or ''} {'' if mit is None else mit.label}".strip())
+    return runs, gates
+
+
 def run(args: argparse.Namespace) -> int:
     """Validate everything, train, adapt, evaluate on every backend; print, write, plot."""
     wall = time.perf_counter()
     torch.set_num_threads(1)
     _check_args(args)
+    if len(args.qubits) > 1 or args.seeds > 1:
+        return run_study(args, wall)
+    n = args.qubits[0]
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
     resolved = {  # every backend checked (name, account, qubits) before any work
-        b: check_backend(b, args.qubits + 1, noise_backend=args.noise_backend)
-        for b in args.backend
+        b: check_backend(b, n + 1, noise_backend=args.noise_backend) for b in args.backend
     }
-    task_a = train_test_split(
-        make_dataset("tfim", args.qubits, args.states, seed=args.seed), args.test_fraction,
-        seed=args.seed,
-    )  # fmt: skip
-    train_b, test_b = train_test_split(
-        make_order_dataset(args.qubits, args.states, seed=args.seed + 1), args.test_fraction,
-        seed=args.seed,
-    )  # fmt: skip
-    train_b, val_b = train_test_split(train_b, args.val_fraction, seed=args.seed + 1)
+    task_a, train_b, val_b, test_b = _task_data(args, n, args.seed)
     shot_counts = {b: args.shots if e.uses_shots else [None] for b, e in resolved.items()}
-    runs_total = 5 + sum(len(s) for s in shot_counts.values())
+    noisy = sum(1 for e in resolved.values() if e.device) if args.mitigation_spec.active else 0
+    runs_total = 6 + sum(len(s) for s in shot_counts.values()) + noisy
     bar = progress(runs_total, "run", args.quiet)
 
     def step(text: str) -> None:
@@ -173,53 +244,153 @@ def run(args: argparse.Namespace) -> int:
         adapted = models[-1]
         check_success(adapted, test_b.states)
         model_rows = [_model_row(m, task_a[1], val_b, test_b) for m in models]
-        backend_runs: list[BackendRun] = []
-        for b in args.backend:
-            executor = resolved[b]
-            gates = two_qubit_gate_count(adapted, executor, seed=args.seed)
-            for shots in shot_counts[b]:
-                result = evaluate(
-                    adapted, test_b, executor, shots=shots, seed=args.seed,
-                    calibration=val_b if executor.uses_shots else None,
-                )  # fmt: skip
-                backend_runs.append(replace(result, two_qubit_gates=gates))
-                step(f"{b} {shots or ''}".strip())
+        backend_runs, gates = _backend_runs(
+            args, adapted, val_b, test_b, resolved, shot_counts, args.seed, step
+        )
     finally:
         bar.close()
 
     alpha = qnn.coefficients(adapted)
     sizes = {"train": len(train_b), "validation": len(val_b), "test": len(test_b)}
     payload = {
-        "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
-                   if k != "func"},
+        "config": _config(args),
         "task_a": {"family": "tfim", "train": len(task_a[0]), "test": len(task_a[1])},
         "task_b": {"family": "tfim+xxz", "labels": "0 ordered (ferro, Néel), 1 disordered",
                    **sizes},
-        "qnn": {"circuit": base.circuit.name, "observable": f"Z{base.observable}"},
+        "qnn": {"circuit": base.circuit.name, "observable": f"Z{base.observable}",
+                "threshold": base.threshold, "scale": base.scale},
         "adapter": {"circuit": adapted.circuit.name, "alpha_normalised": alpha.tolist(),
-                    "n_qubits": adapted.circuit.n_qubits},
+                    "n_qubits": adapted.circuit.n_qubits, "threshold": adapted.threshold,
+                    "scale": adapted.scale},
         "models": model_rows,
         "backends": [asdict(r) for r in backend_runs],
+        "compilation": gates,
         "backend_notes": [resolved[b].describe() for b in args.backend],
-        "environment": {"python": platform.python_version(), "torch": torch.__version__,
-                        "load_average": list(os.getloadavg())},
+        "environment": _environment(),
     }  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
-    plot = write_plot(args.out / PLOT_NAME, backend_runs)
+    plot = write_plot(args.out / PLOT_NAME, [r for r in backend_runs if r.mitigation == "none"])
     payload["wall_seconds"] = time.perf_counter() - wall
     path = args.out / RESULTS_NAME
     write_json(path, payload)
 
-    print(f"task B: ordered vs disordered, TFIM + XXZ, n={args.qubits}; " + ", ".join(
+    print(f"task B: ordered vs disordered, TFIM + XXZ, n={n}; " + ", ".join(
         f"{k} {v}" for k, v in sizes.items()))  # fmt: skip
     print(format_models(model_rows))
-    print(f"adapter α/‖α‖₁ = {np.round(alpha, 3).tolist()}")
+    print(f"adapter α/‖α‖₁ = {np.round(alpha, 3).tolist()}; readout: label 1 iff "
+          f"{adapted.scale:.2f}·(<O> − {adapted.threshold:.3f}) > 0")  # fmt: skip
     print()
     print(format_backends(backend_runs))
     for b in args.backend:
         print("  " + resolved[b].describe())
+    if gates:
+        print()
+        print(format_gates(gates))
     say(f"wrote {path}{', ' + str(plot) if plot else ''} in {payload['wall_seconds']:.1f} s")
     return 0
+
+
+def _config(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: str(v) if isinstance(v, Path | Mitigation) else v for k, v in vars(args).items()
+            if k not in ("func", "mitigation_spec")}  # fmt: skip
+
+
+def _environment() -> dict[str, Any]:
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "load_average": list(os.getloadavg())}  # fmt: skip
+
+
+def run_study(args: argparse.Namespace, wall: float) -> int:
+    """Every size of ``--qubits`` × ``--seeds`` seeds: exact models, and the LCU adapter on each
+    backend (noisy ones up to ``--noisy-max-qubits``); mean ± std tables and ``results.json``."""
+    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    resolved_by_n = {
+        n: {b: check_backend(b, n + 1, noise_backend=args.noise_backend) for b in args.backend
+            if not (n > args.noisy_max_qubits and b not in ("exact", "aer"))}
+        for n in args.qubits
+    }  # fmt: skip
+    seeds = [args.seed + k for k in range(args.seeds)]
+    records: list[dict[str, Any]] = []
+    bar = progress(len(args.qubits) * len(seeds), "size × seed", args.quiet)
+    try:
+        for n in args.qubits:
+            for seed in seeds:
+                task_a, train_b, val_b, test_b = _task_data(args, n, seed)
+                seed_args = argparse.Namespace(**{**vars(args), "seed": seed})
+                _, models = train_models(seed_args, task_a, train_b, val_b, lambda s: None)
+                adapted = models[-1]
+                resolved = resolved_by_n[n]
+                shots = {b: [max(args.shots)] if e.uses_shots else [None]
+                         for b, e in resolved.items()}  # fmt: skip
+                runs, gates = _backend_runs(
+                    args, adapted, val_b, test_b, resolved, shots, seed, lambda s: None
+                )
+                records.append({
+                    "n": n, "seed": seed,
+                    "models": [_model_row(m, task_a[1], val_b, test_b) for m in models],
+                    "backends": [asdict(r) for r in runs], "compilation": gates,
+                })  # fmt: skip
+                bar.set_description(f"n={n} seed={seed}")
+                bar.update(1)
+    finally:
+        bar.close()
+    payload = {"config": _config(args), "seeds": seeds, "records": records,
+               "environment": _environment()}  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    payload["wall_seconds"] = time.perf_counter() - wall
+    path = args.out / RESULTS_NAME
+    write_json(path, payload)
+    print(format_study(records))
+    say(f"wrote {path} in {payload['wall_seconds']:.1f} s")
+    return 0
+
+
+def _mean_std(values: list[float]) -> str:
+    arr = 100 * np.asarray(values, dtype=np.float64)
+    return f"{arr.mean():5.1f} ± {arr.std(ddof=1) if len(arr) > 1 else 0.0:4.1f}"
+
+
+def format_study(records: list[dict[str, Any]]) -> str:
+    """Mean ± std (over seeds) of task-B test accuracy per size: every model, exact; the LCU
+    adapter per backend, raw / mitigated / recalibrated; two-qubit gates per backend."""
+    lines = ["task-B test accuracy (%), mean ± std over seeds (sample std)"]
+    sizes = sorted({r["n"] for r in records})
+    names = list(dict.fromkeys(m["model"] for r in records for m in r["models"]))
+    head = f"{'model (exact)':<24}" + "".join(f"{f'n={n}':>16}" for n in sizes)
+    lines += [head, "-" * len(head)]
+    for name in names:
+        cells = []
+        for n in sizes:
+            vals = [m["acc_b"] for r in records if r["n"] == n for m in r["models"]
+                    if m["model"] == name]  # fmt: skip
+            cells.append(_mean_std(vals) if vals else "-")
+        lines.append(f"{name:<24}" + "".join(f"{c:>16}" for c in cells))
+    lines += ["", f"{'LCU adapter on':<34}" + "".join(f"{f'n={n}':>16}" for n in sizes)]
+    lines.append("-" * len(lines[-1]))
+    keys = list(dict.fromkeys((b["backend"], b["mitigation"]) for r in records
+                              for b in r["backends"]))  # fmt: skip
+    for backend, mit in keys:
+        for field, label in (("accuracy", ""), ("accuracy_recalibrated", " recal.")):
+            if field == "accuracy_recalibrated" and (backend == "exact" or mit != "none"):
+                continue
+            cells = []
+            for n in sizes:
+                vals = [b[field] for r in records if r["n"] == n for b in r["backends"]
+                        if b["backend"] == backend and b["mitigation"] == mit]  # fmt: skip
+                cells.append(_mean_std(vals) if vals else "-")
+            tag = backend if mit == "none" else f"{backend} {mit}"
+            lines.append(f"{tag + label:<34}" + "".join(f"{c:>16}" for c in cells))
+    lines += ["", f"{'2q gates (mean)':<34}" + "".join(f"{f'n={n}':>16}" for n in sizes)]
+    for backend, comp in dict.fromkeys((g["backend"], g["compilation"]) for r in records
+                                       for g in r["compilation"]):  # fmt: skip
+        cells = []
+        for n in sizes:
+            vals = [g["two_qubit_gates"] for r in records if r["n"] == n
+                    for g in r["compilation"]
+                    if (g["backend"], g["compilation"]) == (backend, comp)]  # fmt: skip
+            cells.append(f"{np.mean(vals):.0f}" if vals else "-")
+        lines.append(f"{backend + ' ' + comp:<34}" + "".join(f"{c:>16}" for c in cells))
+    return "\n".join(lines)
 
 
 def replace_name(classifier: qnn.Classifier, name: str) -> qnn.Classifier:
@@ -266,27 +437,45 @@ def format_models(rows: list[dict[str, Any]]) -> str:
 
 
 def format_backends(runs: list[BackendRun]) -> str:
-    """Table of the adapted model per backend and shots."""
+    """Table of the adapted model per backend, shots and mitigation."""
     head = (
-        f"{'LCU adapter on':<20}{'2q gates':>9}{'shots':>7}{'acc B':>7}{'recal.':>7}{'kept':>7}"
-        f"{'p exact':>8}{'mean|<O>|':>10}{'seconds':>8}"
+        f"{'LCU adapter on':<20}{'mitigation':>16}{'2q':>5}{'shots':>7}{'acc B':>7}{'recal.':>7}"
+        f"{'kept':>7}{'p exact':>8}{'mean|<O>|':>10}{'all shots':>11}{'seconds':>8}"
     )
     lines = [head, "-" * len(head)]
     for r in runs:
         shots = "-" if r.shots is None else str(r.shots)
         gates = "-" if r.two_qubit_gates is None else str(r.two_qubit_gates)
         recal = "-" if r.accuracy_recalibrated is None else f"{100 * r.accuracy_recalibrated:.1f}"
+        total = "-" if r.total_shots is None else f"{r.total_shots:.2e}"
         lines.append(
-            f"{r.backend:<20}{gates:>9}{shots:>7}{100 * r.accuracy:>7.1f}{recal:>7}"
-            f"{r.kept_fraction:>7.3f}"
-            f"{r.exact_success:>8.3f}{r.mean_abs_expectation:>10.3f}{r.seconds:>8.1f}"
+            f"{r.backend:<20}{r.mitigation:>16}{gates:>5}{shots:>7}{100 * r.accuracy:>7.1f}"
+            f"{recal:>7}{r.kept_fraction:>7.3f}{r.exact_success:>8.3f}"
+            f"{r.mean_abs_expectation:>10.3f}{total:>11}{r.seconds:>8.1f}"
         )
     lines += [
-        "acc B = test accuracy (%) with the trained threshold; recal. = threshold re-fitted",
-        "on the validation states run on the same backend and shots (test states never used);",
-        "2q gates = two-qubit gates after transpiling (state preparation included);",
-        "kept = measured postselection rate; p exact = exact success probability",
+        "acc B = test accuracy (%) with the trained threshold (raw, or on the mitigated",
+        "estimates); recal. = baseline only: threshold re-fitted on the validation states run on",
+        "the same backend, shots and mitigation (test labels never used); 2q = two-qubit gates of",
+        "the circuit that ran (state preparation included); all shots = every shot the row cost",
+        "(validation + test states × shots × noise scales + readout calibration);",
+        "kept = measured (or mitigated) postselection rate; p exact = exact success probability",
     ]
+    return "\n".join(lines)
+
+
+def format_gates(gates: list[dict[str, Any]]) -> str:
+    """Two-qubit gates and depth per backend: the preset pass manager on the whole device vs
+    the hardware-aware compilation onto its best line (:mod:`backends.hardware`)."""
+    head = f"{'compiled for':<20}{'compilation':>12}{'2q gates':>10}{'depth':>7}  physical qubits"
+    lines = [head, "-" * len(head)]
+    for g in gates:
+        lines.append(
+            f"{g['backend']:<20}{g['compilation']:>12}{g['two_qubit_gates']:>10}{g['depth']:>7}"
+            f"  {list(g['qubits']) if g['compilation'] == 'line' else len(g['qubits'])}"
+        )
+    lines.append("preset = preset pass manager (level 3) on the whole device; line = the device's")
+    lines.append("best-calibrated line of qubits (backends.hardware.compile_on_line)")
     return "\n".join(lines)
 
 

@@ -255,15 +255,43 @@ def train_qnn(
 
 
 def retrain(
-    qnn: Classifier, data: QuantumDataset, config: TrainConfig = TrainConfig()
+    qnn: Classifier,
+    data: QuantumDataset,
+    config: TrainConfig = TrainConfig(),
+    *,
+    budget: int | None = None,
 ) -> Classifier:
-    """Baseline: every QNN angle and the readout trained on task B from the pretrained values."""
-    theta = qnn.params.clone().requires_grad_()
+    """Baseline: QNN angles and the readout trained on task B from the pretrained values.
+
+    Args:
+        qnn: the pretrained classifier.
+        data: task-B training data.
+        config: optimiser settings.
+        budget: trainable numbers in all, readout included (``None``: every angle). With a
+            budget, only the last ``budget − 2`` angles of the circuit (those nearest the
+            measurement) are trained and the others stay frozen — the baseline that trains as
+            many numbers as an adapter does.
+
+    Raises:
+        ValueError: a budget below 3 or above the QNN's angles + 2.
+
+    Example:
+        >>> # retrain(qnn, data, budget=7) trains 5 angles and the readout's 2 numbers
+    """
+    num = qnn.circuit.num_params
+    if budget is not None and (
+        isinstance(budget, bool) or not isinstance(budget, int) or not 3 <= budget <= num + 2
+    ):
+        raise ValueError(f"expected a budget in 3..{num + 2} (angles + readout); found {budget!r}")
+    k = num if budget is None else budget - 2
+    frozen = qnn.params[: num - k].clone()
+    tail = qnn.params[num - k :].clone().requires_grad_()
     params, scale, thr = _fit(
-        qnn.circuit, lambda: theta, [theta], (qnn.scale, qnn.threshold), data, qnn.observable,
-        config,
+        qnn.circuit, lambda: torch.cat([frozen, tail]), [tail], (qnn.scale, qnn.threshold), data,
+        qnn.observable, config,
     )  # fmt: skip
-    return replace(qnn, name="qnn retrained", params=params, scale=scale, threshold=thr)
+    name = "qnn retrained" if budget is None else f"qnn retrained ({budget})"
+    return replace(qnn, name=name, params=params, scale=scale, threshold=thr, trainable=k + 2)
 
 
 def with_new_threshold(

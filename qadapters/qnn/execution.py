@@ -24,14 +24,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from backends.executors import DEFAULT_NOISE_DEVICE, SPEC_HELP, Executor, resolve
+from backends.mitigation import NONE, Mitigation
 from circuits import Circuit
 from circuits.state_prep import preparation_circuit, preparation_params
 from qadapters.qnn.classifier import Classifier, refit_threshold
 from qadapters.qnn.quantum_data import QuantumDataset
+
+if TYPE_CHECKING:
+    from backends.hardware import GateReport
 
 __all__ = [
     "BACKEND_HELP",
@@ -40,6 +45,7 @@ __all__ = [
     "check_backend",
     "check_success",
     "evaluate",
+    "gate_report",
     "prepared_circuit",
     "refit_threshold",
     "two_qubit_gate_count",
@@ -71,6 +77,10 @@ class BackendRun:
             exact, or when not counted; see :func:`two_qubit_gate_count`).
         accuracy_recalibrated: test accuracy with the threshold re-fitted on calibration states
             run on the same backend (``None`` without them; see :func:`evaluate`).
+        mitigation: the :class:`backends.mitigation.Mitigation` label (``"none"``: raw).
+        total_shots: every shot the run cost: test (and calibration) states × shots × noise
+            scales, plus the readout calibration (``None`` for exact).
+        depth: depth of the compiled circuit (``None`` when not counted).
     """
 
     backend: str
@@ -82,6 +92,9 @@ class BackendRun:
     seconds: float
     two_qubit_gates: int | None = None
     accuracy_recalibrated: float | None = None
+    mitigation: str = "none"
+    total_shots: int | None = None
+    depth: int | None = None
 
 
 def check_backend(
@@ -172,6 +185,7 @@ def evaluate(
     resolved: Executor | None = None,
     optimization_level: int = OPTIMIZATION_LEVEL,
     calibration: QuantumDataset | None = None,
+    mitigation: Mitigation = NONE,
 ) -> BackendRun:
     """Test accuracy and postselection rate of a classifier on a backend.
 
@@ -190,6 +204,9 @@ def evaluate(
         resolved: the result of :func:`check_backend` (resolved here when ``None``).
         optimization_level: preset pass-manager level of the transpiler (0..3).
         calibration: states for the recalibrated threshold (``None``: not recalibrated).
+        mitigation: readout mitigation, twirling, zero-noise extrapolation
+            (:class:`backends.mitigation.Mitigation`; ignored by ``"exact"``). The trained
+            threshold is applied to the mitigated estimates as it is to the raw ones.
 
     Returns:
         A :class:`BackendRun`.
@@ -205,7 +222,9 @@ def evaluate(
         raise ValueError(
             f"expected a positive number of shots for {executor.spec!r}; found {shots!r}"
         )
-    executor = executor.with_options(shots=shots, seed=seed, optimization_level=optimization_level)
+    executor = executor.with_options(
+        shots=shots, seed=seed, optimization_level=optimization_level, mitigation=mitigation
+    )
     states = data.states
     if calibration is not None:
         check_success(classifier, calibration.states)
@@ -221,6 +240,10 @@ def evaluate(
         thr = refit_threshold(classifier, calib_values, calibration.labels)
         recalibrated = float((replace(classifier, threshold=thr).labels_from(values)
                               == data.labels).mean())  # fmt: skip
+    total = None
+    if executor.uses_shots and executor.shots is not None:
+        scales = len(mitigation.zne_scales)
+        total = len(states) * executor.shots * scales + estimate.calibration_shots
     return BackendRun(
         executor.spec,
         executor.shots,
@@ -230,6 +253,8 @@ def evaluate(
         float(np.abs(values).mean()),
         time.perf_counter() - start,
         accuracy_recalibrated=recalibrated,
+        mitigation=mitigation.label if executor.uses_shots else "none",
+        total_shots=total,
     )
 
 
@@ -257,3 +282,39 @@ def two_qubit_gate_count(
     )
     circuit, _ = prepared_circuit(classifier, np.eye(1, 2**classifier.n_system))
     return executor.two_qubit_gate_count(circuit)
+
+
+def gate_report(
+    classifier: Classifier,
+    backend: str | Executor,
+    states: np.ndarray,
+    *,
+    compilation: str = "line",
+    resolved: Executor | None = None,
+    noise_backend: str = DEFAULT_NOISE_BACKEND,
+    seed: int | None = 0,
+    optimization_level: int = OPTIMIZATION_LEVEL,
+) -> GateReport | None:
+    """Two-qubit gates and depth of "prepare ψ, then the classifier" as :func:`evaluate` compiles
+    it for these states (the classifier's own angles bound, as in the run).
+
+    Args:
+        classifier: the trained classifier.
+        backend: a spec or an executor.
+        states: the states the run prepares (their angles stay parameters).
+        compilation: ``"line"`` (:func:`backends.hardware.compile_on_line`) or ``"preset"``.
+        resolved, noise_backend, seed, optimization_level: as for :func:`evaluate`.
+
+    Returns:
+        A :class:`backends.hardware.GateReport`, or ``None`` for ``"exact"``.
+
+    Raises:
+        ValueError: the errors of :func:`check_backend`.
+    """
+    executor = _executor(backend, resolved, classifier.circuit.n_qubits, noise_backend)
+    executor = executor.with_options(
+        shots=executor.shots, seed=seed, optimization_level=optimization_level,
+        compilation=compilation,
+    )  # fmt: skip
+    circuit, rows = prepared_circuit(classifier, np.asarray(states))
+    return executor.gate_report(circuit, rows)
