@@ -304,11 +304,9 @@ def freeze_constants(circuit: Circuit, rows: np.ndarray) -> tuple[Circuit, np.nd
     index = {int(k): j for j, k in enumerate(kept)}
     ops = []
     for op in circuit.ops:
-        if isinstance(op.param, int) and not isinstance(op.param, bool):
-            if constant[op.param]:
-                op = replace(op, param=float(rows[0, op.param]))
-            else:
-                op = replace(op, param=index[op.param])
+        k = op.param
+        if isinstance(k, int) and not isinstance(k, bool):
+            op = replace(op, param=float(rows[0, k]) if constant[k] else index[k])
         ops.append(op)
     frozen = Circuit(
         circuit.n_qubits, tuple(ops), len(kept), circuit.ancillas, circuit.postselect,

@@ -137,7 +137,8 @@ class Mitigation:
             >>> Mitigation.parse("readout+twirl4+zne3").zne_scales
             (1, 3)
         """
-        readout, twirls, dd, scales = False, 0, False, (1,)
+        readout, twirls, dd = False, 0, False
+        scales: tuple[int, ...] = (1,)
         for part in (p.strip() for p in text.split("+")):
             if part.startswith("zne"):
                 try:
@@ -222,7 +223,7 @@ def readout_mitigator(system: Any, qubits: Sequence[int], shots: int = CALIBRATI
         ImportError: ``mthree`` is not installed (the message names the extra).
     """
     try:
-        import mthree
+        import mthree  # type: ignore[import-untyped]
     except ImportError as err:
         raise missing_extra("readout mitigation", "mthree", "mitigation") from err
     key = (id(system), tuple(sorted(set(qubits))), int(shots))
