@@ -212,7 +212,14 @@ def two_design_columns(circuit: Circuit, theta: Tensor, k: int) -> Tensor:
         return exact.columns(circuit, theta, k)
     batch = theta.shape[:-1]
     flat = theta.reshape(-1, theta.shape[-1])
-    out = TwoDesignColumns.apply(flat, plan, n, k)
+    kind = theta.device.type
+    if torch.amp.is_autocast_available(kind) and torch.is_autocast_enabled(kind):
+        # the backward runs without autocast: the forward's products must not use it either
+        # (and a rotation rounded to bf16 is no longer orthogonal)
+        with torch.autocast(kind, enabled=False):
+            out = TwoDesignColumns.apply(flat, plan, n, k)
+    else:
+        out = TwoDesignColumns.apply(flat, plan, n, k)
     return out.reshape(*batch, 1 << n, k)  # C = 1
 
 

@@ -26,12 +26,23 @@ Cost: the classmethod ``Family.cost(in_features, out_features, **options)`` give
 activation floats per token, bytes of the build; Note [what a cost counts]). The constructor
 refuses, with the memory budget's ``MemoryError`` (:func:`backends.budget.check`), an adapter whose
 build would need more than the budget, before it allocates anything.
+
+Note [mixed precision]
+----------------------
+Under ``torch.autocast`` (bf16 or fp16) a family builds its circuits' matrices or factors with
+autocast off, in the parameters' dtype promoted with the input's (:func:`build_dtype`): the build
+is tiny and once per step, and a rotation rounded to bf16 (8 bits of mantissa) is no longer
+orthogonal. Only the per-token products follow autocast, in :func:`autocast_dtype`, as the frozen
+layer's own product does. A custom ``autograd.Function`` sees its inputs cast to that one dtype
+first, since its backward runs outside autocast and a product of a bf16 and a float32 tensor
+fails there.
 """
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -53,6 +64,50 @@ def check_sizes(in_features: object, out_features: object) -> None:
     for name, v in (("in_features", in_features), ("out_features", out_features)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name}: expected a positive int; found {v!r}")
+
+
+def autocast_dtype(x: Tensor) -> torch.dtype:
+    """The dtype a product with activations ``x`` runs in: autocast's dtype when autocast is on
+    for ``x``'s device (and ``x`` is not float64, which autocast leaves alone), else ``x.dtype``
+    (Note [mixed precision]).
+
+    Example:
+        >>> with torch.autocast("cpu", dtype=torch.bfloat16):
+        ...     autocast_dtype(torch.ones(2))
+        torch.bfloat16
+        >>> autocast_dtype(torch.ones(2))
+        torch.float32
+    """
+    kind = x.device.type
+    if (
+        x.dtype != torch.float64
+        and torch.amp.is_autocast_available(kind)
+        and torch.is_autocast_enabled(kind)
+    ):
+        return torch.get_autocast_dtype(kind)
+    return x.dtype
+
+
+def build_dtype(param: Tensor, x: Tensor) -> torch.dtype:
+    """The dtype of a build for activations ``x``: ``param``'s promoted with ``x``'s, so float64
+    inputs build in float64 and bf16 activations of a float32 model still build in float32.
+
+    Example:
+        >>> build_dtype(torch.ones(1), torch.ones(1, dtype=torch.bfloat16))
+        torch.float32
+    """
+    return torch.promote_types(param.dtype, x.dtype)
+
+
+@contextlib.contextmanager
+def no_autocast(x: Tensor) -> Iterator[None]:
+    """Autocast off for ``x``'s device inside the block (the build of Note [mixed precision])."""
+    kind = x.device.type
+    if torch.amp.is_autocast_available(kind) and torch.is_autocast_enabled(kind):
+        with torch.autocast(kind, enabled=False):
+            yield
+    else:
+        yield
 
 
 class Adapter(nn.Module, ABC):

@@ -45,7 +45,13 @@ from torch import Tensor, nn
 
 from backends import exact, subspace
 from circuits import Circuit, rbs_pyramid
-from qadapters.families.base import Adapter, layer_text
+from qadapters.families.base import (
+    Adapter,
+    autocast_dtype,
+    build_dtype,
+    layer_text,
+    no_autocast,
+)
 from qadapters.families.cost import (
     Cost,
     Work,
@@ -300,8 +306,10 @@ class CompoundAdapter(Adapter):
         """``x · M`` (or ``x · M⁻¹``) on the last axis: one batched product per order over the r
         blocks, the identity on the remaining features (see :func:`.kernels.block_mix.block_mix`;
         an orthogonal M keeps only its output for backward)."""
-        blocks = self.order_blocks(x.dtype, inverse=inverse)
-        return block_mix(x, blocks, orthogonal=self.orthogonal)
+        with no_autocast(x):  # Note [mixed precision] in .base
+            blocks = self.order_blocks(build_dtype(self.theta, x), inverse=inverse)
+        dtype = autocast_dtype(x)
+        return block_mix(x.to(dtype), [b.to(dtype) for b in blocks], orthogonal=self.orthogonal)
 
     def gain(self, dtype: torch.dtype) -> Tensor | None:
         """``1 + g`` (``out_features``), or ``None`` without ``magnitude``."""

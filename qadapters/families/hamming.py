@@ -35,7 +35,13 @@ from backends import exact
 from backends.subspace import compile_constant
 from circuits import Circuit, build
 from circuits.subspace import weight_indices
-from qadapters.families.base import Adapter, layer_text
+from qadapters.families.base import (
+    Adapter,
+    autocast_dtype,
+    build_dtype,
+    layer_text,
+    no_autocast,
+)
 from qadapters.families.cost import (
     Cost,
     Work,
@@ -297,30 +303,35 @@ class HammingAdapter(Adapter):
 
     def delta(self, x: Tensor) -> Tensor:
         """``Σ_i α_i ΔW_i x`` for ``x`` of shape ``(..., in)``; never forms ``2^q × 2^q``."""
-        theta, alpha = self.theta.to(x.dtype), self.alpha.to(x.dtype)
-        xp = self._pad(x)
+        dtype = build_dtype(self.theta, x)  # Note [mixed precision] in .base
+        theta, alpha = self.theta.to(dtype), self.alpha.to(dtype)
         if self.variant == "single_order":
-            m = exact.hamming_block(self.circuit, theta, self.order)  # (R, C, C)
-            w = flush_subnormal(torch.einsum("r,rij->ij", alpha, m))
-            return (xp @ w.T)[..., : self.out_features]
+            with no_autocast(x):
+                m = exact.hamming_block(self.circuit, theta, self.order)  # (R, C, C)
+                w = flush_subnormal(torch.einsum("r,rij->ij", alpha, m))
+            return (self._pad(x) @ w.T.to(x.dtype))[..., : self.out_features]
         if not exact.is_fermionic(self.circuit):  # the compound identity does not hold
-            out = None
-            for i in range(self.num_adapters):
-                term = exact.apply(self.circuit, theta[i], xp) * alpha[i]
+            xp, out = self._pad(x).to(dtype), None
+            for i in range(self.num_adapters):  # a state simulation: autocast would round it
+                with no_autocast(x):
+                    term = exact.apply(self.circuit, theta[i], xp) * alpha[i]
                 out = term if out is None else out + term
             assert out is not None
-            return out[..., : self.out_features]
+            return out[..., : self.out_features].to(x.dtype)
         return self._blockwise(x, theta, alpha)
 
     def _blockwise(self, x: Tensor, theta: Tensor, alpha: Tensor) -> Tensor:
         """``Σ_i α_i ΔW_i x`` one Hamming weight at a time (see Note [weight blocks])."""
         tables = _weight_tables(self.n_qubits, self.in_features, self.out_features)
-        a = exact.hamming_block(self.circuit, theta, 1)  # (R, n, n), an SO(n) matrix each
         mixed = []
-        for k, block in enumerate(exact.rotation_compounds(a)):
-            rows, cols = (t.to(x.device) for t in tables.local[k])
-            full = torch.einsum("r,rij->ij", alpha, block)
-            mixed.append(flush_subnormal(full.index_select(0, rows).index_select(1, cols)))
+        with no_autocast(x):
+            a = exact.hamming_block(self.circuit, theta, 1)  # (R, n, n), an SO(n) matrix each
+            for k, block in enumerate(exact.rotation_compounds(a)):
+                rows, cols = (t.to(x.device) for t in tables.local[k])
+                full = torch.einsum("r,rij->ij", alpha, block)
+                mixed.append(flush_subnormal(full.index_select(0, rows).index_select(1, cols)))
+        dtype = autocast_dtype(x)  # one dtype into the kernel, whose backward has no autocast
+        x, mixed = x.to(dtype), [m.to(dtype) for m in mixed]
         dev = x.device
         return permuted_block_linear(
             x,

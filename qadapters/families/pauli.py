@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from circuits import Circuit
-from qadapters.families.base import Adapter, layer_text
+from qadapters.families.base import Adapter, layer_text, no_autocast
 from qadapters.families.cost import Cost, Work, to_cost
 from qadapters.families.options import FamilyOptions, option
 from qadapters.families.stiefel import TwoDesignStiefel, stiefel_num_params
@@ -93,8 +93,10 @@ class SVDFormAdapter(Adapter):
         return (u * self.s.to(u.dtype)) @ v.T * self.scale
 
     def forward(self, x: Tensor, base_out: Tensor) -> Tensor:
-        """``base_out + ((x V_K) ⊙ s) U_Kᵀ · scale``."""
-        u, v = self.factors()
+        """``base_out + ((x V_K) ⊙ s) U_Kᵀ · scale`` (factors built with autocast off: Note
+        [mixed precision] in :mod:`.base`)."""
+        with no_autocast(x):
+            u, v = self.factors()
         u, v, s = u.to(x.dtype), v.to(x.dtype), self.s.to(x.dtype)
         return base_out + ((x @ v) * (s * self.scale)) @ u.T  # scale on K values, not the output
 
