@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 import torch
 
-from benchmarks import accuracy, accuracy_report, step_time, unitary
+from benchmarks import accuracy, accuracy_report, step_time, timing, unitary
 from qadapters import trainable_count
 from qadapters.experiments import core, finetune
 from qadapters.families.optim import default_lr
@@ -50,11 +50,177 @@ def test_step_time_contenders_build_and_step(tiny_bert, name) -> None:
     assert any(not torch.equal(p, q) for p, q in zip(core.trainable(model), before, strict=True))
 
 
-def test_step_time_main_starts(tiny_bert, monkeypatch, capsys) -> None:
+def test_step_time_main_starts(tiny_bert, monkeypatch, capsys, tmp_path) -> None:
     monkeypatch.setattr(step_time, "load_base", lambda: tiny_bert)
-    assert step_time.main(["--rounds", "1", "--no-memory", "--only", "lora,pauli"]) == 0
+    out_json = tmp_path / "st.json"
+    argv = ["--rounds", "1", "--no-memory", "--only", "pauli,lora", "--models", "minilm"]
+    assert step_time.main([*argv, "--json", str(out_json)]) == 0
     out = capsys.readouterr().out
     assert "LoRA/params" in out and "merged inference" in out and "\npauli " in out
+    assert "load average before" in out and "load average after" in out and "q1–q3" in out
+    payload = json.loads(out_json.read_text())
+    rows = payload["models"]["minilm"]["contenders"]
+    assert list(rows) == ["lora", "pauli"]  # LoRA first: the reference
+    assert set(payload["models"]["minilm"]["inference"]) == {"base", "lora", "pauli"}
+    assert len(payload["load_average"]["before"]) == 3
+
+
+def test_step_time_width_sweep_writes_every_width(capsys, tmp_path) -> None:
+    pytest.importorskip("peft")
+    out_json = tmp_path / "sweep.json"
+    argv = ["--sweep", "--widths", "32,64", "--rounds", "3", "--only", "lora,pauli,compound",
+            "--batch", "2", "--tokens", "8", "--no-memory", "--json", str(out_json)]  # fmt: skip
+    assert step_time.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "merged inference" not in out  # the sweep times training only
+    table = out[out.index("per model") :].splitlines()
+    assert table[1].split()[-2:] == ["width-32", "width-64"]
+    assert [line.split()[0] for line in table[2:5]] == ["lora", "pauli", "compound"]
+    payload = json.loads(out_json.read_text())
+    assert list(payload["models"]) == ["width-32", "width-64"]
+    for width, result in zip((32, 64), payload["models"].values(), strict=True):
+        assert (result["batch"], result["tokens"], result["targets"]) == (2, 8, ["query", "value"])
+        for name, row in result["contenders"].items():
+            step, ratio = row["step"], row["step_ratio"]
+            assert len(row["samples"]) == 3 and step["q1"] <= step["median"] <= step["q3"]
+            assert ratio["q1"] <= ratio["median"] <= ratio["q3"]
+            if name == "lora":
+                assert ratio == {"q1": 1.0, "median": 1.0, "q3": 1.0}
+                assert row["params"] == 2 * 2 * 8 * (width + width)  # 2 layers × q, v
+            else:
+                expected = trainable_count(name, width, width)
+                assert row["params"] == 2 * 2 * expected
+
+
+#: a GPT-2-style decoder small enough for a test: Conv1D c_attn 32 → 96
+TINY_GPT2 = step_time.ModelSpec(
+    "gpt2", ("c_attn",), batch=2, tokens=8, ids=(0, 100), conv1d=True,
+    config={"model_type": "gpt2", "n_embd": 32, "n_layer": 2, "n_head": 2, "n_positions": 16,
+            "vocab_size": 100},
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(step_time.CONTENDERS))
+def test_step_time_gpt2_conv1d_contenders_build_and_step(name) -> None:
+    pytest.importorskip("peft")
+    base = TINY_GPT2.build()
+    model = step_time.adapt(base, name, TINY_GPT2)
+    method = step_time.CONTENDERS[name]
+    if method.kind == "lora":
+        expected = 2 * method.options["r"] * (32 + 96)
+    else:
+        expected = 2 * trainable_count(method.family, 32, 96, **method.options)
+    assert core.num_trainable(model) == expected
+    before = [p.detach().clone() for p in core.trainable(model)]
+    step_time.train_step(model, step_time.batch(TINY_GPT2), "bf16")()
+    assert any(not torch.equal(p, q) for p, q in zip(core.trainable(model), before, strict=True))
+    assert all(torch.isfinite(p).all() for p in core.trainable(model))
+
+
+def test_step_time_memory_in_a_subprocess() -> None:
+    pytest.importorskip("peft")
+    spec = step_time.model_spec("width-32", batch=2, tokens=8)
+    got = step_time.memory_in_subprocess("lora", spec)
+    assert set(got) == {"peak_rise", "before"} and got["before"] > 0 and got["peak_rise"] >= 0
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("minilm", (("query", "value"), 32, 64, False)),
+        ("gpt2", (("c_attn",), 32, 64, True)),
+        ("gpt2-medium", (("c_attn",), 32, 64, True)),
+        ("width-256", (("query", "value"), 16, 64, False)),
+        ("width-2048", (("query", "value"), 16, 64, False)),
+    ],
+)
+def test_model_specs(name, expected) -> None:
+    spec = step_time.model_spec(name)
+    assert (spec.targets, spec.batch, spec.tokens, spec.conv1d) == expected
+    assert step_time.model_spec(name, batch=3, tokens=5).batch == 3
+
+
+@pytest.mark.parametrize(
+    ("name", "match"),
+    [
+        ("bert", "unknown model 'bert'; expected one of minilm, gpt2"),
+        ("width-100", "expected width-H, .* found H = '100'"),
+        ("width-", "found H = ''"),
+        ("width-x2", "found H = 'x2'"),
+    ],
+)
+def test_model_spec_errors(name, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        step_time.model_spec(name)
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--only", "pauli"], r"--only: expected 'lora' and names"),
+        (["--only", "lora,nope"], r"--only: expected 'lora' and names"),
+        (["--models", "t5"], r"--models: unknown model 't5'"),
+        (["--sweep", "--models", "minilm"], "expected --sweep or --models, not both"),
+    ],
+)
+def test_step_time_argument_errors(argv, match) -> None:
+    with pytest.raises(SystemExit, match=match):
+        step_time.main(argv)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without CUDA")
+def test_step_time_cuda_without_a_gpu_fails_clearly() -> None:
+    with pytest.raises(SystemExit, match=r"--device cuda: expected a CUDA GPU; found torch\.cuda"):
+        step_time.main(["--device", "cuda", "--models", "width-32", "--no-memory"])
+
+
+# ------------------------------------------------------------------------------- timing
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([2.0], (2.0, 2.0, 2.0)),
+        ([1.0, 3.0], (1.5, 2.0, 2.5)),
+        ([5.0, 1.0, 4.0, 2.0, 3.0], (2.0, 3.0, 4.0)),
+        ([1.0, 1.0, 1.0, 10.0], (1.0, 1.0, 3.25)),
+    ],
+)
+def test_spread_quartiles(values, expected) -> None:
+    s = timing.Spread.of(values)
+    assert (s.q1, s.median, s.q3) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("samples", "reference", "expected"),
+    [
+        ([2.0, 4.0, 6.0], [1.0, 2.0, 2.0], (2.0, 2.0, 2.5)),
+        ([1.0, 1.0], [2.0, 0.5], (0.875, 1.25, 1.625)),  # paired by round, not by rank
+    ],
+)
+def test_ratio_spread_pairs_rounds(samples, reference, expected) -> None:
+    s = timing.ratio_spread(samples, reference)
+    assert (s.q1, s.median, s.q3) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: timing.Spread.of([]), "expected at least one sample"),
+        (lambda: timing.ratio_spread([1.0], [1.0, 2.0]), "equal, non-empty lists"),
+        (lambda: timing.ratio_spread([1.0], [0.0]), "expected reference times > 0"),
+        (lambda: timing.interleaved_samples({"a": int}, rounds=0), "expected rounds >= 1"),
+    ],
+)
+def test_timing_errors(call, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+@pytest.mark.parametrize(("rotate", "expected"), [(False, "abcabcabc"), (True, "abcbcacab")])
+def test_interleaved_samples_order(rotate, expected) -> None:
+    calls: list[str] = []
+    fns = {n: (lambda n=n: calls.append(n)) for n in "abc"}
+    samples = timing.interleaved_samples(fns, rounds=3, warmup=1, rotate=rotate)
+    assert "".join(calls) == "abc" + expected and all(len(v) == 3 for v in samples.values())
 
 
 # ------------------------------------------------------------------------------- accuracy
