@@ -27,10 +27,11 @@ The exact LCU postselection functions of :mod:`backends.postselection` are re-ex
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Callable, Sequence
+from typing import Literal, TypeVar
 
 import numpy as np
 import torch
@@ -45,6 +46,7 @@ from circuits import Circuit, get_gate
 from circuits.subspace import subspace_dim
 
 Tensor = torch.Tensor
+_F = TypeVar("_F", bound=Callable[..., Tensor])
 
 #: A 2^14 × 2^14 float64 unitary is 2 GiB. Kept for callers that pass it as ``max_qubits``; the
 #: default cap is the memory budget (:mod:`backends.budget`), not a qubit count.
@@ -141,7 +143,24 @@ def _flat_batch(params: Tensor) -> tuple[Tensor, tuple[int, ...]]:
     # an explicit batch size: reshape(-1, 0) is ambiguous for a circuit with no parameters
     return params.reshape(math.prod(batch), params.shape[-1]), batch
 
+
+def _full_precision(fn: _F) -> _F:
+    """Run ``fn`` with autocast off: an exact simulation keeps its inputs' dtype, where an
+    ambient ``torch.autocast`` would round every product to bf16 (and a unitary so rounded is
+    no longer unitary). Without autocast this adds nothing to the call."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: object, **kwargs: object) -> Tensor:
+        if not (torch.is_autocast_enabled("cpu") or torch.is_autocast_enabled("cuda")):
+            return fn(*args, **kwargs)
+        with torch.autocast("cpu", enabled=False), torch.autocast("cuda", enabled=False):
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 # ---------------------------------------------------------------------------- public API
+@_full_precision
 def unitary(
     circuit: Circuit, params: Tensor | Sequence[float], *, max_qubits: int | None = None
 ) -> Tensor:
@@ -178,6 +197,7 @@ def unitary(
     return run(circuit, p, None, dtype).reshape(*batch, dim, dim)
 
 
+@_full_precision
 def columns(
     circuit: Circuit,
     params: Tensor | Sequence[float],
@@ -213,6 +233,7 @@ def columns(
     return run(circuit, p, x, dtype).reshape(*batch, dim, k)
 
 
+@_full_precision
 def apply(
     circuit: Circuit,
     params: Tensor | Sequence[float],
@@ -260,6 +281,8 @@ def apply(
     x = states.expand(*batch, dim).reshape(-1, dim, 1).to(dtype)
     return run(circuit, p, x, dtype).reshape(*batch, dim)
 
+
+@_full_precision
 def hamming_block(
     circuit: Circuit,
     params: Tensor | Sequence[float],
