@@ -28,7 +28,9 @@ formulas are in ``docs/calculator.md``): the forward multiply-adds per token sum
 layers and their ratio to LoRA r=8's ``r·(d_in + d_out)``, the activation floats per token kept
 for backward, and the build (the circuits' matrices, once per forward): its multiply-adds and the
 bytes it allocates, marked when one layer's build is over the memory budget
-(:mod:`backends.budget`), which building that adapter refuses.
+(:mod:`backends.budget`), which building that adapter refuses. A second table gives the same
+cost for one adapter on each distinct layer shape, beside LoRA r=8's, with the compute path the
+family takes there (:func:`compute_path`; the cost model in ``docs/calculator.md``).
 
 Family counts are computed by ``families.trainable_count`` (the formulas above document them).
 Options given with ``--option`` are checked by the family's options dataclass, as a
@@ -49,7 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backends import budget
+from backends import budget, subspace
 from qadapters.config import ALL_LINEAR, VALID_QUANT_BITS, target_matches
 from qadapters.families.cost import ZERO, Cost, lora_cost
 
@@ -403,6 +405,91 @@ def format_table(rows: list[Row], quant_bits: int | None = None, quant_group: in
     return "\n".join(out)
 
 
+def compute_path(family: str, in_features: int, out_features: int, **options: Any) -> str:
+    """Which compute path ``family`` takes on a ``in_features → out_features`` layer, in words
+    (``docs/calculator.md``, "Cost model", says why each is chosen).
+
+    Raises:
+        ValueError: as the family's constructor.
+
+    Example:
+        >>> compute_path("taylor", 768, 768)
+        'factors by a 4r×4r matrix_exp (float64); x V_K, then U_K'
+    """
+    from circuits import rbs_pyramid
+    from qadapters.families import FAMILIES
+    from qadapters.families.compound import block_qubits
+    from qadapters.families.cost import weight1_passes
+    from qadapters.families.hamming import register_size
+
+    opts: Any = FAMILIES[family].layer_options(in_features, out_features, options)[0]
+    if family == "pauli":
+        batch = "U, V in one batch" if in_features == out_features else "U, V apart"
+        return f"two-design columns, adjoint backward ({batch}); x V_K, then U_K"
+    if family == "taylor":
+        build = "a 4r×4r matrix_exp (float64)" if opts.order is None else f"order {opts.order}"
+        return f"factors by {build}; x V_K, then U_K"
+    if family == "compound":
+        n = block_qubits(out_features, opts.blocks, opts.orders)
+        dense = weight1_passes(rbs_pyramid(n)) * n * n <= subspace.DENSE_LIMIT
+        weight1 = "dense tree product" if dense else "row passes"
+        keeps = "keeps the output" if opts.num_adapters == 1 or opts.combine == "product" else ""
+        return f"n={n}: weight-1 {weight1}, minors to k={max(opts.orders)}; " + (
+            f"block mix on the outputs ({keeps or 'keeps its input'})"
+        )
+    n = register_size(in_features, out_features, opts.variant, opts.order)
+    if opts.variant == "single_order":
+        return f"n={n}: the weight-{opts.order} block, one dense C(n,k)² product"
+    return f"n={n}: every weight's compound, a permuted block-diagonal product (keeps x)"
+
+
+def per_layer_table(
+    specs: list[LinearSpec],
+    families: list[str] | None = None,
+    options: dict[str, dict[str, Any]] | None = None,
+) -> str:
+    """The cost of one adapter on each distinct layer shape of ``specs``, per family and for
+    LoRA r=8, with the compute path each family takes there (:func:`compute_path`).
+
+    Raises:
+        ValueError: as :func:`count_rows`.
+    """
+    from qadapters import families as fam
+
+    head = ["layer", "method", "MACs/token", "x LoRA r=8", "act floats/token", "build MACs",
+            "build bytes", "compute path"]  # fmt: skip
+    lines = [head]
+    shapes = sorted(Counter((s.in_features, s.out_features) for s in specs).items())
+    for (d_in, d_out), m in shapes:
+        lora = lora_cost(d_in, d_out, 8)
+        rows = [("lora r=8", lora, "B (A x)")]
+        for family in families or list(fam.FAMILIES):
+            opts = (options or {}).get(family, {})
+            rows.append(
+                (
+                    family,
+                    fam.FAMILIES[family].cost(d_in, d_out, **opts),
+                    compute_path(family, d_in, d_out, **opts),
+                )
+            )
+        for method, c, path in rows:
+            build = budget.format_bytes(c.build_bytes) if c.build_bytes else "0"
+            ratio = f"{c.forward_macs / lora.forward_macs:.2f}"
+            macs, floats = f"{c.forward_macs:,d}", f"{c.activation_floats:,d}"
+            layer = f"{m}× {d_in}→{d_out}"
+            lines.append([layer, method, macs, ratio, floats, f"{c.build_macs:,d}", build, path])
+    widths = [max(len(line[j]) for line in lines) for j in range(len(head))]
+    out = [
+        " | ".join(
+            c.ljust(w) if j in (0, 1, len(head) - 1) else c.rjust(w)
+            for j, (c, w) in enumerate(zip(line, widths, strict=True))
+        ).rstrip()
+        for line in lines
+    ]
+    out.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
 def _parse_options(items: list[str]) -> dict[str, dict[str, Any]]:
     """``--option`` values by family. ``FAMILY.KEY=VALUE`` sets one family's option;
     ``KEY=VALUE`` sets it for every family that has it and where it acts given that family's
@@ -500,6 +587,9 @@ def run(args: argparse.Namespace) -> int:
     shapes = Counter((s.role, s.in_features, s.out_features) for s in specs)
     desc = ", ".join(f"{m}× {role} {i}→{o}" for (role, i, o), m in shapes.items())
     print(f"model {args.model} ({cfg.get('model_type')}): {len(specs)} layers: {desc}")
-    rows = count_rows(specs, args.family, _parse_options(args.option))
+    options = _parse_options(args.option)
+    rows = count_rows(specs, args.family, options)
     print(format_table(rows, args.quant_bits, args.quant_group))
+    print("\ncost of one adapter per layer shape (per step: the build; per token: the rest)")
+    print(per_layer_table(specs, args.family, options))
     return 0

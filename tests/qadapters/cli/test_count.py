@@ -296,3 +296,53 @@ def test_all_linear_counts_equal_peft(tiny) -> None:
     )
     trainable, _ = peft_model.get_nb_trainable_parameters()
     assert calc.lora_count(calc.select(specs, ["all-linear"]), 4) == trainable
+
+
+def test_cli_prints_each_layer_shapes_cost_and_compute_path(capsys) -> None:
+    from qadapters.families.cost import lora_cost
+
+    argv = ["count", "--model", "bert-base", "--targets", "query,intermediate.dense"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    table = out[out.index("cost of one adapter per layer shape") :].splitlines()[1:]
+    assert table[0].split("|")[0].strip() == "layer" and table[0].endswith("compute path")
+    cells = [[c.strip() for c in line.split("|")] for line in table[2:]]
+    shapes = {(768, 768): "12× 768→768", (768, 3072): "12× 768→3072"}
+    assert [row[0] for row in cells] == [t for t in shapes.values() for _ in range(5)]
+    for (d_in, d_out), layer in shapes.items():
+        rows = {row[1]: row for row in cells if row[0] == layer}
+        assert list(rows) == ["lora r=8", *FAMILIES]
+        lora = lora_cost(d_in, d_out, 8).forward_macs
+        assert rows["lora r=8"][2] == f"{lora:,d}" and rows["lora r=8"][3] == "1.00"
+        for family in FAMILIES:
+            cost = FAMILIES[family].cost(d_in, d_out)
+            assert rows[family][2] == f"{cost.forward_macs:,d}"
+            assert rows[family][3] == f"{cost.forward_macs / lora:.2f}"
+            assert rows[family][4] == f"{cost.activation_floats:,d}"
+            assert rows[family][5] == f"{cost.build_macs:,d}"
+            assert rows[family][7] == calc.compute_path(family, d_in, d_out)
+
+
+@pytest.mark.parametrize(
+    ("family", "shape", "options", "expected"),
+    [
+        ("pauli", (768, 768), {}, "U, V in one batch"),
+        ("pauli", (768, 3072), {}, "U, V apart"),
+        ("taylor", (384, 384), {}, "matrix_exp"),
+        ("taylor", (384, 384), {"order": 3}, "factors by order 3"),
+        ("compound", (768, 768), {}, "n=22: weight-1 dense tree product, minors to k=2"),
+        ("compound", (768, 768), {"orders": [1, 2, 3]}, "minors to k=3"),
+        ("compound", (768, 768), {"num_adapters": 2, "combine": "sum"}, "keeps its input"),
+        ("compound", (768, 768), {"num_adapters": 2}, "keeps the output"),
+        ("hamming", (768, 768), {}, "n=10: every weight's compound"),
+        ("hamming", (768, 768), {"variant": "single_order", "order": 2},
+         "n=40: the weight-2 block"),
+    ],
+)  # fmt: skip
+def test_compute_path(family, shape, options, expected) -> None:
+    assert expected in calc.compute_path(family, *shape, **options)
+
+
+def test_compute_path_checks_options_as_the_family_does() -> None:
+    with pytest.raises(ValueError, match=r"1\.\.16 for a 16 → 16 layer; found 99"):
+        calc.compute_path("pauli", 16, 16, rank=99)
