@@ -223,7 +223,7 @@ def readout_mitigator(system: Any, qubits: Sequence[int], shots: int = CALIBRATI
         ImportError: ``mthree`` is not installed (the message names the extra).
     """
     try:
-        import mthree  # type: ignore[import-untyped]
+        import mthree
     except ImportError as err:
         raise missing_extra("readout mitigation", "mthree", "mitigation") from err
     key = (id(system), tuple(sorted(set(qubits))), int(shots))
