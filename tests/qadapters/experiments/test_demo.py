@@ -91,9 +91,8 @@ def test_idx_data_directory_feeds_the_demo(tmp_path):
     data.write_idx(tmp_path / "train-labels-idx1-ubyte", images.digits[rows].astype(np.uint8))
     out = tmp_path / "out"
     argv = ["demo", "--seeds", "2", "--epochs", "2", "--pretrain-epochs", "2", "--quiet"]
-    assert (
-        main([*argv, "--methods", "full,qpeft-taylor", "--data", str(tmp_path), "--out", str(out)]) == 0
-    )
+    methods = ["--methods", "full,qpeft-taylor"]
+    assert main([*argv, *methods, "--data", str(tmp_path), "--out", str(out)]) == 0
     payload = _check_results(out, ["full", "qpeft-taylor"], n_seeds=2, epochs=2)
     assert "IDX" in payload["config"]["data"]
 
