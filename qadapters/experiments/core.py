@@ -61,6 +61,8 @@ class Method:
             method means the family's recommended rate (:func:`qadapters.default_lr`).
         family: the adapter family; required for ``kind="quantum"``, absent otherwise.
         options: LoRA settings or the family's options (missing ones take their defaults).
+        options_pattern: per-layer overrides of a circuit family's options
+            (:attr:`qadapters.QAdapterConfig.options_pattern`).
 
     Raises:
         ValueError: an unknown kind, or a family given (or missing) where it does not fit.
@@ -75,6 +77,7 @@ class Method:
     lr: float | None  # None: resolved to the family's rate in __post_init__
     family: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    options_pattern: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -107,7 +110,8 @@ class Method:
 
     def to_dict(self) -> dict[str, Any]:
         """``kind``, ``lr``, ``family`` and ``options``, as the results files record a method."""
-        return {"kind": self.kind, "lr": self.lr, "family": self.family, "options": self.options}
+        out = {"kind": self.kind, "lr": self.lr, "family": self.family, "options": self.options}
+        return {**out, "options_pattern": self.options_pattern} if self.options_pattern else out
 
 
 def build_model(base: nn.Module, method: Method, targets: list[str], seed: int) -> nn.Module:
@@ -154,6 +158,7 @@ def build_model(base: nn.Module, method: Method, targets: list[str], seed: int) 
         family=str(method.family),
         target_modules=list(targets),
         options=dict(method.options),
+        options_pattern=dict(method.options_pattern),
         init_seed=seed,
     )
     return get_qadapter_model(model, qconfig)

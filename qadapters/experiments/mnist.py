@@ -44,7 +44,8 @@ TARGETS = ["fc1", "fc2", "fc3"]
 #: - ``compound-adapter``: its additive ``ΔW_LC^compound = Σ_i α_i A_i^(k)`` (``hamming``,
 #:   ``variant="single_order"``, k = 2, R = 2);
 #: - ``quic``: QuIC's multiplicative compound rotation of the outputs (``compound``; one block
-#:   per layer, as the 5-output head cannot hold the default 3) with its per-output magnitude;
+#:   per layer, as the 5-output head cannot hold the default 3; orders {1} on the head, where
+#:   order 2 would only add a constant block) with its per-output magnitude;
 #: - ``qpeft-pauli`` / ``qpeft-taylor``: Quantum-PEFT's two Stiefel maps at their defaults.
 #:
 #: Circuit adapters train at their family's documented rate (``lr=None``:
@@ -62,7 +63,14 @@ METHODS: dict[str, Method] = {
             "hamming",
             {"num_adapters": 2, "variant": "single_order", "order": 2},
         ),
-        Method("quic", "quantum", None, "compound", {"blocks": 1, "magnitude": True}),
+        Method(
+            "quic",
+            "quantum",
+            None,
+            "compound",
+            {"blocks": 1, "magnitude": True},
+            options_pattern={"fc3": {"orders": [1]}},  # 5 outputs: one order-1 rotation
+        ),
         Method("qpeft-pauli", "quantum", None, "pauli"),
         Method("qpeft-taylor", "quantum", None, "taylor"),
     )

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from qadapters import FAMILIES, files, trainable_count
+from qadapters import FAMILIES, default_lr, files, trainable_count
 from qadapters.experiments import core
 from qadapters.experiments.console import name_list
 from qadapters.experiments.core import Examples, Method
@@ -62,6 +62,11 @@ BUILD_CASES = [
         ["fc1"],
         _family("pauli", ["fc1"], rank=2),
     ),
+    (
+        Method("pattern", "quantum", 1e-2, "pauli", {"rank": 2}, {"fc2": {"rank": 1}}),
+        TARGETS,
+        _family("pauli", ["fc1"], rank=2) + _family("pauli", ["fc2"], rank=1),
+    ),
 ]
 
 
@@ -96,11 +101,25 @@ def test_build_model_is_seeded():
         ({"kind": "qlora"}, "expected a kind from full, lora, head, quantum; found 'qlora'"),
         ({"kind": "quantum"}, "expected an adapter family; found family=None"),
         ({"kind": "lora", "family": "pauli"}, "expected no family; found family='pauli'"),
+        ({"kind": "lora", "lr": None}, "expected a learning rate; found None"),
     ],
 )
 def test_method_checks_kind_and_family(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        Method("m", lr=1e-2, **kwargs)
+        Method("m", **{"lr": 1e-2, **kwargs})
+
+
+def test_a_quantum_method_defaults_to_its_family_rate():
+    m = Method("h", "quantum", None, "hamming")
+    assert m.lr == default_lr("hamming") and m.adapter_lr_scale == 1.0
+    assert Method("h", "quantum", 2 * m.lr, "hamming").adapter_lr_scale == 2.0
+    assert Method("l", "lora", 1e-2).adapter_lr_scale is None
+
+
+def test_adapter_lr_scale_trains_adapters_through_param_groups():
+    model = core.build_model(Net(), Method("p", "quantum", None, "pauli"), TARGETS, seed=0)
+    groups = core._param_groups(model, 1e-3, {}, adapter_lr_scale=0.5)
+    assert [(g["name"], g["lr"]) for g in groups] == [("pauli", 0.5 * default_lr("pauli"))]
 
 
 def test_method_to_dict():
@@ -111,6 +130,9 @@ def test_method_to_dict():
         "family": "compound",
         "options": {"blocks": 1},
     }
+    pattern = {"fc3": {"orders": [1]}}
+    recorded = Method("c", "quantum", 0.1, "compound", options_pattern=pattern).to_dict()
+    assert recorded["options_pattern"] == pattern
 
 
 # ------------------------------------------------------------------------------- accuracy
