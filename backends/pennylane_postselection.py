@@ -47,6 +47,7 @@ import torch
 
 from backends.extras import missing_extra
 from backends.pennylane import resolve_device, to_pennylane
+from backends.postselection import check_postselected
 from circuits import Circuit
 
 try:
@@ -68,17 +69,6 @@ PostselectedMeasurement = Literal["state", "density_matrix", "probs"]
 POSTSELECTED_MEASUREMENTS: tuple[str, ...] = ("state", "density_matrix", "probs")
 #: Gradient methods that are exact through postselection (Note [postselection in PennyLane]).
 POSTSELECTED_DIFF_METHODS: tuple[str, ...] = ("backprop",)
-
-
-def _check_postselected(circuit: Circuit) -> None:
-    if not isinstance(circuit, Circuit):
-        raise TypeError(f"expected a circuits.Circuit; found {type(circuit).__name__}")
-    if not circuit.ancillas or not circuit.postselect:
-        raise ValueError(
-            "expected a circuit with ancillas and a postselect pattern (e.g. from "
-            f"circuits.lcu.lcu); found ancillas={circuit.ancillas}, "
-            f"postselect={circuit.postselect}"
-        )
 
 
 def _check_inputs(circuit: Circuit, inputs: Any) -> None:
@@ -152,7 +142,7 @@ def postselected_qfunc(circuit: Circuit) -> Callable[..., list[Any]]:
         >>> round(float(z1(params)), 12)  # at θ = 0, A = (CZ + 1)/2 keeps |10>
         -1.0
     """
-    _check_postselected(circuit)
+    check_postselected(circuit)
     apply = to_pennylane(circuit)
 
     def qfunc(params: Any, inputs: Any = None) -> list[Any]:
@@ -281,7 +271,7 @@ def make_postselected_qnode(
         >>> make_postselected_qnode(c, measurement="probs")(params).shape
         torch.Size([4])
     """
-    _check_postselected(circuit)
+    check_postselected(circuit)
     _check_diff_method(diff_method)
     measure = _postselected_measure(circuit, measurement)
     device = resolve_device(device, circuit.n_qubits)
@@ -337,7 +327,7 @@ def make_success_qnode(
         >>> round(float(make_success_qnode(c)(params)), 12)  # at θ = 0 both fix |00>: A|00> = 0
         0.0
     """
-    _check_postselected(circuit)
+    check_postselected(circuit)
     device = resolve_device(device, circuit.n_qubits)
     apply = to_pennylane(circuit)
     ancillas = list(circuit.ancillas)
@@ -389,7 +379,7 @@ def make_postselected_layer(
         ValueError: ``init`` and ``weight_shapes`` name different weights; ``"state"``; the
             errors of :func:`make_postselected_qnode`.
     """
-    _check_postselected(circuit)
+    check_postselected(circuit)
     if measurement == "state":
         raise ValueError("a layer cannot return 'state'; expected 'density_matrix' or 'probs'")
     if set(init) != set(weight_shapes):

@@ -152,6 +152,24 @@ def lcu_params(
 
 
 # ---------------------------------------------------------------------------- postselection
+def check_postselected(circuit: object) -> None:
+    """Raise unless ``circuit`` is a :class:`circuits.Circuit` with ancillas and a postselect
+    pattern (what every postselected run needs).
+
+    Raises:
+        TypeError: ``circuit`` is not a Circuit.
+        ValueError: no ancillas or no postselect pattern.
+    """
+    if not isinstance(circuit, Circuit):
+        raise TypeError(f"expected a circuits.Circuit; found {type(circuit).__name__}")
+    if not circuit.ancillas or not circuit.postselect:
+        raise ValueError(
+            "expected a circuit with ancillas and a postselect pattern (e.g. from "
+            f"circuits.lcu.lcu); found ancillas={circuit.ancillas}, "
+            f"postselect={circuit.postselect}"
+        )
+
+
 def kept_indices(circuit: Circuit) -> np.ndarray:
     """Full-register basis indices whose ancillas hold the postselect pattern.
 
@@ -172,14 +190,7 @@ def kept_indices(circuit: Circuit) -> np.ndarray:
         >>> kept_indices(Circuit(3, [], ancillas=(1,), postselect=(1,))).tolist()  # s = 2 wires
         [2, 3, 6, 7]
     """
-    if not isinstance(circuit, Circuit):
-        raise TypeError(f"expected a circuits.Circuit; found {type(circuit).__name__}")
-    if not circuit.ancillas or not circuit.postselect:
-        raise ValueError(
-            "expected a circuit with ancillas and a postselect pattern (e.g. from "
-            f"circuits.lcu.lcu); found ancillas={circuit.ancillas}, "
-            f"postselect={circuit.postselect}"
-        )
+    check_postselected(circuit)
     n = circuit.n_qubits
     system = circuit.system_wires
     base = sum(v << (n - 1 - w) for w, v in zip(circuit.ancillas, circuit.postselect, strict=True))
