@@ -370,6 +370,9 @@ class _SamplingExecutor:
     def _compiled(self, circuit: Circuit) -> Any:
         raise NotImplementedError
 
+    def two_qubit_gate_count(self, circuit: Circuit) -> int | None:
+        return _two_qubit_gates(self._compiled(circuit))
+
     def z_expectation(self, circuit: Circuit, params: Any, wires: Sequence[int]) -> ZEstimate:
         """See :meth:`Executor.z_expectation`; constants bound first (``freeze_constants``)."""
         shots = self._shots()
@@ -445,8 +448,6 @@ class AerExecutor(_SamplingExecutor):
 
         return aer.sample_postselected(circuit, params, **self._options())
 
-    def two_qubit_gate_count(self, circuit: Circuit) -> int | None:
-        return _two_qubit_gates(self._compiled(circuit))
 
     def describe(self) -> str:
         if self.noise_backend is None:
@@ -509,8 +510,6 @@ class IBMExecutor(_SamplingExecutor):
 
         return ibm.sample_postselected(circuit, params, **self._options())
 
-    def two_qubit_gate_count(self, circuit: Circuit) -> int | None:
-        return _two_qubit_gates(self._compiled(circuit))
 
     def describe(self) -> str:
         name = self.spec.removeprefix("ibm:")
