@@ -48,6 +48,23 @@ def default_lr(family: str) -> float:
     return FAMILIES[family].default_lr
 
 
+def check_rate(name: str, value: object, *, none_allowed: bool = False) -> None:
+    """Raise ``ValueError`` unless ``value`` is a positive finite number (or ``None`` when
+    ``none_allowed``): the check of every learning rate and rate scale.
+
+    Example:
+        >>> check_rate("lr_scale", 0.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: lr_scale: expected a positive finite number; found 0.0
+    """
+    if none_allowed and value is None:
+        return
+    if not (isinstance(value, int | float) and 0 < value < float("inf")):
+        expected = "a positive finite number" + (" or None" if none_allowed else "")
+        raise ValueError(f"{name}: expected {expected}; found {value!r}")
+
+
 def param_groups(
     model: nn.Module,
     lr_scale: float = 1.0,
@@ -71,9 +88,8 @@ def param_groups(
         ValueError: a non-positive or non-finite ``lr_scale`` or ``other_lr``, a negative
             ``weight_decay``, or a model with no trainable parameters.
     """
-    for name, value in (("lr_scale", lr_scale), ("other_lr", other_lr)):
-        if not (isinstance(value, int | float) and 0 < value < float("inf")):
-            raise ValueError(f"{name}: expected a positive finite number; found {value!r}")
+    check_rate("lr_scale", lr_scale)
+    check_rate("other_lr", other_lr)
     if not (isinstance(weight_decay, int | float) and 0 <= weight_decay < float("inf")):
         raise ValueError(f"weight_decay: expected a number >= 0; found {weight_decay!r}")
     by_family: dict[str, list[nn.Parameter]] = {}

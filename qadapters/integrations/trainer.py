@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from qadapters.config import CONFIG_NAME
-from qadapters.families.optim import param_groups
+from qadapters.families.optim import check_rate, param_groups
 from qadapters.integrations.distributed import check_config_consistent, config_differences
 from qadapters.layers import DEFAULT_ADAPTER
 from qadapters.model import QAdapterModel
@@ -114,13 +114,7 @@ class QAdapterTrainerMixin:
     state: Any
 
     def __init__(self, *args: Any, adapter_lr_scale: float | None = 1.0, **kwargs: Any) -> None:
-        if adapter_lr_scale is not None and not (
-            isinstance(adapter_lr_scale, int | float) and 0 < adapter_lr_scale < float("inf")
-        ):
-            raise ValueError(
-                f"adapter_lr_scale: expected a positive finite number or None; found "
-                f"{adapter_lr_scale!r}"
-            )
+        check_rate("adapter_lr_scale", adapter_lr_scale, none_allowed=True)
         #: circuit adapters train at their family's recommended rate times this (None: every
         #: tensor at ``args.learning_rate``, as a plain ``Trainer``)
         self.adapter_lr_scale = adapter_lr_scale
