@@ -18,6 +18,30 @@ over the r blocks (:mod:`.kernels.block_mix`) — neither a dense ``out × out``
 zero off-diagonal parts of a ``W × W`` tile (``W = Σ_k C(n,k)``) are formed, and since ``M`` is
 orthogonal the backward keeps the output instead of the input (Note [orthogonal block mix]).
 
+Note [two compute paths]
+------------------------
+The order-2 block never needs forming: ``x · A^(2)`` is the strict upper triangle of ``Aᵀ X A``,
+X the antisymmetric matrix of the pair-indexed ``x`` (Note [compound as a two-form] in
+:mod:`backends.two_forms`): ``2n³`` multiply-adds per token and block instead of
+``C(n,2)² ≈ n⁴/4``, ``5n³`` instead of ``3 C(n,2)²`` over forward and backward, and no
+``A^(2)`` to build. :meth:`CompoundAdapter.mix` takes one of two paths:
+
+- ``"dense"``: every order's ``A^(k)`` is built (:func:`backends.exact.compounds`), the
+  adapters combined per order, and each block applied as a dense product;
+- ``"two-form"``: the adapters' weight-1 blocks are composed first, ``R = A¹ A² ⋯`` (compounds
+  are multiplicative, ``(A¹ A²)^(k) = A¹^(k) A²^(k)``, so ``R^(k)`` is the product's block for
+  every k), order 1 is R itself, order 2 is applied as a two-form of R, and orders ``>= 3`` are
+  ``compounds(R)`` applied densely. The inverse is ``Rᵀ``.
+
+A ``"sum"`` of several adapters is not a compound of anything, so it always takes the dense
+path. Otherwise :func:`order2_path` (the one place that decides; :meth:`CompoundAdapter.cost_of`
+and ``qadapters count`` read it) compares the per-token work of a training step: ``3 C(n,2)²``
+multiply-adds dense against ``5n³`` plus the two-form path's data movement,
+``TWO_FORM_MOVES · n²`` floats at ``MOVE_MACS`` multiply-adds each (its scatters and gathers
+are memory-bound; on a 2-core CPU that moves the break-even from n ≈ 9 to n ≈ 23). The build
+favours the two-form path too (no ``A^(2)``, and one ``n³`` product per extra adapter instead
+of ``C(n,k)³``), so it is left out of the comparison.
+
 Several adapters (``num_adapters``): ``"product"`` chains them, ``M = M^1 M^2 ⋯`` (still
 orthogonal, the natural composition of circuits and what keeps the orthogonality the paper finds
 essential); ``"sum"`` averages them, ``M = (1/A) Σ_a M^a`` (identity at init, not orthogonal in
@@ -59,12 +83,25 @@ from qadapters.families.cost import (
     flush_work,
     to_cost,
     weight1_block_work,
+    weight1_passes,
 )
 from qadapters.families.hamming import flush_subnormal
-from qadapters.families.kernels.block_mix import block_mix
+from qadapters.families.kernels.block_mix import Form, block_mix
 from qadapters.families.options import FamilyOptions, option
 
 Combine = Literal["product", "sum"]
+#: how ``x · M`` is computed (Note [two compute paths]): every order's block formed and applied
+#: densely, or order 2 applied as a two-form of the composed rotation
+Path = Literal["dense", "two-form"]
+PATHS: tuple[Path, ...] = ("dense", "two-form")
+#: floats the two-form path writes or reads per token and tile, in units of n², over a training
+#: step's forward and backward (three n × n two-forms, each zero-filled and scattered, and the
+#: pair vectors transposed in and gathered out)
+TWO_FORM_MOVES = 8
+#: multiply-adds one such float costs on a CPU (an exchange rate measured by
+#: ``benchmarks/compound_apply.py``: the two-form path's scatters and gathers are memory-bound,
+#: the dense path's products are not)
+MOVE_MACS = 24
 
 
 @dataclass(frozen=True)
@@ -98,6 +135,30 @@ class CompoundOptions(FamilyOptions):
         if self.num_adapters == 1:
             return {"combine": "it joins several adapters, and num_adapters=1"}
         return {}
+
+
+def order2_path(n: int, orders: Sequence[int], num_adapters: int, combine: str) -> Path:
+    """The compute path of a compound adapter with blocks of n wires (Note [two compute paths]).
+
+    Args:
+        n: wires per block.
+        orders: the orders of each block.
+        num_adapters: adapters combined.
+        combine: ``"product"`` or ``"sum"``.
+
+    Returns:
+        ``"two-form"`` when order 2 is present, M is a compound of one rotation per block (one
+        adapter, or a product) and ``5n³ + MOVE_MACS · TWO_FORM_MOVES · n²`` is below the dense
+        ``3 C(n,2)²``; else ``"dense"``.
+
+    Example:
+        >>> order2_path(15, (1, 2), 1, "product"), order2_path(38, (1, 2), 1, "product")
+        ('dense', 'two-form')
+    """
+    if 2 not in orders or (num_adapters > 1 and combine == "sum"):
+        return "dense"
+    two_form = 5 * n**3 + MOVE_MACS * TWO_FORM_MOVES * n * n
+    return "two-form" if two_form < 3 * comb(n, 2) ** 2 else "dense"
 
 
 def block_qubits(features: int, blocks: int, orders: Sequence[int]) -> int:
@@ -175,6 +236,9 @@ class CompoundAdapter(Adapter):
         self.magnitude = opts.magnitude
         if self.magnitude:
             self.g = nn.Parameter(torch.zeros(out_features))
+        #: ``"dense"`` or ``"two-form"`` (Note [two compute paths]); chosen by
+        #: :func:`order2_path`, and may be set to either where both apply (tests, benchmarks)
+        self.path: Path = order2_path(self.n_qubits, self.orders, num_adapters, self.combine)
 
     @classmethod
     def check_layer(cls, options: Any, in_features: int, out_features: int) -> list[str]:
@@ -240,6 +304,8 @@ class CompoundAdapter(Adapter):
         products ``C(n,k)³`` per order and block (``"product"``) or one mean (``"sum"``)."""
         opts = cast(CompoundOptions, options)
         n = block_qubits(out_features, opts.blocks, opts.orders)
+        if order2_path(n, opts.orders, opts.num_adapters, opts.combine) == "two-form":
+            return cls._two_form_cost(opts, n, out_features)
         sizes = [comb(n, k) for k in opts.orders]
         batch = opts.num_adapters * opts.blocks
         build = weight1_block_work(rbs_pyramid(n), batch)
@@ -256,6 +322,53 @@ class CompoundAdapter(Adapter):
         orthogonal = opts.combine == "product" or opts.num_adapters == 1
         floats = out_features * (1 if orthogonal or not opts.magnitude else 2)
         return to_cost(opts.blocks * sum(c * c for c in sizes), floats, build)
+
+    @staticmethod
+    def _two_form_cost(opts: CompoundOptions, n: int, out_features: int) -> Cost:
+        """:meth:`cost_of` on the two-form path (Note [two compute paths]): per token and block
+        ``n²`` (order 1), ``2n³`` (order 2) and ``C(n,k)²`` (orders >= 3); the build is the
+        weight-1 blocks and their flush, ``A − 1`` products of ``n³`` per block, and the
+        compounds of the composed rotations (batch r) for orders >= 3 with their flush."""
+        r, adapters = opts.blocks, opts.num_adapters
+        build = weight1_block_work(rbs_pyramid(n), adapters * r)
+        build = build + flush_work(adapters * r * n * n)
+        build = build + Work((adapters - 1) * r * n**3, (adapters - 1) * r * n * n)
+        high = [k for k in opts.orders if k >= 3]
+        if high:
+            build = build + compounds_work(n, max(high), r)
+            for k in high:
+                build = build + flush_work(r * comb(n, k) ** 2)
+        per_block = sum(
+            n * n if k == 1 else 2 * n**3 if k == 2 else comb(n, k) ** 2 for k in opts.orders
+        )
+        return to_cost(r * per_block, out_features, build)
+
+    @classmethod
+    def path_text(cls, options: Any, in_features: int, out_features: int) -> str:
+        """The compute path in words, for ``qadapters count`` (Note [two compute paths]).
+
+        Example:
+            >>> from qadapters.families import FAMILIES
+            >>> opts = FAMILIES["compound"].layer_options(768, 2304, {})[0]
+            >>> CompoundAdapter.path_text(opts, 768, 2304)
+            'n=38: weight-1 dense tree product; order 2 as a two-form (Aᵀ X A, 2n³/token); block mix on the outputs (keeps the output)'
+        """  # noqa: E501
+        opts = cast(CompoundOptions, options)
+        n = block_qubits(out_features, opts.blocks, opts.orders)
+        dense = weight1_passes(rbs_pyramid(n)) * n * n <= subspace.DENSE_LIMIT
+        weight1 = "dense tree product" if dense else "row passes"
+        orthogonal = opts.num_adapters == 1 or opts.combine == "product"
+        keeps = "keeps the output" if orthogonal else "keeps its input"
+        if order2_path(n, opts.orders, opts.num_adapters, opts.combine) == "dense":
+            build = f"minors to k={max(opts.orders)}"
+        else:
+            high = [k for k in opts.orders if k >= 3]
+            build = "; ".join(
+                (["rotations composed first"] if opts.num_adapters > 1 else [])
+                + ["order 2 as a two-form (Aᵀ X A, 2n³/token)"]
+                + ([f"minors to k={max(high)}"] if high else [])
+            )
+        return f"n={n}: weight-1 {weight1}; {build}; block mix on the outputs ({keeps})"
 
     @property
     def circuits(self) -> dict[str, Circuit]:
@@ -296,6 +409,46 @@ class CompoundAdapter(Adapter):
             out.append(prod)
         return out
 
+    def rotations(self, dtype: torch.dtype, *, inverse: bool = False) -> Tensor:
+        """The composed weight-1 block of every tile, ``R = A¹ A² ⋯`` (or ``Rᵀ``):
+        ``(blocks, n, n)``. For a product (or one adapter) ``M_b = ⊕_k R_b^(k)`` (Note [two
+        compute paths]); for a ``"sum"`` there is no such R.
+
+        Raises:
+            ValueError: the adapters combine as a ``"sum"`` of several.
+        """
+        if not self.orthogonal:
+            raise ValueError(
+                "compound rotations: expected one adapter or combine='product'; found a sum of "
+                f"{self.num_adapters}, which is not the compound of one rotation"
+            )
+        a = flush_subnormal(exact.hamming_block(self.circuit, self.theta, 1).to(dtype))
+        prod = a[0]
+        for i in range(1, self.num_adapters):
+            prod = prod @ a[i]
+        return prod.transpose(-1, -2) if inverse else prod
+
+    def path_blocks(
+        self, dtype: torch.dtype, *, inverse: bool = False
+    ) -> tuple[list[Tensor], tuple[Form, ...]]:
+        """What :meth:`mix` hands :func:`.kernels.block_mix.block_mix` on :attr:`path`: per
+        order, the block (or, for order 2 on the two-form path, the rotation R), and the forms.
+
+        Raises:
+            ValueError: :attr:`path` is not one of :data:`PATHS`, or is ``"two-form"`` for a
+                ``"sum"`` of several adapters.
+        """
+        if self.path not in PATHS:
+            raise ValueError(f"compound path: expected one of {list(PATHS)}; found {self.path!r}")
+        if self.path == "dense":
+            return self.order_blocks(dtype, inverse=inverse), ("dense",) * len(self.orders)
+        rot = self.rotations(dtype, inverse=inverse)
+        high = [k for k in self.orders if k >= 3]
+        every = exact.compounds(rot, max(high)) if high else []
+        blocks = [rot if k <= 2 else flush_subnormal(every[k - 1]) for k in self.orders]
+        forms: tuple[Form, ...] = tuple("two-form" if k == 2 else "dense" for k in self.orders)
+        return blocks, forms
+
     def block_diagonal(self, dtype: torch.dtype, *, inverse: bool = False) -> Tensor:
         """``M_b`` (or ``M_b⁻¹``) of every block as dense tiles: ``(blocks, W, W)``,
         ``W = Σ_k C(n,k)`` (for inspection; :meth:`mix` never forms it)."""
@@ -304,12 +457,15 @@ class CompoundAdapter(Adapter):
 
     def mix(self, x: Tensor, *, inverse: bool = False) -> Tensor:
         """``x · M`` (or ``x · M⁻¹``) on the last axis: one batched product per order over the r
-        blocks, the identity on the remaining features (see :func:`.kernels.block_mix.block_mix`;
-        an orthogonal M keeps only its output for backward)."""
+        blocks (order 2 as a two-form on the ``"two-form"`` path, Note [two compute paths]),
+        the identity on the remaining features (see :func:`.kernels.block_mix.block_mix`; an
+        orthogonal M keeps only its output for backward)."""
         with no_autocast(x):  # Note [mixed precision] in .base
-            blocks = self.order_blocks(build_dtype(self.theta, x), inverse=inverse)
+            blocks, forms = self.path_blocks(build_dtype(self.theta, x), inverse=inverse)
         dtype = autocast_dtype(x)
-        return block_mix(x.to(dtype), [b.to(dtype) for b in blocks], orthogonal=self.orthogonal)
+        return block_mix(
+            x.to(dtype), [b.to(dtype) for b in blocks], orthogonal=self.orthogonal, forms=forms
+        )
 
     def gain(self, dtype: torch.dtype) -> Tensor | None:
         """``1 + g`` (``out_features``), or ``None`` without ``magnitude``."""
