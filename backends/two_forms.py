@@ -254,8 +254,8 @@ def apply_compound2(
             f"expected rotations (tiles, n, n) or (n, n); found {tuple(rotation.shape)}"
         )
     n, tiles = rot.shape[-1], rot.shape[0]
-    lead = x.shape[:-1] if single else x.shape[:-2]
-    want = (tiles, comb(n, 2))[1:] if single else (tiles, comb(n, 2))
+    pairs = n * (n - 1) // 2  # not math.comb: n may be symbolic under torch.compile
+    want = (pairs,) if single else (tiles, pairs)
     if x.ndim < len(want) or tuple(x.shape[x.ndim - len(want) :]) != want:
         raise ValueError(
             f"expected vectors (..., {', '.join(map(str, want))}) for rotations "
@@ -263,7 +263,7 @@ def apply_compound2(
         )
     if transpose:
         rot = rot.transpose(-1, -2)
-    flat = x.reshape(-1, tiles, comb(n, 2))
+    flat = x.reshape(-1, tiles, pairs)
     if orthogonal and torch.is_grad_enabled() and (x.requires_grad or rot.requires_grad):
         out = _Compound2.apply(flat, rot)
     elif torch.is_grad_enabled() and (x.requires_grad or rot.requires_grad):
@@ -272,4 +272,4 @@ def apply_compound2(
     else:
         out = torch.empty_like(flat)
         compound2_into(out, flat, rot)
-    return out.reshape(*lead, *want)
+    return out if out.shape == x.shape else out.reshape(x.shape)

@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backends import budget, subspace
+from backends import budget
 from qadapters.config import ALL_LINEAR, VALID_QUANT_BITS, target_matches
 from qadapters.families.cost import ZERO, Cost, lora_cost
 
@@ -416,10 +416,8 @@ def compute_path(family: str, in_features: int, out_features: int, **options: An
         >>> compute_path("taylor", 768, 768)
         'factors by a 4r×4r matrix_exp (float64); x V_K, then U_K'
     """
-    from circuits import rbs_pyramid
     from qadapters.families import FAMILIES
-    from qadapters.families.compound import block_qubits
-    from qadapters.families.cost import weight1_passes
+    from qadapters.families.compound import CompoundAdapter
     from qadapters.families.hamming import register_size
 
     opts: Any = FAMILIES[family].layer_options(in_features, out_features, options)[0]
@@ -430,13 +428,7 @@ def compute_path(family: str, in_features: int, out_features: int, **options: An
         build = "a 4r×4r matrix_exp (float64)" if opts.order is None else f"order {opts.order}"
         return f"factors by {build}; x V_K, then U_K"
     if family == "compound":
-        n = block_qubits(out_features, opts.blocks, opts.orders)
-        dense = weight1_passes(rbs_pyramid(n)) * n * n <= subspace.DENSE_LIMIT
-        weight1 = "dense tree product" if dense else "row passes"
-        keeps = "keeps the output" if opts.num_adapters == 1 or opts.combine == "product" else ""
-        return f"n={n}: weight-1 {weight1}, minors to k={max(opts.orders)}; " + (
-            f"block mix on the outputs ({keeps or 'keeps its input'})"
-        )
+        return CompoundAdapter.path_text(opts, in_features, out_features)
     n = register_size(in_features, out_features, opts.variant, opts.order)
     if opts.variant == "single_order":
         return f"n={n}: the weight-{opts.order} block, one dense C(n,k)² product"

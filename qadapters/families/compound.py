@@ -38,7 +38,8 @@ path. Otherwise :func:`order2_path` (the one place that decides; :meth:`Compound
 and ``qadapters count`` read it) compares the per-token work of a training step: ``3 C(n,2)²``
 multiply-adds dense against ``5n³`` plus the two-form path's data movement,
 ``TWO_FORM_MOVES · n²`` floats at ``MOVE_MACS`` multiply-adds each (its scatters and gathers
-are memory-bound; on a 2-core CPU that moves the break-even from n ≈ 9 to n ≈ 23). The build
+are memory-bound; measured on a 2-core CPU, a training step of the adapter breaks even
+between n = 25 and n = 30, and the rate puts the switch at n = 28). The build
 favours the two-form path too (no ``A^(2)``, and one ``n³`` product per extra adapter instead
 of ``C(n,k)³``), so it is left out of the comparison.
 
@@ -101,7 +102,7 @@ TWO_FORM_MOVES = 8
 #: multiply-adds one such float costs on a CPU (an exchange rate measured by
 #: ``benchmarks/compound_apply.py``: the two-form path's scatters and gathers are memory-bound,
 #: the dense path's products are not)
-MOVE_MACS = 24
+MOVE_MACS = 48
 
 
 @dataclass(frozen=True)
@@ -351,7 +352,7 @@ class CompoundAdapter(Adapter):
             >>> from qadapters.families import FAMILIES
             >>> opts = FAMILIES["compound"].layer_options(768, 2304, {})[0]
             >>> CompoundAdapter.path_text(opts, 768, 2304)
-            'n=38: weight-1 dense tree product; order 2 as a two-form (Aᵀ X A, 2n³/token); block mix on the outputs (keeps the output)'
+            'n=38: weight-1 dense tree product, order 2 as a two-form (Aᵀ X A, 2n³/token); block mix on the outputs (keeps the output)'
         """  # noqa: E501
         opts = cast(CompoundOptions, options)
         n = block_qubits(out_features, opts.blocks, opts.orders)
@@ -368,7 +369,7 @@ class CompoundAdapter(Adapter):
                 + ["order 2 as a two-form (Aᵀ X A, 2n³/token)"]
                 + ([f"minors to k={max(high)}"] if high else [])
             )
-        return f"n={n}: weight-1 {weight1}; {build}; block mix on the outputs ({keeps})"
+        return f"n={n}: weight-1 {weight1}, {build}; block mix on the outputs ({keeps})"
 
     @property
     def circuits(self) -> dict[str, Circuit]:
