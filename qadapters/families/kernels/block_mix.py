@@ -77,19 +77,25 @@ class _OrthogonalBlockMix(torch.autograd.Function):
     """``y = x · M`` for orthogonal blocks; saves ``y``, not ``x`` (Note [orthogonal block mix])."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, forms: tuple[Form, ...], *blocks: Tensor) -> Tensor:
+    def forward(
+        ctx, x: Tensor, forms: tuple[Form, ...], refs: tuple[int, ...], *unique: Tensor
+    ) -> Tensor:
+        # ``refs[k]`` is order k's tensor among ``unique`` (a rotation may serve two orders,
+        # and autograd.Function under torch.compile takes each tensor once)
+        blocks = [unique[i] for i in refs]
         flat = x.reshape(-1, x.shape[-1])
         y = torch.empty_like(flat)
         _mix_into(y, flat, blocks, forms, transpose=False)
         y = y.view(x.shape)
-        ctx.forms = forms
-        ctx.save_for_backward(y, *blocks)
+        ctx.forms, ctx.refs = forms, refs
+        ctx.save_for_backward(y, *unique)
         return y
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
-        y, *blocks = ctx.saved_tensors
-        forms = ctx.forms
+        y, *unique = ctx.saved_tensors
+        forms, refs = ctx.forms, ctx.refs
+        blocks = [unique[i] for i in refs]
         g = grad.reshape(-1, grad.shape[-1])
         tiles = blocks[0].shape[0]
         sizes = [_size(b, f) for b, f in zip(blocks, forms, strict=True)]
@@ -99,7 +105,7 @@ class _OrthogonalBlockMix(torch.autograd.Function):
         pairs = zip(ys_all, _slices(g, tiles, sizes), gx_all, blocks, forms, strict=True)
         grads: list[Tensor | None] = []
         for i, (ys, gs, gx, b, form) in enumerate(pairs):
-            wanted = ctx.needs_input_grad[2 + i]
+            wanted = ctx.needs_input_grad[3 + refs[i]]
             if form == "two-form":
                 _, gb = compound2_backward(
                     ys, gs, b, input_grad=gx is not None, rotation_grad=wanted, out=gx,
@@ -119,7 +125,12 @@ class _OrthogonalBlockMix(torch.autograd.Function):
             if used < g.shape[-1]:
                 grad_x[:, used:].copy_(g[:, used:])
             grad_x = grad_x.view(grad.shape)
-        return (grad_x, None, *grads)
+        summed: list[Tensor | None] = [None] * len(unique)
+        for i, gb in zip(refs, grads, strict=True):
+            if gb is not None:
+                old = summed[i]
+                summed[i] = gb if old is None else old + gb
+        return (grad_x, None, None, *summed)
 
 
 def block_mix(
@@ -168,7 +179,13 @@ def block_mix(
         _mix_into(out, flat, blocks, forms, transpose=False)
         return out.view(x.shape)
     if orthogonal:
-        return _OrthogonalBlockMix.apply(x, forms, *blocks)
+        unique: list[Tensor] = []
+        refs = []
+        for b in blocks:
+            i = next((j for j, u in enumerate(unique) if u is b), len(unique))
+            unique += [b] if i == len(unique) else []
+            refs.append(i)
+        return _OrthogonalBlockMix.apply(x, forms, tuple(refs), *unique)
     parts = [
         apply_compound2(xs, b, orthogonal=False)
         if form == "two-form"
