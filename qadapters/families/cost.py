@@ -178,6 +178,24 @@ def rotation_compounds_work(n: int, batch: int) -> Work:
     return compounds_work(n, n // 2, batch) + Work(0, upper + batch)
 
 
+def prefix_compounds_work(n: int, rows: int, cols: int, batch: int) -> Work:
+    """``backends.prefix_compounds.prefix_compounds(A, rows, cols)`` for ``batch`` matrices: per
+    order j, ``j`` products over the kept ``rows_j × cols_j`` entries (two gathered factors,
+    their product and the running sum per term, less the first sum), after gathering the first
+    rows (``rows_j·n``) and the lower minors (``rows_j·cols_{j−1}``); order 1 is one gather."""
+    from backends.prefix_compounds import kept_states
+
+    def kept(j: int, limit: int) -> int:
+        return len(kept_states(n, j, limit))
+
+    out = Work(0, batch * kept(1, rows) * (n + kept(1, cols)))
+    for j in range(2, n + 1):
+        r, c = kept(j, rows), kept(j, cols)
+        gathers = r * n + r * kept(j - 1, cols)
+        out = out + Work(j * batch * r * c, batch * ((4 * j - 1) * r * c + gathers))
+    return out
+
+
 def to_cost(forward_macs: int, activation_floats: int, build: Work) -> Cost:
     """A :class:`Cost` from the per-token figures and the build's :class:`Work`."""
     return Cost(forward_macs, build.macs, activation_floats, build.floats * float_bytes())

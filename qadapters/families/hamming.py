@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from backends import exact
+from backends.prefix_compounds import prefix_compounds
 from backends.subspace import compile_constant
 from circuits import Circuit, build
 from circuits.subspace import weight_indices
@@ -47,6 +48,7 @@ from qadapters.families.cost import (
     Work,
     compounds_work,
     flush_work,
+    prefix_compounds_work,
     rotation_compounds_work,
     to_cost,
     weight1_block_work,
@@ -182,6 +184,30 @@ def build_circuit(n: int, layout: str, depth: int) -> Circuit:
     return build(LAYOUT_BUILDERS[layout], n, depth=depth)
 
 
+@lru_cache(maxsize=256)
+@compile_constant  # Note [constant plans] in backends/subspace.py
+def hw_build_path(n: int, in_features: int, out_features: int, num_adapters: int) -> str:
+    """How the ``"hw"`` variant builds its kept blocks: ``"prefix"`` (only the kept entries,
+    :func:`backends.prefix_compounds.prefix_compounds`, Note [prefix closure]) or ``"rotation"``
+    (every order in full by :func:`backends.exact.rotation_compounds`, then cut to the kept
+    rows and columns), whichever moves fewer floats by :mod:`.cost`'s count (the full orders win
+    when the layer fills most of the ``2^n`` states: their upper half is only gathered)."""
+    sizes = (n, in_features, out_features, num_adapters)
+    prefix, rotation = (_hw_build_work(*sizes, path).floats for path in ("prefix", "rotation"))
+    return "prefix" if prefix < rotation else "rotation"
+
+
+def _hw_build_work(n: int, in_features: int, out_features: int, r: int, path: str) -> Work:
+    """The compounds' part of the ``"hw"`` build along ``path``, with the cut to kept entries."""
+    if path == "prefix":
+        return prefix_compounds_work(n, out_features, in_features, r)
+    tables = _weight_tables(n, in_features, out_features)
+    cut = sum(
+        len(rows) * (comb(n, k) + len(cols)) for k, (rows, cols) in enumerate(tables.local)
+    )
+    return rotation_compounds_work(n, r) + Work(0, r * cut)
+
+
 def mixture(num_adapters: int, size: int) -> int:
     """Multiply-adds of ``Σ_i α_i A_i`` over ``size × size`` blocks: ``R·size²``, none for a
     single sub-adapter (a scaling, Note [what a cost counts])."""
@@ -264,11 +290,11 @@ class HammingAdapter(Adapter):
         - ``"hw"``: per token, one product per weight k with the kept rows and columns of
           ``A^(k)`` (``rows_k·cols_k``, Σ ≤ in·out); the kernel keeps only the layer input.
           The build, for R angle vectors: the weight-1 blocks
-          (:func:`.cost.weight1_block_work`), every order by
-          :func:`.cost.rotation_compounds_work` (the minors up to n/2 dominate:
-          ``Σ_{k ≤ n/2} (4k−1)·R·C(n,k)²`` floats), then per order the mixture
-          ``Σ_i α_i A_i^(k)`` (:func:`mixture`), its kept rows and columns and
-          their subnormal flush.
+          (:func:`.cost.weight1_block_work`), then the kept entries of every order along
+          :func:`hw_build_path`: only those (:func:`.cost.prefix_compounds_work`), or every
+          order in full (:func:`.cost.rotation_compounds_work`; the minors up to n/2 dominate,
+          ``Σ_{k ≤ n/2} (4k−1)·R·C(n,k)²`` floats) cut to the kept rows and columns; then per
+          order the mixture ``Σ_i α_i A_i^(k)`` over the kept entries and its subnormal flush.
         - ``"single_order"``: per token ``x_pad ΔWᵀ``, ``C(n,k)²`` multiply-adds, keeping the
           padded input (``C(n,k)`` floats per token); the build is the weight-1 blocks, their
           compounds up to k, the mixture and its flush.
@@ -283,13 +309,14 @@ class HammingAdapter(Adapter):
             build = build + compounds_work(n, opts.order, r)
             build = build + Work(mixture(r, c), c * c) + flush_work(c * c)
             return to_cost(c * c, c, build)
-        build = build + rotation_compounds_work(n, r)
+        path = hw_build_path(n, in_features, out_features, r)
+        build = build + _hw_build_work(n, in_features, out_features, r, path)
         tables = _weight_tables(n, in_features, out_features)
         per_token = 0
-        for k, (rows, cols) in enumerate(tables.local):
-            c, kept = comb(n, k), len(rows) * len(cols)
+        for rows, cols in tables.local:
+            kept = len(rows) * len(cols)
             per_token += kept
-            build = build + Work(mixture(r, c), c * c + len(rows) * c + kept) + flush_work(kept)
+            build = build + Work(r * kept if r > 1 else 0, kept) + flush_work(kept)
         return to_cost(per_token, 0, build)
 
 
@@ -324,12 +351,18 @@ class HammingAdapter(Adapter):
         """``Σ_i α_i ΔW_i x`` one Hamming weight at a time (see Note [weight blocks])."""
         tables = _weight_tables(self.n_qubits, self.in_features, self.out_features)
         mixed = []
+        n, r = self.n_qubits, self.num_adapters
         with no_autocast(x):
             a = exact.hamming_block(self.circuit, theta, 1)  # (R, n, n), an SO(n) matrix each
-            for k, block in enumerate(exact.rotation_compounds(a)):
-                rows, cols = (t.to(x.device) for t in tables.local[k])
-                full = torch.einsum("r,rij->ij", alpha, block)
-                mixed.append(flush_subnormal(full.index_select(0, rows).index_select(1, cols)))
+            if hw_build_path(n, self.in_features, self.out_features, r) == "prefix":
+                kept = prefix_compounds(a, self.out_features, self.in_features)
+            else:
+                kept = []
+                for k, block in enumerate(exact.rotation_compounds(a)):
+                    rows, cols = (t.to(x.device) for t in tables.local[k])
+                    kept.append(block.index_select(-2, rows).index_select(-1, cols))
+            for block in kept:
+                mixed.append(flush_subnormal(torch.einsum("r,rij->ij", alpha, block)))
         dtype = autocast_dtype(x)  # one dtype into the kernel, whose backward has no autocast
         x, mixed = x.to(dtype), [m.to(dtype) for m in mixed]
         dev = x.device

@@ -135,13 +135,14 @@ def test_cost_sums_and_lora() -> None:
 
 
 def test_wide_hamming_head_refused_before_building() -> None:
-    cost = FAMILIES["hamming"].cost(768, 50257)
+    # a Llama-width LM head: 16 wires, of which the kept entries alone need over 4 GiB to build
+    cost = FAMILIES["hamming"].cost(4096, 50257)
     assert cost.build_bytes > budget.max_bytes()
-    match = r"a hamming adapter on a 768 → 50257 layer needs .* GiB, over the budget of 4\.0 GiB"
+    match = r"a hamming adapter on a 4096 → 50257 layer needs .* GiB, over the budget of 4\.0 GiB"
     with pytest.raises(MemoryError, match=match):
-        make_adapter("hamming", 768, 50257)
+        make_adapter("hamming", 4096, 50257)
     with budget.limit(cost.build_bytes):  # the figure is what the check uses
-        assert trainable_count("hamming", 768, 50257) == 242
+        assert trainable_count("hamming", 4096, 50257) == 242
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
