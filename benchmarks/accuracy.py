@@ -98,6 +98,10 @@ TEXT_CLASSES: tuple[str, ...] = (
     "noun.communication", "noun.event", "noun.group", "noun.state", "noun.substance",
 )  # fmt: skip
 
+#: the single_order variant on a 4-layer brick: a third of the pyramid's angles per sub-adapter
+#: (22 vs 66 on the 12-wire MNIST register), so more sub-adapters fit the same budget
+SINGLE_BRICK: dict[str, Any] = {"variant": "single_order", "layout": "brick", "depth": 4}
+
 #: circuit-family sizes per task, ``(name, family, options)``, smallest first within a family.
 #: The MNIST head has 5 outputs: ranks stay <= 5 and compound uses one block.
 SIZES: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
@@ -115,6 +119,8 @@ SIZES: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
         ("hamming hw R=4", "hamming", {"variant": "hw", "num_adapters": 4}),
         ("hamming single_order R=1", "hamming", {"variant": "single_order", "num_adapters": 1}),
         ("hamming single_order R=2", "hamming", {"variant": "single_order", "num_adapters": 2}),
+        ("hamming single_order brick R=1", "hamming", {**SINGLE_BRICK, "num_adapters": 1}),
+        ("hamming single_order brick R=4", "hamming", {**SINGLE_BRICK, "num_adapters": 4}),
     ],
     "text": [
         ("pauli k=4", "pauli", {"rank": 4, "layers": 1}),
@@ -127,6 +133,7 @@ SIZES: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
         ("hamming hw R=4", "hamming", {"variant": "hw", "num_adapters": 4}),
         ("hamming single_order R=1", "hamming", {"variant": "single_order", "num_adapters": 1}),
         ("hamming single_order R=2", "hamming", {"variant": "single_order", "num_adapters": 2}),
+        ("hamming single_order brick R=4", "hamming", {**SINGLE_BRICK, "num_adapters": 4}),
     ],
 }
 

@@ -170,7 +170,7 @@ def summarize(
 
 # ------------------------------------------------------------------------------- targets
 def targets(summary: dict[str, Any], task: str) -> list[str]:
-    """The issue's benchmark targets, as lines: how close the families come, and how far off.
+    """The benchmark's targets, as lines: how close the families come, and how far off.
 
     - text: the best family with at least 20× fewer parameters than the reference, as a
       percentage of the reference's accuracy (target: >= 99%);
