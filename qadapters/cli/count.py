@@ -418,7 +418,7 @@ def compute_path(family: str, in_features: int, out_features: int, **options: An
     """
     from qadapters.families import FAMILIES
     from qadapters.families.compound import CompoundAdapter
-    from qadapters.families.hamming import register_size
+    from qadapters.families.hamming import hw_build_path, register_size
 
     opts: Any = FAMILIES[family].layer_options(in_features, out_features, options)[0]
     if family == "pauli":
@@ -432,7 +432,11 @@ def compute_path(family: str, in_features: int, out_features: int, **options: An
     n = register_size(in_features, out_features, opts.variant, opts.order)
     if opts.variant == "single_order":
         return f"n={n}: the weight-{opts.order} block, one dense C(n,k)² product"
-    return f"n={n}: every weight's compound, a permuted block-diagonal product (keeps x)"
+    build = {
+        "prefix": "only the kept minors",
+        "rotation": "every weight's compound, then cut",
+    }[hw_build_path(n, in_features, out_features, opts.num_adapters)]
+    return f"n={n}: {build}; a permuted block-diagonal product (keeps x)"
 
 
 def per_layer_table(
