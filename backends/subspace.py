@@ -15,8 +15,9 @@ differentiable. Consecutive gates that change disjoint rows share one such pass 
 is every moment of disjoint gates).
 
 When the passes are few and small (weight 1, or small n), each pass is written as a dense matrix
-and the product of all of them is taken as a balanced tree of batched matmuls: a handful of kernel
-calls instead of a few per gate. Otherwise the passes update the changed rows in place.
+(its entries computed straight from the parameters, :func:`backends.torch_gates.entry_values`)
+and the passes are multiplied in one custom autograd function whose backward pass is a few
+kernels (Note [pass-product gradient]). Otherwise the passes update the changed rows in place.
 
 For circuits of fermionic gates — FBS on any wires, RBS on neighbouring wires — the weight-k block
 is also the k-th compound of the weight-1 block (Cauchy–Binet; the FBS parity sign is the sign a
@@ -37,15 +38,18 @@ import numpy as np
 import torch
 
 from backends import budget
-from backends.torch_gates import TABLE_WIDTH, op_table
+from backends.torch_gates import TABLE_WIDTH, TableEntries, entry_values, op_table, table_entries
 from circuits import GATES, Circuit, Op, get_gate, reference_matrix
 from circuits.subspace import subspace_dim, weight_indices
 
 Tensor = torch.Tensor
 
-#: Largest (passes × dim²) written as dense pass matrices for the tree product (above it, rows
+#: Largest (passes × dim²) written as dense pass matrices for the pass product (above it, rows
 #: are updated in place); the families' cost model reads it too.
 DENSE_LIMIT = 1 << 21
+#: Batched products of small matrices are cut into chunks of at most this many multiply-adds,
+#: which MKL runs on the calling thread (Note [pass-product gradient]).
+_SERIAL_MACS = 1 << 16
 #: the most wires a subspace plan can index: basis states are bit patterns in an int64
 MAX_WIRES = 62
 
@@ -193,35 +197,119 @@ def _subspace_plan(circuit: Circuit, k: int) -> tuple[_SubPass, ...]:
     return tuple(p for p in passes if len(p.rows))
 
 
+@dataclass(frozen=True)
+class _DensePlan:
+    """Every pass as a dense matrix: ``identity + scatter(values at positions)``."""
+
+    base: np.ndarray  # (m·d·d,) the identity part of every pass (zero on its changed rows)
+    positions: np.ndarray  # (E,) flat position of each gate entry within the m passes
+    entries: TableEntries  # (E,) how to compute the op_table entry that fills each position
+    rows_of: np.ndarray  # (E,) p·d + row of each position (Note [pass-product gradient])
+    cols_of: np.ndarray  # (E,) p·d + column of each position
+
+
 @lru_cache(maxsize=64)
 @compile_constant
-def _dense_plan(circuit: Circuit, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Scatter positions of every pass as a dense matrix: (identity part, positions, entries)."""
+def _dense_plan(circuit: Circuit, k: int) -> _DensePlan | None:
+    """The passes of :func:`_subspace_plan` as dense matrices, or None when too large."""
     passes = _subspace_plan(circuit, k)
     rows = subspace_dim(circuit.n_qubits, k)
     if not passes or len(passes) * rows * rows > DENSE_LIMIT:
         return None
     base = np.zeros((len(passes), rows, rows))
-    positions, entries = [], []
+    row_ids, col_ids, entries = [], [], []
     for p, sp in enumerate(passes):
         base[p] = np.eye(rows)
         base[p, sp.rows, :] = 0.0
         for s in range(sp.src.shape[0]):
-            positions.append((p * rows + sp.rows) * rows + sp.src[s])
+            row_ids.append(p * rows + sp.rows)
+            col_ids.append(p * rows + sp.src[s])
             entries.append(sp.coef[s])
-    return base.reshape(-1), np.concatenate(positions), np.concatenate(entries)
+    rows_of, cols_of = np.concatenate(row_ids), np.concatenate(col_ids)
+    values = table_entries(circuit, np.concatenate(entries))
+    return _DensePlan(base.reshape(-1), rows_of * rows + cols_of % rows, values, rows_of, cols_of)
 
 
-def _tree_product(mats: Tensor) -> Tensor:
-    """``M_{m-1} ⋯ M_1 M_0`` for mats of shape (B, m, d, d), multiplied pairwise as a balanced
-    tree. One small matmul per pair: a single batched call over the pairs would hand tiny
-    matrices to the thread pool, which costs far more than it saves on a busy CPU."""
-    single = mats.shape[0] == 1  # plain 2-D products skip the batched-matmul plumbing
-    level = list(mats[0].unbind(0) if single else mats.unbind(1))
-    while len(level) > 1:
-        paired = [level[i + 1] @ level[i] for i in range(0, len(level) - 1, 2)]
-        level = paired + level[len(level) - len(level) % 2 :]
-    return level[0].unsqueeze(0) if single else level[0]
+# Note [pass-product gradient]
+# ----------------------------
+# The dense path multiplies pass matrices, U = M_{m-1} ⋯ M_1 M_0, one matmul per pass, and keeps
+# the prefixes P_p = M_{p-1} ⋯ M_0 (P_0 = I, P_m = U). With S_p = M_{m-1} ⋯ M_{p+1}, so that
+# U = S_p M_p P_p, the gradient of a loss with gradient G = ∂L/∂U is
+#
+#     ∂L/∂M_p = S_pᴴ G P_pᴴ.
+#
+# Every pass is the restriction of unitary gates to an invariant subspace, hence unitary, so
+# S_p = U P_{p+1}ᴴ and S_pᴴ = P_{p+1} Uᴴ: with K = Uᴴ G,
+#
+#     ∂L/∂M_p = Y_p P_pᴴ,   Y_p = P_{p+1} K.
+#
+# All Y_p are one matmul of the stacked prefixes by K, and the entries of ∂L/∂M_p that the
+# gates fill are dot products of rows: entry (r, c) of pass p is row r of Y_p times row c of
+# P_p, conjugated. The backward pass is a few kernels instead of replaying the chain (or a
+# tree) of matmuls twice, and it keeps only the prefixes, once. For one parameter set the
+# matmul is cut into chunks of at most _SERIAL_MACS multiply-adds, which MKL keeps on the
+# calling thread: on a busy 2-core CPU one product handed to the thread pool leaves a worker
+# spinning after it, and the next tiny kernels wait a scheduler quantum (12 ms, measured) for
+# microseconds of work.
+
+
+_NONE = (None,) * 6
+
+
+class _PassProduct(torch.autograd.Function):
+    """``M_{m-1} ⋯ M_0`` of unitary pass matrices scattered from ``values`` (B, E) into a base
+    (Note [pass-product gradient]); differentiable in ``values`` only."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        values: Tensor,
+        base: Tensor,
+        positions: Tensor,
+        rows_of: Tensor,
+        cols_of: Tensor,
+        m: int,
+        d: int,
+    ) -> Tensor:
+        b = values.shape[0]
+        mats = base.expand(b, -1).index_add(1, positions, values).view(b, m, d, d)
+        pre = values.new_empty((m + 1, b, d, d))  # P_0 = I, ..., P_m = U
+        pre[0] = torch.eye(d, dtype=values.dtype, device=values.device)
+        pre[1] = mats[:, 0]
+        # one unbind each instead of two indexing calls per pass; plain 2-D products for a
+        # single parameter set skip the batched-matmul plumbing
+        ms, ps = (mats[0].unbind(0), pre[:, 0].unbind(0)) if b == 1 else (mats.unbind(1), pre)
+        mul = torch.mm if b == 1 else torch.matmul
+        for q in range(1, m):
+            mul(ms[q], ps[q], out=ps[q + 1])
+        ctx.save_for_backward(pre, positions, rows_of, cols_of, values, base)
+        return pre[m].clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        pre, positions, rows_of, cols_of, values, base = ctx.saved_tensors
+        m, b, d = pre.shape[0] - 1, pre.shape[1], pre.shape[2]
+        if torch.is_grad_enabled():  # create_graph: differentiate a recomputed chain instead
+            mats = base.expand(b, -1).index_add(1, positions, values).view(b, m, d, d)
+            u = mats[:, 0]
+            for q in range(1, m):
+                u = mats[:, q] @ u
+            (g,) = torch.autograd.grad(u, values, grad, create_graph=True)
+            return g, *_NONE
+        k = pre[-1].mH @ grad  # (B, d, d)
+        if b > 1:
+            gm = (pre[1:] @ k) @ pre[:-1].mH  # Y_p P_pᴴ = ∂L/∂M_p, (m, B, d, d)
+            return gm.transpose(0, 1).reshape(b, -1).index_select(1, positions), *_NONE
+        # one parameter set: plain matmuls in chunks small enough to stay on this thread, and
+        # entry (r, c) of ∂L/∂M_p as the dot product of row r of Y_p with row c of P_p (conj.)
+        below, above = pre[:-1, 0].reshape(m * d, d), pre[1:, 0].reshape(m * d, d)
+        y = torch.empty_like(above)
+        step = max(1, _SERIAL_MACS // (d * d))
+        for a in range(0, m * d, step):
+            torch.mm(above[a : a + step], k[0], out=y[a : a + step])
+        rows = y.index_select(0, rows_of)
+        cols = below.index_select(0, cols_of)
+        return (rows * cols.conj()).sum(-1).unsqueeze(0), *_NONE
 
 
 # Note [constant plans]
@@ -315,13 +403,20 @@ def _simulate(circuit: Circuit, p: Tensor, k: int, dtype: torch.dtype) -> Tensor
     passes = _subspace_plan(circuit, k)
     if not passes:
         return torch.eye(rows, dtype=dtype, device=p.device).expand(b, rows, rows)
-    table = op_table(circuit, p, dtype)
     dense = _dense_plan(circuit, k)
     if dense is not None:
-        base, positions, entries = (torch.as_tensor(a, device=p.device) for a in dense)
-        values = table.index_select(1, entries)
-        flat = base.to(dtype).expand(b, -1).index_add(1, positions, values)
-        return _tree_product(flat.reshape(b, len(passes), rows, rows))
+        dev = p.device
+        values = entry_values(dense.entries, p, dtype)
+        return _PassProduct.apply(
+            values,
+            torch.as_tensor(dense.base, device=dev).to(dtype),
+            torch.as_tensor(dense.positions, device=dev),
+            torch.as_tensor(dense.rows_of, device=dev),
+            torch.as_tensor(dense.cols_of, device=dev),
+            len(passes),
+            rows,
+        )
+    table = op_table(circuit, p, dtype)
     x = torch.eye(rows, dtype=dtype, device=p.device).expand(b, rows, rows)
     for sp in passes:
         src = torch.as_tensor(sp.src, device=p.device)
@@ -350,7 +445,7 @@ def _simulate(circuit: Circuit, p: Tensor, k: int, dtype: torch.dtype) -> Tensor
 # An op on t wires changes the weight-k states whose local pattern it moves, C(n−t−c, k−w−v) of
 # them per moved local pattern of weight w (c controls reading v ones). That exact count is
 # taken only when the cheap bound "every op changes every row" would not fit the budget. When
-# the passes are few and small (ops·D² <= DENSE_LIMIT) the dense tree product runs instead: its
+# the passes are few and small (ops·D² <= DENSE_LIMIT) the dense pass product runs instead: its
 # pass matrices, ops·D² per set, three times over (twice that with autograd).
 
 
@@ -395,7 +490,8 @@ def simulate_nbytes(
     rows = subspace_dim(n, k)
     e = dtype.itemsize
     block = batch * rows * rows * e
-    # the dense tree product: the pass matrices, and as much again with autograd
+    # the dense pass product: the pass matrices and their prefixes, and as much again with
+    # autograd (the prefixes times K, the gathered rows)
     dense = 0
     if rows * rows <= DENSE_LIMIT:
         dense = (3 + 3 * grad) * batch * min(len(ops) * rows * rows, DENSE_LIMIT) * e

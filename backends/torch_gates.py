@@ -8,6 +8,7 @@ each is converted once per gate name and cached. Every function works on a batch
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import cast
 
@@ -169,3 +170,138 @@ def op_table(circuit: Circuit, p: Tensor, dtype: torch.dtype) -> Tensor:
         table = table.index_copy(1, torch.as_tensor(rows, device=p.device), m)
     consts = torch.tensor([0.0, 1.0], dtype=dtype, device=p.device).expand(b, 2)
     return torch.cat([table.reshape(b, -1), consts], dim=1)
+
+
+@dataclass(frozen=True)
+class TableEntries:
+    """Chosen entries of :func:`op_table` as ``F + C·cos(α) + S·sin(α)``, ``α = scale·p[param]
+    + offset`` per entry (from the rotation form; fixed entries have C = S = 0)."""
+
+    param: np.ndarray  # (E,) parameter index of each entry's angle (0 where it has none)
+    scale: np.ndarray  # (E,) ω·sign, 0 where the angle is a constant or there is none
+    offset: np.ndarray  # (E,) ω·sign·angle for constant angles, else 0
+    fixed: np.ndarray  # (E,) F
+    cos: np.ndarray  # (E,) C
+    sin: np.ndarray  # (E,) S
+
+
+def table_entries(circuit: Circuit, index: np.ndarray) -> TableEntries:
+    """How to compute ``op_table(circuit, p, dtype)[:, index]`` without building the table.
+
+    Args:
+        circuit: the circuit of the table.
+        index: flat table indices (see :func:`op_table` for the layout).
+
+    Returns:
+        Per-entry coefficients for :func:`entry_values`; complex arrays only where a gate is
+        complex.
+    """
+    ops = circuit.ops
+    zero = 2 * len(ops) * TABLE_WIDTH
+    e = len(index)
+    param = np.zeros(e, dtype=np.int64)
+    scale, offset = np.zeros(e), np.zeros(e)
+    fixed, cos_part, sin_part = (np.zeros(e, dtype=complex) for _ in range(3))
+    for j, flat in enumerate(np.asarray(index).tolist()):
+        if flat >= zero:  # the constants 0 and 1
+            fixed[j] = float(flat - zero)
+            continue
+        row, local = divmod(flat, TABLE_WIDTH)
+        op = ops[row // 2]
+        gate = get_gate(op.name)
+        if gate.num_params == 0:  # its minus-angle row stays 0, as in op_table
+            m = _fixed_matrix(op.name, op.adjoint).reshape(-1)
+            fixed[j] = m[local] if local < m.size and row % 2 == 0 else 0.0
+            continue
+        omega, f, c, s = rotation_parts(op.name)
+        d = f.shape[0]
+        if local >= d * d:  # padding of the row: 0
+            continue
+        r, col = divmod(local, d)
+        fixed[j], cos_part[j], sin_part[j] = f[r, col], c[r, col], s[r, col]
+        sign = (-1.0 if op.adjoint else 1.0) * (-1.0 if row % 2 else 1.0)
+        if isinstance(op.param, int):
+            param[j], scale[j] = op.param, omega * sign
+        else:
+            offset[j] = omega * sign * cast(float, op.param)
+    parts = [fixed, cos_part, sin_part]
+    if not any(np.iscomplexobj(p) and np.any(p.imag) for p in parts):
+        parts = [p.real.copy() for p in parts]
+    return TableEntries(param, scale, offset, *parts)
+
+
+def entry_values(entries: TableEntries, p: Tensor, dtype: torch.dtype) -> Tensor:
+    """The table entries described by ``entries`` for B parameter sets: shape (B, E), in
+    ``dtype`` (real entries of a real table; complex ones need a complex ``dtype``)."""
+    dev = p.device
+    parts = (entries.fixed, entries.cos, entries.sin)
+    work = dtype if np.iscomplexobj(entries.fixed) else p.dtype
+    f, c, s = (torch.as_tensor(a, device=dev).to(work) for a in parts)
+    scale = torch.as_tensor(entries.scale, dtype=p.dtype, device=dev)
+    offset = torch.as_tensor(entries.offset, dtype=p.dtype, device=dev)
+    if p.shape[1]:
+        chosen = p.index_select(1, torch.as_tensor(entries.param, device=dev))
+        angle = torch.addcmul(offset, chosen, scale)
+    else:  # no parameters: every angle is a constant
+        angle = offset.expand(p.shape[0], -1)
+    cos, sin = torch.cos(angle).to(work), torch.sin(angle).to(work)
+    out = torch.addcmul(f, c, cos).addcmul_(s, sin)
+    return out if out.dtype == dtype else out.to(dtype)
+
+
+@lru_cache(maxsize=128)
+def _stack_layout(ops: tuple[Op, ...]) -> tuple[tuple, np.ndarray, np.ndarray]:
+    """For :func:`stacked_matrices`: per rotation name (rows, parameter index or -1, constant
+    angle, sign), and the rows and matrices of the fixed gates."""
+    groups: dict[str, tuple[list[int], list[int], list[float], list[float]]] = {}
+    fixed_rows: list[int] = []
+    fixed_mats: list[np.ndarray] = []
+    for i, op in enumerate(ops):
+        if get_gate(op.name).num_params == 0:
+            fixed_rows.append(i)
+            fixed_mats.append(_fixed_matrix(op.name, op.adjoint))
+            continue
+        rows, index, const, sign = groups.setdefault(op.name, ([], [], [], []))
+        rows.append(i)
+        index.append(op.param if isinstance(op.param, int) else -1)
+        const.append(0.0 if isinstance(op.param, int) else cast(float, op.param))
+        sign.append(-1.0 if op.adjoint else 1.0)
+    layout = tuple(
+        (name, np.array(r), np.array(ix), np.array(c), np.array(s))
+        for name, (r, ix, c, s) in groups.items()
+    )
+    return layout, np.array(fixed_rows, dtype=np.int64), np.array(fixed_mats)
+
+
+def stacked_matrices(ops: tuple[Op, ...], p: Tensor, dtype: torch.dtype) -> Tensor:
+    """The target matrices of ops of one size (no controls), built with one batched
+    construction per gate name: shape (B, len(ops), d, d).
+
+    Args:
+        ops: ops whose targets all have the same number of wires.
+        p: parameters, shape (B, num_params).
+        dtype: working dtype (real or complex).
+    """
+    b = p.shape[0]
+    layout, fixed_rows, fixed_mats = _stack_layout(ops)
+    parts: list[Tensor] = []
+    rows: list[np.ndarray] = []
+    for name, r, index, const, sign in layout:
+        ix = torch.as_tensor(index, device=p.device)
+        angles = p.index_select(1, ix.clamp(min=0))
+        if (index < 0).any():
+            const_t = torch.as_tensor(const, dtype=p.dtype, device=p.device)
+            angles = torch.where(ix >= 0, angles, const_t)
+        if (sign < 0).any():
+            angles = angles * torch.as_tensor(sign, dtype=p.dtype, device=p.device)
+        parts.append(rotation(name, angles, dtype))
+        rows.append(r)
+    if len(fixed_rows):
+        m = torch.as_tensor(fixed_mats, device=p.device).to(dtype)
+        parts.append(m.expand(b, *m.shape))
+        rows.append(fixed_rows)
+    out = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+    order = np.concatenate(rows)
+    if (order != np.arange(len(ops))).any():
+        out = out.index_select(1, torch.as_tensor(np.argsort(order), device=p.device))
+    return out
