@@ -306,6 +306,10 @@ class QAdapterLinear(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """``adapter.forward(x, base(x))`` with the active adapter; just ``base(x)`` when merged,
         disabled, or when no adapter is active."""
+        if not (self.merged or self.disabled or self.active_adapter is None):
+            weight_side = self._weight_side(x)
+            if weight_side is not None:
+                return weight_side
         out = self.base_layer(x)
         if self.merged or self.disabled or self.active_adapter is None:
             return out
@@ -314,6 +318,22 @@ class QAdapterLinear(nn.Module):
         if dtype is None or dtype == out.dtype:
             return adapter(x, out)
         return adapter(x.to(dtype), out.to(dtype)).to(out.dtype)
+
+    def _weight_side(self, x: Tensor) -> Tensor | None:
+        """The active adapter applied on the weights, ``x (W + ΔW)ᵀ + b``, where it offers that
+        path (``forward_with_weight``) and says it pays for this call (``weight_side``), on a
+        plain ``nn.Linear`` or ``Conv1D`` without hooks; ``None`` otherwise (then the layer
+        runs the frozen layer and the adapter on its output)."""
+        adapter = self.get_adapter(self._active())
+        base = self.base_layer
+        if type(base) is not nn.Linear and not is_conv1d(base):
+            return None
+        if base._forward_hooks or base._forward_pre_hooks:
+            return None
+        weight = self._weight_out_in()
+        if not adapter.weight_side(x, weight):
+            return None
+        return adapter.forward_with_weight(x, weight, _optional_tensor(base, "bias"))
 
     # --- merging ------------------------------------------------------------------------------
     def _weight_out_in(self) -> Tensor:

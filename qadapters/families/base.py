@@ -222,6 +222,20 @@ class Adapter(nn.Module, ABC):
     def forward(self, x: Tensor, base_out: Tensor) -> Tensor:
         """The adapted output for input ``x`` and frozen output ``base_out``."""
 
+    def weight_side(self, x: Tensor, weight: Tensor) -> bool:
+        """Whether this call should go through :meth:`forward_with_weight` (applying the
+        adapter on the frozen ``(out, in)`` weight instead of its output); never, by default."""
+        return False
+
+    def forward_with_weight(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        """The adapted layer's output from ``x`` and the frozen layer's ``(weight, bias)``, for
+        families whose :meth:`weight_side` can say yes.
+
+        Raises:
+            NotImplementedError: the family has no weight-side path.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no weight-side path")
+
     @abstractmethod
     def merge(self, weight: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """Weight ``(out, in)`` and bias of a plain linear layer equal to the adapted one."""

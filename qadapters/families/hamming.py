@@ -53,7 +53,12 @@ from qadapters.families.cost import (
     to_cost,
     weight1_block_work,
 )
-from qadapters.families.kernels.permuted_blocks import inverse_permutation, permuted_block_linear
+from qadapters.families.kernels.permuted_blocks import (
+    inverse_permutation,
+    merged_block_linear,
+    permuted_block_linear,
+    weight_side_pays,
+)
 from qadapters.families.options import FamilyOptions, option
 
 Variant = Literal["hw", "single_order"]
@@ -208,6 +213,14 @@ def _hw_build_work(n: int, in_features: int, out_features: int, r: int, path: st
     return rotation_compounds_work(n, r) + Work(0, r * cut)
 
 
+@lru_cache(maxsize=256)
+@compile_constant  # Note [constant plans] in backends/subspace.py
+def _kept_macs(n: int, in_features: int, out_features: int) -> int:
+    """Multiply-adds per token of the ``"hw"`` blocks: ``Σ_k rows_k·cols_k``."""
+    tables = _weight_tables(n, in_features, out_features)
+    return sum(len(rows) * len(cols) for rows, cols in tables.local)
+
+
 def mixture(num_adapters: int, size: int) -> int:
     """Multiply-adds of ``Σ_i α_i A_i`` over ``size × size`` blocks: ``R·size²``, none for a
     single sub-adapter (a scaling, Note [what a cost counts])."""
@@ -349,6 +362,46 @@ class HammingAdapter(Adapter):
 
     def _blockwise(self, x: Tensor, theta: Tensor, alpha: Tensor) -> Tensor:
         """``Σ_i α_i ΔW_i x`` one Hamming weight at a time (see Note [weight blocks])."""
+        tables, mixed = self._mixed_blocks(x, theta, alpha)
+        dtype = autocast_dtype(x)  # one dtype into the kernel, whose backward has no autocast
+        x, mixed = x.to(dtype), [m.to(dtype) for m in mixed]
+        dev = x.device
+        return permuted_block_linear(
+            x,
+            tables.perm_in.to(dev),
+            tables.inv_out.to(dev),
+            mixed,
+            tuple(t.to(dev) for t in tables.inverses),  # type: ignore[arg-type]
+        )
+
+    def weight_side(self, x: Tensor, weight: Tensor) -> bool:
+        """Whether :meth:`forward_with_weight` should serve this call: the ``"hw"`` variant on
+        a fermionic circuit, a frozen float weight of ``x``'s dtype, no autocast, and enough
+        tokens that the merged weight pays (:func:`.kernels.permuted_blocks.weight_side_pays`)."""
+        if self.variant != "hw" or not exact.is_fermionic(self.circuit):
+            return False
+        if weight.requires_grad or weight.dtype != x.dtype or weight.dtype != self.theta.dtype:
+            return False
+        if torch.is_autocast_enabled(x.device.type):
+            return False
+        tokens = x.numel() // max(x.shape[-1], 1)
+        macs = _kept_macs(self.n_qubits, self.in_features, self.out_features)
+        return weight_side_pays(tokens, macs, self.in_features, self.out_features)
+
+    def forward_with_weight(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        """``x Wᵀ + b + Σ_i α_i ΔW_i x`` for the frozen layer ``(weight, bias)``, through the
+        merged weight ``W + ΔW`` (Note [weight-side block linear]); the layer calls it when
+        :meth:`weight_side` says so."""
+        tables, mixed = self._mixed_blocks(x, self.theta, self.alpha)
+        dev = x.device
+        mixed = [m.to(x.dtype) for m in mixed]
+        perm_out = tables.inverses[1].to(dev)
+        return merged_block_linear(x, weight, bias, tables.perm_in.to(dev), perm_out, mixed)
+
+    def _mixed_blocks(
+        self, x: Tensor, theta: Tensor, alpha: Tensor
+    ) -> tuple[_Tables, list[Tensor]]:
+        """The tables and, per weight, ``Σ_i α_i A_i^(k)`` at the kept rows and columns."""
         tables = _weight_tables(self.n_qubits, self.in_features, self.out_features)
         mixed = []
         n, r = self.n_qubits, self.num_adapters
@@ -363,16 +416,7 @@ class HammingAdapter(Adapter):
                     kept.append(block.index_select(-2, rows).index_select(-1, cols))
             for block in kept:
                 mixed.append(flush_subnormal(torch.einsum("r,rij->ij", alpha, block)))
-        dtype = autocast_dtype(x)  # one dtype into the kernel, whose backward has no autocast
-        x, mixed = x.to(dtype), [m.to(dtype) for m in mixed]
-        dev = x.device
-        return permuted_block_linear(
-            x,
-            tables.perm_in.to(dev),
-            tables.inv_out.to(dev),
-            mixed,
-            tuple(t.to(dev) for t in tables.inverses),  # type: ignore[arg-type]
-        )
+        return tables, mixed
 
     def delta_weight(self) -> Tensor:
         """The dense ``ΔW`` (``out × in``), for merging."""

@@ -18,6 +18,20 @@ zeros. Here the backward instead
   is its inverse), which is several times cheaper than ``index_add``.
 
 The values and gradients are those of the straightforward computation, up to summation order.
+
+Note [weight-side block linear]
+-------------------------------
+An additive adapter on a frozen linear layer can be applied on the weights instead of the
+activations: ``x Wᵀ + b + P_outᵀ (⊕_k W_k) P_in x = x (W + ΔW)ᵀ + b`` with ``ΔW`` the blocks
+scattered into an ``out × in`` matrix. :func:`merged_block_linear` builds ``W + ΔW`` once per
+call (``Σ_k rows_k·cols_k`` writes into a copy of W) and then makes the layer's own product and
+nothing else per token in the forward; the backward's input gradient is one product with
+``W + ΔW`` (what the frozen layer's backward costs anyway), and the blocks' gradients are the
+same gathered ``g_kᵀ x_k`` products as in Note [permuted block linear]. Per token that removes
+the blocks' forward product and their share of the input gradient, for one ``out × in`` copy
+per step: cheaper as soon as the tokens per step times ``Σ_k rows_k·cols_k`` exceed
+``out·in`` (:func:`weight_side_pays`). It keeps ``x`` (shared with the frozen layer) and the
+merged weight.
 """
 
 from __future__ import annotations
@@ -109,3 +123,98 @@ def permuted_block_linear(
     inv_in, perm_out = inverses or (inverse_permutation(perm_in), inverse_permutation(inv_out))
     perms = (perm_in, inv_in, perm_out, inv_out)
     return _PermutedBlockLinear.apply(x, perms, *blocks)
+
+
+def weight_side_pays(tokens: int, block_macs: int, in_features: int, out_features: int) -> bool:
+    """Whether :func:`merged_block_linear` is cheaper than :func:`permuted_block_linear` plus
+    the frozen layer: ``tokens · Σ_k rows_k·cols_k`` multiply-adds saved in the forward against
+    one ``out × in`` copy and scatter (Note [weight-side block linear])."""
+    return tokens * block_macs > in_features * out_features
+
+
+def _scatter_index(perm_in: Tensor, perm_out: Tensor, shapes: Sequence[tuple[int, int]], d_in: int):
+    """Flat positions in the ``out × in`` weight of every block entry, blocks in order."""
+    parts, start_in, start_out = [], 0, 0
+    for rows, cols in shapes:
+        r = perm_out[start_out : start_out + rows]
+        c = perm_in[start_in : start_in + cols]
+        parts.append((r[:, None] * d_in + c[None, :]).flatten())
+        start_in += cols
+        start_out += rows
+    return torch.cat(parts)
+
+
+class _MergedBlockLinear(torch.autograd.Function):
+    """``x (W + ΔW)ᵀ + b`` for a frozen ``W`` (Note [weight-side block linear])."""
+
+    @staticmethod
+    def forward(
+        ctx,
+        x: Tensor,
+        weight: Tensor,
+        bias: Tensor | None,
+        perms: tuple[Tensor, Tensor],
+        *blocks: Tensor,
+    ) -> Tensor:
+        perm_in, perm_out = perms
+        shapes = [tuple(b.shape) for b in blocks]
+        index = _scatter_index(perm_in, perm_out, shapes, weight.shape[1])
+        merged = weight.flatten().index_add(0, index, torch.cat([b.flatten() for b in blocks]))
+        merged = merged.view(weight.shape)
+        ctx.save_for_backward(x, merged, perm_in, perm_out, *blocks)
+        return torch.nn.functional.linear(x, merged, bias)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
+        x, merged, perm_in, perm_out, *blocks = ctx.saved_tensors
+        g = grad.reshape(-1, grad.shape[-1])
+        grad_x = (g @ merged).view(x.shape) if ctx.needs_input_grad[0] else None
+        grads: list[Tensor | None] = [None] * len(blocks)
+        if any(ctx.needs_input_grad[4:]):
+            gp = g.index_select(-1, perm_out)
+            xp = x.reshape(-1, x.shape[-1]).index_select(-1, perm_in)
+            start_in = start_out = 0
+            for k, b in enumerate(blocks):
+                rows, cols = b.shape
+                if ctx.needs_input_grad[4 + k]:
+                    g_k = gp[:, start_out : start_out + rows]
+                    grads[k] = g_k.T @ xp[:, start_in : start_in + cols]
+                start_in += cols
+                start_out += rows
+        return (grad_x, None, None, None, *grads)
+
+
+def merged_block_linear(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    perm_in: Tensor,
+    perm_out: Tensor,
+    blocks: Sequence[Tensor],
+) -> Tensor:
+    """``x Wᵀ + b + P_outᵀ (⊕_k blocks[k]) P_in x`` through the merged weight (Note
+    [weight-side block linear]); the same value as the frozen layer plus
+    :func:`permuted_block_linear`, up to summation order.
+
+    Args:
+        x: activations ``(..., in)``.
+        weight: the frozen ``(out, in)`` weight (no gradient is returned for it).
+        bias: the frozen ``(out,)`` bias, or ``None``.
+        perm_in: the input feature read at each permuted position.
+        perm_out: the output feature written at each permuted position (the inverse of
+            :func:`permuted_block_linear`'s ``inv_out``).
+        blocks: ``(rows_k, cols_k)``, as for :func:`permuted_block_linear`.
+
+    Raises:
+        ValueError: ``weight`` or ``bias`` requires grad (this path returns no gradient for
+            them), or the blocks do not tile the permutations.
+    """
+    if weight.requires_grad or (bias is not None and bias.requires_grad):
+        raise ValueError(
+            "merged_block_linear: expected a frozen weight and bias; found one that requires grad"
+        )
+    if sum(b.shape[1] for b in blocks) != perm_in.numel() or sum(
+        b.shape[0] for b in blocks
+    ) != perm_out.numel():
+        raise ValueError("blocks' rows and columns must add up to the output and input features")
+    return _MergedBlockLinear.apply(x, weight, bias, (perm_in, perm_out), *blocks)
