@@ -13,6 +13,10 @@ product instead of a sweep over the identity, and without autograd two buffers a
 sweep pays for fresh, page-faulting memory. Inside a block, ops are packed into moments: fixed
 diagonal gates fold into one sign/phase vector, single-qubit gates on neighbouring wires into one
 Kronecker factor.
+
+A unitary whose circuit splits into two halves joined only by a few fixed diagonal gates (a
+two-design: the CZs across the middle) skips the sweeps: it is a short sum of Kronecker products
+of the halves' matrices, written by one batched matmul (Note [cut unitary]).
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import cast
 
 import numpy as np
 import torch
 
 from backends import budget
-from backends.torch_gates import fbs_sign, gate_matrix
+from backends.torch_gates import fbs_sign, gate_matrix, stacked_matrices
 from circuits import Circuit, Op, get_gate, moments, reference_matrix
 
 Tensor = torch.Tensor
@@ -284,6 +289,213 @@ def _identity_start(
     return _kron(factors, out), rest
 
 
+# Note [cut unitary]
+# ------------------
+# Cut the wires into an upper part 0..h-1 and a lower part h..n-1. When every op lies inside one
+# part except a few fixed two-wire diagonal gates across the cut (CZ in a two-design), the
+# unitary is a short sum of Kronecker products: a diagonal gate on an upper wire u and a lower
+# wire v, diag(d(x_u, x_v)), is Σ_a |a⟩⟨a|_u ⊗ diag(d(a, 0), d(a, 1))_v, and diagonal gates commute
+# with everything on other wires, so with c such gates
+#
+#     U = Σ_r H_r ⊗ L_r,   r = (a_1, …, a_c) ∈ {0,1}^c,
+#     H_r = S_c P_{a_c} S_{c-1} ⋯ P_{a_1} S_0,   L_r = T_c Q_{a_c} T_{c-1} ⋯ Q_{a_1} T_0,
+#
+# where S_s (T_s) is the product of the upper (lower) ops between crossings s and s+1 — an op
+# goes to the first segment after every crossing and every op that precedes it on its wires —
+# and P_{a_s} (Q_{a_s}) is the upper (lower) factor of crossing s. The H_r and L_r are 2^h- and
+# 2^(n-h)-sized matrices, built moment by moment on all R terms at once (:func:`_side_terms`):
+# the single-qubit moments of a side as Kronecker products (every 2×2 matrix from one
+# construction per gate name, one batched Kronecker product for all moments), fixed diagonals
+# and crossing factors as row scalings, other gates as small fused blocks. The 4^n entries of U
+# are then written once, by one batched matmul contracting over r:
+# U[(i_h, i_l), (j_h, j_l)] = Σ_r H_r[i_h, j_h] L_r[i_l, j_l], for each (i_h, i_l) a
+# (2^h × R) by (R × 2^(n-h)) product that lands in U's row order. Against sweeping fused
+# 2^6-wide blocks over the whole matrix (64 multiply-adds per entry per sweep) this costs
+# R = 2^c multiply-adds per entry and one pass of memory: the unitary's own write. The cut
+# position is the cheapest by that count (:func:`_cut_cost`); circuits with no cut cheaper than
+# one sweep, or with larger gates across every cut, take the sweeps.
+
+#: Most terms (2^crossings) a cut may have before sweeps are cheaper.
+_MAX_CUT_TERMS = 16
+
+
+@dataclass(frozen=True)
+class _Side:
+    """One side of a cut: its ops in order, as steps on a 2^width matrix (Note [cut unitary])."""
+
+    width: int
+    singles: tuple[Op, ...]  # every single-qubit op of the side, relabelled
+    krons: np.ndarray  # (K, width): per Kron moment, the index in singles of each wire's op
+    #: ("kron", i), ("diag", vector), ("cross", the (2, 2^w) factors of a crossing), ("block",
+    #: a Circuit of the side's other ops in one moment)
+    steps: tuple[tuple[str, object], ...]
+
+
+@dataclass(frozen=True)
+class _Cut:
+    """A unitary as Σ_r H_r ⊗ L_r (Note [cut unitary])."""
+
+    h: int  # upper wires 0..h-1
+    hi: _Side
+    lo: _Side
+    terms: int  # R = 2^crossings
+
+
+def _crossing_diag(op: Op, h: int, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(P, Q): the (2, 2^h) and (2, 2^(n-h)) diagonals of a fixed two-wire diagonal op across
+    the cut at h, or None for any other op."""
+    gate = get_gate(op.name)
+    wires = op.all_wires
+    if not (gate.diagonal and gate.num_params == 0 and len(wires) == 2):
+        return None
+    u, v = sorted(wires)
+    relabel = {u: 0, v: 1}
+    local = replace(op, wires=tuple(relabel[w] for w in op.wires),
+                    controls=tuple(relabel[w] for w in op.controls))
+    d = _diag_of(2, local).reshape(2, 2)  # d[x_u, x_v]
+    hi_bits = (np.arange(1 << h) >> (h - 1 - u)) & 1
+    lo_bits = (np.arange(1 << (n - h)) >> (n - 1 - v)) & 1
+    return np.stack([hi_bits == a for a in (0, 1)]).astype(float), d[:, lo_bits]
+
+
+def _side(
+    width: int, segments: list[list[Op]], crossings: list[np.ndarray], num_params: int
+) -> _Side:
+    singles: list[Op] = []
+    krons: list[list[int]] = []
+    steps: list[tuple[str, object]] = []
+    for s, ops in enumerate(segments):
+        if s:
+            steps.append(("cross", crossings[s - 1]))
+        for moment in moments(Circuit(width, tuple(ops))) if ops else []:
+            diag: np.ndarray | None = None
+            row = [-1] * width
+            others: list[Op] = []
+            for op in moment:
+                gate = get_gate(op.name)
+                if gate.diagonal and gate.num_params == 0:
+                    v = _diag_of(width, op)
+                    diag = v if diag is None else diag * v
+                elif gate.num_wires == 1 and not op.controls:
+                    row[op.wires[0]] = len(singles)
+                    singles.append(op)
+                else:
+                    others.append(op)
+            if diag is not None:
+                steps.append(("diag", diag))
+            if max(row) >= 0:
+                steps.append(("kron", len(krons)))
+                krons.append(row)
+            if others:
+                steps.append(("block", Circuit(width, tuple(others), num_params)))
+    identity = len(singles)  # the row after the single-qubit ops holds the identity
+    table = np.array([[identity if i < 0 else i for i in r] for r in krons], dtype=np.int64)
+    return _Side(width, tuple(singles), table.reshape(len(krons), width), tuple(steps))
+
+
+def _cut_at(circuit: Circuit, h: int) -> _Cut | None:
+    """The cut at wire h, or None when an op other than a fixed two-wire diagonal crosses it
+    or the crossings make more than _MAX_CUT_TERMS terms."""
+    n = circuit.n_qubits
+    level = [0] * n
+    hi: list[tuple[np.ndarray, np.ndarray]] = []
+    segments: tuple[list[list[Op]], list[list[Op]]] = ([[]], [[]])
+    for op in circuit.ops:
+        first, last = _span_range(op)
+        if first < h <= last:
+            diag = _crossing_diag(op, h, n)
+            if diag is None or 2 ** (len(hi) + 1) > _MAX_CUT_TERMS:
+                return None
+            hi.append(diag)
+            for w in op.all_wires:
+                level[w] = len(hi)
+            segments[0].append([])
+            segments[1].append([])
+            continue
+        span = range(first, last + 1)
+        seg = max(level[w] for w in span)
+        for w in span:
+            level[w] = seg
+        side, start = (0, 0) if last < h else (1, h)
+        segments[side][seg].append(
+            replace(op, wires=tuple(w - start for w in op.wires),
+                    controls=tuple(w - start for w in op.controls))
+        )
+    upper = _side(h, segments[0], [p for p, _ in hi], circuit.num_params)
+    lower = _side(n - h, segments[1], [q for _, q in hi], circuit.num_params)
+    return _Cut(h, upper, lower, 2 ** len(hi))
+
+
+def _cut_cost(cut: _Cut, n: int) -> int:
+    """Multiply-adds of :func:`_cut_unitary`: every matmul step of a side, on every term, and
+    the final product (R per entry of the unitary)."""
+    sides = sum(
+        sum(kind in ("kron", "block") for kind, _ in side.steps) << (3 * side.width)
+        for side in (cut.hi, cut.lo)
+    )
+    return cut.terms * (sides + (1 << (2 * n)))
+
+
+@lru_cache(maxsize=128)
+def _cut_plan(circuit: Circuit) -> _Cut | None:
+    """The cheapest cut (:func:`_cut_cost`), or None when none costs less than one sweep of a
+    fused block over the unitary (2^_FUSE_WIDTH multiply-adds per entry)."""
+    n = circuit.n_qubits
+    if n <= _FUSE_WIDTH:  # one fused block already builds the whole unitary
+        return None
+    best, best_cost = None, 1 << (2 * n + _FUSE_WIDTH)
+    for h in sorted(range(1, n), key=lambda h: abs(n - 2 * h)):
+        cut = _cut_at(circuit, h)
+        if cut is not None and _cut_cost(cut, n) < best_cost:
+            best, best_cost = cut, _cut_cost(cut, n)
+    return best
+
+
+def _side_terms(side: _Side, p: Tensor, dtype: torch.dtype) -> Tensor:
+    """The (B, R, 2^w, 2^w) terms of one side of a cut, r's bits in crossing order."""
+    b, w, dev = p.shape[0], side.width, p.device
+    d = 1 << w
+    kron: Tensor | None = None
+    if len(side.krons):
+        eye = torch.eye(2, dtype=dtype, device=dev).expand(b, 1, 2, 2)
+        table = torch.cat([stacked_matrices(side.singles, p, dtype), eye], dim=1)
+        k = len(side.krons)
+        f = table.index_select(1, torch.as_tensor(side.krons.reshape(-1), device=dev))
+        f = f.view(b * k, w, 2, 2)
+        kron = _kron([f[:, j] for j in range(w)]).view(b, k, d, d)
+    x: Tensor | None = None  # (B, R, d, d) once started; None stands for the identity
+    for kind, arg in side.steps:
+        if kind == "kron":
+            assert kron is not None
+            m = kron[:, cast(int, arg)]
+            x = m[:, None] if x is None else m[:, None] @ x
+        elif kind == "block":
+            m = run(cast(Circuit, arg), p, None, dtype, cut=False)
+            x = m[:, None] if x is None else m[:, None] @ x
+        else:  # a diagonal: a fixed one, or a crossing's two factors (doubling the terms)
+            v = torch.as_tensor(cast(np.ndarray, arg), device=dev).to(dtype)
+            if kind == "diag":
+                v = v[None]
+            x = torch.diag_embed(v).expand(b, -1, d, d) if x is None else (
+                (x[:, :, None] * v[:, :, None]).reshape(b, -1, d, d)
+            )
+    if x is None:
+        x = torch.eye(d, dtype=dtype, device=dev).expand(b, 1, d, d)
+    return x
+
+
+def _cut_unitary(cut: _Cut, n: int, p: Tensor, dtype: torch.dtype) -> Tensor:
+    """U = Σ_r H_r ⊗ L_r (Note [cut unitary]): shape (B, 2^n, 2^n)."""
+    h, b = cut.h, p.shape[0]
+    dh, dl = 1 << h, 1 << (n - h)
+    hi = _side_terms(cut.hi, p, dtype)  # (B, R, dh, dh)
+    lo = _side_terms(cut.lo, p, dtype)  # (B, R, dl, dl)
+    r = hi.shape[1]  # both sides double at every crossing
+    # for each (b, i_h, i_l): (dh × R) @ (R × dl) over (j_h, j_l)
+    a = hi.permute(0, 2, 3, 1)[:, :, None].expand(b, dh, dl, dh, r).reshape(-1, dh, r)
+    c = lo.permute(0, 2, 1, 3)[:, None].expand(b, dh, dl, r, dl).reshape(-1, r, dl)
+    return torch.bmm(a, c).view(b, dh * dl, dh * dl)
+
 # Note [state-vector memory]
 # --------------------------
 # :func:`run` holds a few tensors of the state's shape ``(B, 2^n, M)`` at once (M = 2^n for a
@@ -291,9 +503,11 @@ def _identity_start(
 # ``apply`` / ``columns``); with autograd every sweep allocates its output and keeps its input for
 # the backward pass, so about one state per sweep, and the backward pass needs about as much
 # again for the gradients it builds on the way back (measured: a 12-qubit unitary and 20-qubit
-# columns peak within 15% of this count). :func:`run_nbytes` counts those from sizes alone; the
-# sweep count comes from the (cached) fused plan only when the cheap bound "one sweep per op"
-# would not fit the budget anyway.
+# columns peak within 15% of this count); the cut path (Note [cut unitary]) holds less: the
+# result, the halves' terms and, with autograd, one gradient of the result's size.
+# :func:`run_nbytes` counts those from sizes alone (the sweep bound covers the cut path too);
+# the sweep count comes from the (cached) fused plan only when the cheap bound "one sweep per
+# op" would not fit the budget anyway.
 
 
 def state_nbytes(n_qubits: int, batch: int, columns: int | None, dtype: torch.dtype) -> int:
@@ -361,8 +575,12 @@ def run(
     dtype: torch.dtype,
     *,
     fuse: bool = True,
+    cut: bool = True,
 ) -> Tensor:
     """Apply the circuit to X (B, 2^n, M), or build its unitary when X is None.
+
+    A unitary is built as a short sum of Kronecker products when the circuit splits into two
+    halves joined by a few fixed diagonal gates (Note [cut unitary]; ``cut=False`` skips it).
 
     Without autograd the sweeps alternate between two buffers instead of allocating one each,
     and for a unitary one of the two is a per-thread scratch kept between calls: fresh memory
@@ -370,6 +588,10 @@ def run(
     """
     n = circuit.n_qubits
     b = p.shape[0]
+    if x is None and fuse and cut:
+        plan = _cut_plan(circuit)
+        if plan is not None:
+            return _cut_unitary(plan, n, p, dtype)
     needs_grad = p.requires_grad or (x is not None and x.requires_grad)
     reuse = fuse and not (torch.is_grad_enabled() and needs_grad)
     buffers: list[Tensor] = []
