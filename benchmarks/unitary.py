@@ -1,13 +1,16 @@
 """exact.unitary vs Qiskit's Operator and PennyLane's qml.matrix; hamming_block vs determinants.
 
 Run with ``make bench-unitary`` or ``python -m benchmarks.unitary [--quick]``. Every row first
-checks that the contenders give the same matrix, then times them interleaved and prints medians
-and ratios (this machine is shared and noisy: compare ratios, not absolute times).
+checks that the contenders give the same matrix, then times them interleaved (each round runs
+every contender once, in rotated order) and prints medians and the quartiles of the per-round
+ratios (this machine is shared and noisy: compare ratios, not absolute times). Beside each
+unitary, ``write`` is the memory-bandwidth reference of the same run: filling a fresh
+``2^n × 2^n`` buffer of the unitary's dtype, the least any method that returns the matrix pays.
 
-Targets on a 2-core CPU: ≥ 50× faster than Operator at n = 10 and ≥ 20× at n = 12 for
-``two_design(n, 2)``; ≥ 10× for hamming_block forward+backward at n = 22, k ∈ {1, 2} against the
-determinant method (dense Givens product for the weight-1 block, then one k×k determinant per
-entry of the compound, as the QuIC reference code computes compounds).
+Targets on a 2-core CPU: ``two_design(n, 2)`` ≥ 100× faster than Operator at n = 10 and within
+3× of ``write`` at n = 12; hamming_block forward+backward ≥ 10× faster at n = 22, k ∈ {1, 2},
+than the determinant method (dense Givens product for the weight-1 block, then one k×k
+determinant per entry of the compound, as the QuIC reference code computes compounds).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import statistics
 import sys
 import time
 from itertools import combinations
@@ -23,7 +27,7 @@ import numpy as np
 import torch
 
 from backends import exact
-from benchmarks.timing import fmt_seconds, interleaved_medians
+from benchmarks.timing import fmt_seconds, interleaved_medians, interleaved_samples, ratio_spread
 from circuits import Circuit, rbs_pyramid, two_design
 
 
@@ -51,11 +55,18 @@ def _settle(seconds: float = 1.0) -> None:
     time.sleep(seconds)
 
 
+def _ratio(samples: dict[str, list[float]], num: str, den: str) -> tuple[float, str]:
+    """Median per-round ratio ``num / den`` and its quartiles as text."""
+    r = ratio_spread(samples[num], samples[den])
+    return r.median, f"{r.median:7.1f}x [{r.q1:.1f}-{r.q3:.1f}]"
+
+
 def bench_unitary(sizes: list[int], operator_only: list[int], rounds: int) -> list[dict]:
     rows = []
-    print("two_design(n, 2): median time of the full 2^n x 2^n unitary (float64)")
-    print(f"{'n':>3} {'exact':>11} {'Operator':>11} {'qml.matrix':>11} "
-          f"{'Operator/exact':>15} {'qml/exact':>10}")
+    print("two_design(n, 2): median time of the full 2^n x 2^n unitary (float64); per-round "
+          "ratios, median [quartiles]")
+    print(f"{'n':>3} {'exact':>11} {'Operator':>11} {'qml.matrix':>11} {'write':>11} "
+          f"{'Operator/exact':>21} {'qml/exact':>10} {'exact/write':>18}")
     for n in sizes + operator_only:
         c = two_design(n, 2)
         theta = np.random.default_rng(n).uniform(-np.pi, np.pi, c.num_params)
@@ -65,28 +76,38 @@ def bench_unitary(sizes: list[int], operator_only: list[int], rounds: int) -> li
             with torch.no_grad():
                 return exact.unitary(c, t)
 
-        contenders = {"exact": ours, "Operator": _qiskit_operator(c, theta)}
-        slow = {"qml.matrix": _pennylane_matrix(c, theta)} if n in sizes else {}
         reference = ours().numpy()
+        dim, dtype = 2**n, ours().dtype
+
+        def write(dim=dim, dtype=dtype):
+            return torch.empty(dim, dim, dtype=dtype).fill_(1.0)
+
+        contenders = {"exact": ours, "Operator": _qiskit_operator(c, theta), "write": write}
+        slow = {"qml.matrix": _pennylane_matrix(c, theta)} if n in sizes else {}
         for name, fn in {**contenders, **slow}.items():
+            if name == "write":
+                continue
             err = np.abs(np.asarray(fn()) - reference).max()
             if err > 1e-10:
                 raise AssertionError(f"{name} differs from exact.unitary at n={n}: {err:.2e}")
         _settle()
-        reps = rounds if n <= 10 else max(1, rounds // 5)
-        med = interleaved_medians(contenders, reps, warmup=0 if n > 10 else 1)
+        reps = rounds if n <= 10 else max(3, rounds // 5)
+        samples = interleaved_samples(contenders, reps, warmup=0 if n > 10 else 1, rotate=True)
+        med = {name: statistics.median(ts) for name, ts in samples.items()}
         # qml.matrix is 100-1000x slower and leaves the allocator and the kernel reclaiming
         # gigabytes for a while after each call, which would slow whatever runs next; it is
-        # timed in its own block, after the interleaved pair, with fewer repetitions.
+        # timed in its own block, after the interleaved ones, with fewer repetitions.
         if slow:
             med.update(interleaved_medians(slow, max(1, reps // 4), warmup=0))
             _settle()
-        r_op = med["Operator"] / med["exact"]
+        r_op, op_text = _ratio(samples, "Operator", "exact")
+        r_write, write_text = _ratio(samples, "exact", "write")
         r_pl = med.get("qml.matrix", float("nan")) / med["exact"]
         pl = fmt_seconds(med["qml.matrix"]) if "qml.matrix" in med else " " * 11
         print(f"{n:>3} {fmt_seconds(med['exact'])} {fmt_seconds(med['Operator'])} {pl} "
-              f"{r_op:>14.1f}x {r_pl:>9.1f}x")
-        rows.append({"n": n, **med, "operator_ratio": r_op, "pennylane_ratio": r_pl})
+              f"{fmt_seconds(med['write'])} {op_text:>21} {r_pl:>9.1f}x {write_text:>18}")
+        rows.append({"n": n, **med, "operator_ratio": r_op, "pennylane_ratio": r_pl,
+                     "write_ratio": r_write})
     return rows
 
 
@@ -115,8 +136,8 @@ def _compound_by_determinants(a: torch.Tensor, k: int) -> torch.Tensor:
 def bench_hamming(n: int, orders: list[int], rounds: int) -> list[dict]:
     c = rbs_pyramid(n)
     print(f"\nhamming_block(rbs_pyramid({n}), k): forward + backward, float64")
-    print(f"{'k':>3} {'dim':>5} {'ours':>11} {'simulate':>11} {'determinants':>13} "
-          f"{'det/ours':>9} {'det/simulate':>13}")
+    print(f"{'k':>3} {'dim':>5} {'ours':>11} {'simulate':>11} {'determinants':>11} "
+          f"{'det/ours':>19} {'det/simulate':>19}")
     rows = []
     for k in orders:
         theta = torch.tensor(np.random.default_rng(k).uniform(-np.pi, np.pi, c.num_params))
@@ -141,14 +162,16 @@ def bench_hamming(n: int, orders: list[int], rounds: int) -> list[dict]:
             err = (fn() - want).abs().max().item()
             if err > 1e-10:
                 raise AssertionError(f"{name} differs from the determinant method: {err:.2e}")
-        med = interleaved_medians(
-            {"ours": ours, "simulate": simulate, "determinants": determinants}, rounds
+        samples = interleaved_samples(
+            {"ours": ours, "simulate": simulate, "determinants": determinants}, rounds,
+            rotate=True,
         )
-        r = med["determinants"] / med["ours"]
-        r_sim = med["determinants"] / med["simulate"]
+        med = {name: statistics.median(ts) for name, ts in samples.items()}
+        r, text = _ratio(samples, "determinants", "ours")
+        r_sim, sim_text = _ratio(samples, "determinants", "simulate")
         print(f"{k:>3} {want.shape[0]:>5} {fmt_seconds(med['ours'])} "
-              f"{fmt_seconds(med['simulate'])} {fmt_seconds(med['determinants'])}  "
-              f"{r:>8.1f}x {r_sim:>12.1f}x")
+              f"{fmt_seconds(med['simulate'])} {fmt_seconds(med['determinants'])} "
+              f"{text:>19} {sim_text:>19}")
         rows.append({"k": k, **med, "ratio": r, "simulate_ratio": r_sim})
     return rows
 
