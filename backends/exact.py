@@ -40,7 +40,7 @@ from backends import budget, subspace
 from backends import compounds as compounds_module
 from backends.compounds import compound, compounds, rotation_compounds
 from backends.statevector import run, run_nbytes
-from backends.subspace import is_fermionic
+from backends.subspace import circuit_cache, is_fermionic
 from backends.torch_gates import gate_matrix
 from circuits import Circuit, get_gate
 from circuits.subspace import subspace_dim
@@ -97,10 +97,17 @@ def _check_qubits(circuit: Circuit, limit: int | None, what: str) -> None:
         )
 
 
+@circuit_cache(maxsize=256)
+def _facts(circuit: Circuit) -> tuple[bool, bool, bool]:
+    """(is_real, preserves_hamming_weight, is_fermionic) of a circuit: one lookup by identity
+    per call instead of three walks over its ops."""
+    return circuit.is_real, circuit.preserves_hamming_weight, is_fermionic(circuit)
+
+
 def _dtypes(circuit: Circuit, params: Tensor) -> tuple[torch.dtype, torch.dtype]:
     """(real dtype, working dtype) for a circuit and its parameters."""
     real = params.dtype
-    if circuit.is_real:
+    if _facts(circuit)[0]:
         return real, real
     return real, torch.complex128 if real == torch.float64 else torch.complex64
 
@@ -320,7 +327,8 @@ def hamming_block(
     """
     params = _check_params(circuit, params)
     n = circuit.n_qubits
-    if not circuit.preserves_hamming_weight:
+    _, preserves, fermionic = _facts(circuit)
+    if not preserves:
         bad = next(op for op in circuit.ops if not get_gate(op.name).preserves_hamming_weight)
         raise ValueError(
             "hamming_block expects a Hamming-weight-preserving circuit (gates such as rbs, fbs, "
@@ -342,7 +350,6 @@ def hamming_block(
         method = "minors"
     if method not in _HAMMING_METHODS:
         raise ValueError(f"expected method 'auto', 'simulate' or 'minors'; found {method!r}")
-    fermionic = is_fermionic(circuit)
     if method == "minors" and not fermionic:
         raise ValueError(
             "method='minors' equals the weight-k block only for FBS gates and nearest-neighbour "

@@ -24,13 +24,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from typing import cast
 
 import numpy as np
 import torch
 
 from backends import budget
+from backends.subspace import circuit_cache
 from backends.torch_gates import fbs_sign, gate_matrix, stacked_matrices
 from circuits import Circuit, Op, get_gate, moments, reference_matrix
 
@@ -71,7 +71,7 @@ def _diag_of(n: int, op: Op) -> np.ndarray:
     return out.real.copy() if np.allclose(out.imag, 0) else out
 
 
-@lru_cache(maxsize=128)
+@circuit_cache(maxsize=128)
 def _plan(circuit: Circuit) -> tuple[_Step, ...]:
     n = circuit.n_qubits
     steps: list[_Step] = []
@@ -171,7 +171,7 @@ def _span_range(op: Op) -> tuple[int, int]:
     return min(wires), max(wires)
 
 
-@lru_cache(maxsize=128)
+@circuit_cache(maxsize=128)
 def _fused_plan(circuit: Circuit) -> tuple[_Block | _Step, ...]:
     """Gate fusion by windows: sweep tilings of ``_FUSE_WIDTH`` neighbouring wires, alternating
     the tiling's offset, and give each window every op that is ready (all earlier ops on its wires
@@ -249,7 +249,7 @@ def _block_matrix(block: _Block, p: Tensor, dtype: torch.dtype) -> Tensor:
     return run(block.sub, p, eye.expand(p.shape[0], -1, -1), dtype, fuse=False)
 
 
-@lru_cache(maxsize=128)
+@circuit_cache(maxsize=128)
 def _identity_plan(circuit: Circuit) -> tuple[tuple[_Block, ...], tuple[_Block | _Step, ...]]:
     """The fused plan split into its leading blocks on disjoint wires and the sweeps after them."""
     steps = _fused_plan(circuit)
@@ -436,7 +436,7 @@ def _cut_cost(cut: _Cut, n: int) -> int:
     return cut.terms * (sides + (1 << (2 * n)))
 
 
-@lru_cache(maxsize=128)
+@circuit_cache(maxsize=128)
 def _cut_plan(circuit: Circuit) -> _Cut | None:
     """The cheapest cut (:func:`_cut_cost`), or None when none costs less than one sweep of a
     fused block over the unitary (2^_FUSE_WIDTH multiply-adds per entry)."""

@@ -28,6 +28,8 @@ its wires and breaks that identity.
 
 from __future__ import annotations
 
+import functools
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -62,7 +64,8 @@ def compile_constant(fn: _F) -> _F:
 
     For builders of index tables that depend on sizes and gates only: Dynamo calls ``fn`` once
     while tracing and keeps its result, instead of tracing its numpy code. Eager calls are
-    unchanged (the function is only marked). Put it under ``functools.lru_cache``.
+    unchanged (the function is only marked). Put it over ``functools.lru_cache`` or
+    :func:`circuit_cache`.
 
     Args:
         fn: a pure function of hashable, non-tensor arguments.
@@ -78,6 +81,48 @@ def compile_constant(fn: _F) -> _F:
         [0, 1, 2]
     """
     return cast(_F, torch.compiler.assume_constant_result(fn))
+
+
+def circuit_cache(maxsize: int) -> Callable[[_F], _F]:
+    """Cache ``fn(circuit, *args)`` by the circuit object first, then by value.
+
+    Hashing a :class:`circuits.Circuit` walks all its ops (tens of microseconds for a few hundred,
+    more than the simulation of a small block costs), and callers such as the adapter families
+    pass the same object at every step: the first level is a dict keyed by ``id(circuit)``,
+    whose entries a weak reference drops with their circuit. Misses fall through to a
+    ``functools.lru_cache`` of ``maxsize`` keyed by value, so equal circuits share one result.
+    Arguments after the circuit must be hashable.
+
+    Example:
+        >>> @circuit_cache(8)
+        ... def width(circuit: Circuit) -> int:
+        ...     return circuit.n_qubits
+        >>> width(Circuit(3, []))
+        3
+    """
+
+    def decorate(fn: _F) -> _F:
+        by_value = lru_cache(maxsize=maxsize)(fn)
+        by_object: dict[int, tuple[weakref.ref, dict]] = {}
+
+        def forget(_: weakref.ref, key: int) -> None:
+            by_object.pop(key, None)
+
+        @functools.wraps(fn)
+        def cached(circuit: Circuit, *args: Any) -> Any:
+            key = id(circuit)
+            entry = by_object.get(key)
+            if entry is None or entry[0]() is not circuit:
+                entry = (weakref.ref(circuit, functools.partial(forget, key=key)), {})
+                by_object[key] = entry
+            results = entry[1]
+            if args not in results:
+                results[args] = by_value(circuit, *args)
+            return results[args]
+
+        return cast(_F, cached)
+
+    return decorate
 
 
 @dataclass(frozen=True)
@@ -155,8 +200,8 @@ def _op_rows(
     return srcs, coefs, touched
 
 
-@lru_cache(maxsize=128)
 @compile_constant
+@circuit_cache(maxsize=128)
 def _subspace_plan(circuit: Circuit, k: int) -> tuple[_SubPass, ...]:
     n = circuit.n_qubits
     idx = weight_indices(n, k).astype(np.int64)
@@ -206,10 +251,11 @@ class _DensePlan:
     entries: TableEntries  # (E,) how to compute the op_table entry that fills each position
     rows_of: np.ndarray  # (E,) p·d + row of each position (Note [pass-product gradient])
     cols_of: np.ndarray  # (E,) p·d + column of each position
+    passes: int  # m
 
 
-@lru_cache(maxsize=64)
 @compile_constant
+@circuit_cache(maxsize=64)
 def _dense_plan(circuit: Circuit, k: int) -> _DensePlan | None:
     """The passes of :func:`_subspace_plan` as dense matrices, or None when too large."""
     passes = _subspace_plan(circuit, k)
@@ -227,7 +273,8 @@ def _dense_plan(circuit: Circuit, k: int) -> _DensePlan | None:
             entries.append(sp.coef[s])
     rows_of, cols_of = np.concatenate(row_ids), np.concatenate(col_ids)
     values = table_entries(circuit, np.concatenate(entries))
-    return _DensePlan(base.reshape(-1), rows_of * rows + cols_of % rows, values, rows_of, cols_of)
+    positions = rows_of * rows + cols_of % rows
+    return _DensePlan(base.reshape(-1), positions, values, rows_of, cols_of, len(passes))
 
 
 # Note [pass-product gradient]
@@ -400,10 +447,7 @@ def simulate(circuit: Circuit, p: Tensor, k: int, dtype: torch.dtype) -> Tensor:
 def _simulate(circuit: Circuit, p: Tensor, k: int, dtype: torch.dtype) -> Tensor:
     rows = subspace_dim(circuit.n_qubits, k)
     b = p.shape[0]
-    passes = _subspace_plan(circuit, k)
-    if not passes:
-        return torch.eye(rows, dtype=dtype, device=p.device).expand(b, rows, rows)
-    dense = _dense_plan(circuit, k)
+    dense = _dense_plan(circuit, k)  # one cache lookup on the dense path
     if dense is not None:
         dev = p.device
         values = entry_values(dense.entries, p, dtype)
@@ -413,9 +457,12 @@ def _simulate(circuit: Circuit, p: Tensor, k: int, dtype: torch.dtype) -> Tensor
             torch.as_tensor(dense.positions, device=dev),
             torch.as_tensor(dense.rows_of, device=dev),
             torch.as_tensor(dense.cols_of, device=dev),
-            len(passes),
+            dense.passes,
             rows,
         )
+    passes = _subspace_plan(circuit, k)
+    if not passes:
+        return torch.eye(rows, dtype=dtype, device=p.device).expand(b, rows, rows)
     table = op_table(circuit, p, dtype)
     x = torch.eye(rows, dtype=dtype, device=p.device).expand(b, rows, rows)
     for sp in passes:
