@@ -98,3 +98,21 @@ def test_second_derivatives_match_a_givens_product() -> None:
         (h,) = torch.autograd.grad(g @ direction, t)
         hvp.append(h)
     torch.testing.assert_close(hvp[0], hvp[1], atol=1e-12, rtol=0)
+
+
+def test_circuit_cache_by_object_then_by_value() -> None:
+    calls: list[int] = []
+
+    @subspace.circuit_cache(maxsize=4)
+    def plan(circuit: Circuit, k: int) -> tuple[int, int]:
+        calls.append(k)
+        return circuit.n_qubits, k
+
+    a, same = rbs_pyramid(4), rbs_pyramid(4)
+    assert plan(a, 1) == plan(a, 1) == (4, 1)
+    assert plan(same, 1) == (4, 1)  # an equal circuit: the value cache answers
+    assert plan(a, 2) == (4, 2)
+    assert calls == [1, 2]
+    for _ in range(3):  # new objects (ids may be reused once the old ones are freed)
+        assert plan(rbs_pyramid(3), 1) == (3, 1)
+    assert calls == [1, 2, 1]
