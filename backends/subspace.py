@@ -320,17 +320,19 @@ class _PassProduct(torch.autograd.Function):
     ) -> Tensor:
         b = values.shape[0]
         mats = base.expand(b, -1).index_add(1, positions, values).view(b, m, d, d)
-        pre = values.new_empty((m + 1, b, d, d))  # P_0 = I, ..., P_m = U
-        pre[0] = torch.eye(d, dtype=values.dtype, device=values.device)
-        pre[1] = mats[:, 0]
-        # one unbind each instead of two indexing calls per pass; plain 2-D products for a
-        # single parameter set skip the batched-matmul plumbing
-        ms, ps = (mats[0].unbind(0), pre[:, 0].unbind(0)) if b == 1 else (mats.unbind(1), pre)
-        mul = torch.mm if b == 1 else torch.matmul
+        # plain 2-D products for a single parameter set skip the batched-matmul plumbing
+        ms, mul = (mats[0].unbind(0), torch.mm) if b == 1 else (mats.unbind(1), torch.matmul)
+        prefixes = [ms[0]]
         for q in range(1, m):
-            mul(ms[q], ps[q], out=ps[q + 1])
-        ctx.save_for_backward(pre, positions, rows_of, cols_of, values, base)
-        return pre[m].clone()
+            prefixes.append(mul(ms[q], prefixes[-1]))
+        if ctx.needs_input_grad[0]:
+            eye = torch.eye(d, dtype=values.dtype, device=values.device).expand_as(ms[0])
+            pre = torch.stack([eye, *prefixes])  # P_0 = I, ..., P_m = U
+            if b == 1:
+                pre = pre.unsqueeze(1)
+            ctx.save_for_backward(pre, positions, rows_of, cols_of, values, base)
+        u = prefixes[-1] if m > 1 else prefixes[-1].clone()
+        return u.unsqueeze(0) if b == 1 else u
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
