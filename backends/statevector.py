@@ -305,8 +305,11 @@ def _identity_start(
 # and P_{a_s} (Q_{a_s}) is the upper (lower) factor of crossing s. The H_r and L_r are 2^h- and
 # 2^(n-h)-sized matrices, built moment by moment on all R terms at once (:func:`_side_terms`):
 # the single-qubit moments of a side as Kronecker products (every 2×2 matrix from one
-# construction per gate name, one batched Kronecker product for all moments), fixed diagonals
-# and crossing factors as row scalings, other gates as small fused blocks. The 4^n entries of U
+# construction per gate name, one batched Kronecker product for all moments), each fixed
+# diagonal folded into the columns of the next Kron moment and each crossing's two factors
+# into the next Kron moment's matmul (K·P_0 and K·P_1 make terms 2r and 2r+1), other gates as
+# small fused blocks; when both sides have one width and one step structure (an even two-design)
+# they run as one batch of two. The 4^n entries of U
 # are then written once, by one batched matmul contracting over r:
 # U[(i_h, i_l), (j_h, j_l)] = Σ_r H_r[i_h, j_h] L_r[i_l, j_l], for each (i_h, i_l) a
 # (2^h × R) by (R × 2^(n-h)) product that lands in U's row order. Against sweeping fused
@@ -321,13 +324,17 @@ _MAX_CUT_TERMS = 16
 
 @dataclass(frozen=True)
 class _Side:
-    """One side of a cut: its ops in order, as steps on a 2^width matrix (Note [cut unitary])."""
+    """S sides of a cut with one step structure (S = 2: both halves of an even cut in one pass;
+    arrays have a leading side axis), as steps on 2^width matrices (Note [cut unitary])."""
 
     width: int
-    singles: tuple[Op, ...]  # every single-qubit op of the side, relabelled
-    krons: np.ndarray  # (K, width): per Kron moment, the index in singles of each wire's op
-    #: ("kron", i), ("diag", vector), ("cross", the (2, 2^w) factors of a crossing), ("block",
-    #: a Circuit of the side's other ops in one moment)
+    singles: tuple[Op, ...]  # every single-qubit op of the sides, relabelled
+    krons: np.ndarray  # (S, K, width): per Kron moment, the index in singles of each wire's op
+    #: (S, K, 2^width) or None: fixed diagonals folded into each Kron moment's columns
+    scales: np.ndarray | None
+    #: ("kron", i); ("xkron", (i, (S, 2, 2^w) factors)): a Kron moment after a crossing's
+    #: factors, doubling the terms; ("diag", (S, 2^w)); ("cross", (S, 2, 2^w)); ("block", a
+    #: Circuit of the side's other ops in one moment; S = 1 only)
     steps: tuple[tuple[str, object], ...]
 
 
@@ -339,6 +346,7 @@ class _Cut:
     hi: _Side
     lo: _Side
     terms: int  # R = 2^crossings
+    both: _Side | None  # hi and lo as one _Side of two, when their steps match
 
 
 def _crossing_diag(op: Op, h: int, n: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -390,7 +398,77 @@ def _side(
                 steps.append(("block", Circuit(width, tuple(others), num_params)))
     identity = len(singles)  # the row after the single-qubit ops holds the identity
     table = np.array([[identity if i < 0 else i for i in r] for r in krons], dtype=np.int64)
-    return _Side(width, tuple(singles), table.reshape(len(krons), width), tuple(steps))
+    scales, folded = _fold(steps, len(krons), 1 << width)
+    one = tuple(
+        (kind, (arg[0], arg[1][None]) if kind == "xkron" else arg[None])  # type: ignore[index]
+        if kind in ("xkron", "diag", "cross") else (kind, arg)
+        for kind, arg in folded
+    )
+    return _Side(width, tuple(singles), table.reshape(1, len(krons), width),
+                 None if scales is None else scales[None], one)
+
+
+def _both(hi: _Side, lo: _Side) -> _Side | None:
+    """hi and lo as one _Side of two sides, when they have one width and one step structure."""
+    kinds = [(k, a if k == "kron" else a[0] if k == "xkron" else None) for k, a in hi.steps]
+    if (
+        hi.width != lo.width
+        or hi.krons.shape != lo.krons.shape
+        or kinds != [(k, a if k == "kron" else a[0] if k == "xkron" else None)
+                     for k, a in lo.steps]
+        or any(k == "block" for k, _ in hi.steps)
+    ):
+        return None
+    krons = np.concatenate([hi.krons, lo.krons + len(hi.singles)])
+    krons[1][lo.krons[0] == len(lo.singles)] = len(hi.singles) + len(lo.singles)  # identity
+    krons[0][hi.krons[0] == len(hi.singles)] = len(hi.singles) + len(lo.singles)
+    d = 1 << hi.width
+    ones = np.ones((1, hi.krons.shape[1], d))
+    scales = None if hi.scales is None and lo.scales is None else np.concatenate(
+        [ones if x.scales is None else x.scales for x in (hi, lo)]
+    )
+    steps: list[tuple[str, object]] = []
+    for (kind, a), (_, b) in zip(hi.steps, lo.steps, strict=True):
+        if kind == "xkron":
+            steps.append((kind, (a[0], np.concatenate([a[1], b[1]]))))  # type: ignore[index]
+        elif kind in ("diag", "cross"):
+            steps.append((kind, np.concatenate([a, b])))  # type: ignore[list-item]
+        else:
+            steps.append((kind, a))
+    return _Side(hi.width, hi.singles + lo.singles, krons, scales, tuple(steps))
+
+
+def _fold(
+    steps: list[tuple[str, object]], n_krons: int, d: int
+) -> tuple[np.ndarray | None, tuple[tuple[str, object], ...]]:
+    """Fold each diagonal and crossing into the Kron moment after it: K·diag(v) scales K's
+    columns (once, for all terms) and K·P_a makes the two new terms in one matmul."""
+    diags = [a for k, a in steps if k == "diag"]
+    scales = np.ones((n_krons, d), dtype=np.result_type(float, *diags))
+    out: list[tuple[str, object]] = []
+    diag: np.ndarray | None = None
+    cross: np.ndarray | None = None
+    for kind, arg in steps:
+        if kind == "diag":
+            diag = cast(np.ndarray, arg) if diag is None else diag * cast(np.ndarray, arg)
+        elif kind == "cross":  # diagonals commute: a pending diagonal stays pending
+            if cross is not None:
+                out.append(("cross", cross))
+            cross = cast(np.ndarray, arg)
+        elif kind == "kron":
+            if diag is not None:
+                scales[cast(int, arg)] = diag
+                diag = None
+            out.append(("kron", arg) if cross is None else ("xkron", (arg, cross)))
+            cross = None
+        else:
+            out += [("diag", diag)] if diag is not None else []
+            out += [("cross", cross)] if cross is not None else []
+            diag = cross = None
+            out.append((kind, arg))
+    out += [("diag", diag)] if diag is not None else []
+    out += [("cross", cross)] if cross is not None else []
+    return (scales if (scales != 1).any() else None), tuple(out)
 
 
 def _cut_at(circuit: Circuit, h: int) -> _Cut | None:
@@ -423,14 +501,14 @@ def _cut_at(circuit: Circuit, h: int) -> _Cut | None:
         )
     upper = _side(h, segments[0], [p for p, _ in hi], circuit.num_params)
     lower = _side(n - h, segments[1], [q for _, q in hi], circuit.num_params)
-    return _Cut(h, upper, lower, 2 ** len(hi))
+    return _Cut(h, upper, lower, 2 ** len(hi), _both(upper, lower))
 
 
 def _cut_cost(cut: _Cut, n: int) -> int:
     """Multiply-adds of :func:`_cut_unitary`: every matmul step of a side, on every term, and
     the final product (R per entry of the unitary)."""
     sides = sum(
-        sum(kind in ("kron", "block") for kind, _ in side.steps) << (3 * side.width)
+        sum(kind in ("kron", "xkron", "block") for kind, _ in side.steps) << (3 * side.width)
         for side in (cut.hi, cut.lo)
     )
     return cut.terms * (sides + (1 << (2 * n)))
@@ -452,35 +530,44 @@ def _cut_plan(circuit: Circuit) -> _Cut | None:
 
 
 def _side_terms(side: _Side, p: Tensor, dtype: torch.dtype) -> Tensor:
-    """The (B, R, 2^w, 2^w) terms of one side of a cut, r's bits in crossing order."""
+    """The (S, B, R, 2^w, 2^w) terms of the sides, r's bits in crossing order."""
     b, w, dev = p.shape[0], side.width, p.device
+    sides, k = side.krons.shape[:2]
     d = 1 << w
-    kron: Tensor | None = None
-    if len(side.krons):
+    kron: Tensor | None = None  # (S, B, K, d, d)
+    if k:
         eye = torch.eye(2, dtype=dtype, device=dev).expand(b, 1, 2, 2)
         table = torch.cat([stacked_matrices(side.singles, p, dtype), eye], dim=1)
-        k = len(side.krons)
         f = table.index_select(1, torch.as_tensor(side.krons.reshape(-1), device=dev))
-        f = f.view(b * k, w, 2, 2)
-        kron = _kron([f[:, j] for j in range(w)]).view(b, k, d, d)
-    x: Tensor | None = None  # (B, R, d, d) once started; None stands for the identity
+        f = f.view(b, sides, k, w, 2, 2).transpose(0, 1).reshape(-1, w, 2, 2)
+        kron = _kron([f[:, j] for j in range(w)]).view(sides, b, k, d, d)
+        if side.scales is not None:
+            kron = kron * torch.as_tensor(side.scales, device=dev).to(dtype)[:, None, :, None]
+    x: Tensor | None = None  # (S, B, R, d, d) once started; None stands for the identity
     for kind, arg in side.steps:
         if kind == "kron":
             assert kron is not None
-            m = kron[:, cast(int, arg)]
-            x = m[:, None] if x is None else m[:, None] @ x
+            m = kron[:, :, cast(int, arg), None]
+            x = m if x is None else m @ x
+        elif kind == "xkron":  # K·P_a for a = 0, 1: term r becomes terms 2r and 2r + 1
+            assert kron is not None
+            i, factors = cast(tuple, arg)
+            v = torch.as_tensor(factors, device=dev).to(dtype)  # (S, 2, d)
+            m = kron[:, :, i, None] * v[:, None, :, None, :]  # (S, B, 2, d, d)
+            x = m if x is None else (m[:, :, None] @ x[:, :, :, None]).flatten(2, 3)
         elif kind == "block":
-            m = run(cast(Circuit, arg), p, None, dtype, cut=False)
-            x = m[:, None] if x is None else m[:, None] @ x
+            m = run(cast(Circuit, arg), p, None, dtype, cut=False)[None, :, None]
+            x = m if x is None else m @ x
         else:  # a diagonal: a fixed one, or a crossing's two factors (doubling the terms)
             v = torch.as_tensor(cast(np.ndarray, arg), device=dev).to(dtype)
             if kind == "diag":
-                v = v[None]
-            x = torch.diag_embed(v).expand(b, -1, d, d) if x is None else (
-                (x[:, :, None] * v[:, :, None]).reshape(b, -1, d, d)
-            )
+                v = v[:, None]  # (S, 1, d): one term
+            if x is None:
+                x = torch.diag_embed(v)[:, None].expand(sides, b, -1, d, d)
+            else:
+                x = (x[:, :, :, None] * v[:, None, None, :, :, None]).flatten(2, 3)
     if x is None:
-        x = torch.eye(d, dtype=dtype, device=dev).expand(b, 1, d, d)
+        x = torch.eye(d, dtype=dtype, device=dev).expand(sides, b, 1, d, d)
     return x
 
 
@@ -488,8 +575,10 @@ def _cut_unitary(cut: _Cut, n: int, p: Tensor, dtype: torch.dtype) -> Tensor:
     """U = Σ_r H_r ⊗ L_r (Note [cut unitary]): shape (B, 2^n, 2^n)."""
     h, b = cut.h, p.shape[0]
     dh, dl = 1 << h, 1 << (n - h)
-    hi = _side_terms(cut.hi, p, dtype)  # (B, R, dh, dh)
-    lo = _side_terms(cut.lo, p, dtype)  # (B, R, dl, dl)
+    if cut.both is not None:
+        hi, lo = _side_terms(cut.both, p, dtype).unbind(0)  # (B, R, dh, dh), (B, R, dl, dl)
+    else:
+        hi, lo = _side_terms(cut.hi, p, dtype)[0], _side_terms(cut.lo, p, dtype)[0]
     r = hi.shape[1]  # both sides double at every crossing
     # for each (b, i_h, i_l): (dh × R) @ (R × dl) over (j_h, j_l)
     a = hi.permute(0, 2, 3, 1)[:, :, None].expand(b, dh, dl, dh, r).reshape(-1, dh, r)
