@@ -19,7 +19,8 @@ def _mixed(n: int) -> Circuit:
     h = n // 2
     return Circuit(
         n,
-        [
+        name="mixed",
+        ops=[
             Op("ry", (0,), 0),
             Op("h", (h,)),
             Op("rbs", (1, 2), 1),
@@ -56,6 +57,7 @@ def _params(circuit: Circuit, seed: int = 0, batch: tuple[int, ...] = ()) -> tor
 def test_cut_unitary_matches_gate_by_gate_reference(circuit: Circuit, terms: int) -> None:
     cut = statevector._cut_plan(circuit)
     assert cut is not None and cut.terms == terms
+    assert (cut.both is not None) == (circuit.n_qubits % 2 == 0 and circuit.name != "mixed")
     theta = _params(circuit)
     want = reference_unitary(circuit, theta.numpy())
     got = exact.unitary(circuit, theta).numpy()
@@ -116,7 +118,11 @@ def test_cut_unitary_at_12_qubits_matches_the_sweeps() -> None:
     torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
 
 
-@pytest.mark.parametrize(("name", "circuit"), [c[:2] for c in (CUT_CASES[0], CUT_CASES[-1])])
+# odd (two sides apart), even (one batch of two sides), and with a block step
+GRAD_CASES = [CUT_CASES[0][:2], CUT_CASES[2][:2], CUT_CASES[-1][:2]]
+
+
+@pytest.mark.parametrize(("name", "circuit"), GRAD_CASES, ids=[c[0] for c in GRAD_CASES])
 def test_cut_unitary_gradcheck(name: str, circuit: Circuit) -> None:
     theta = _params(circuit, seed=3).requires_grad_()
     assert torch.autograd.gradcheck(lambda t: exact.unitary(circuit, t), (theta,), eps=1e-6,
