@@ -399,23 +399,35 @@ def _side(
     identity = len(singles)  # the row after the single-qubit ops holds the identity
     table = np.array([[identity if i < 0 else i for i in r] for r in krons], dtype=np.int64)
     scales, folded = _fold(steps, len(krons), 1 << width)
-    one = tuple(
-        (kind, (arg[0], arg[1][None]) if kind == "xkron" else arg[None])  # type: ignore[index]
-        if kind in ("xkron", "diag", "cross") else (kind, arg)
-        for kind, arg in folded
-    )
+    one = tuple(_with_side_axis(kind, arg) for kind, arg in folded)
     return _Side(width, tuple(singles), table.reshape(1, len(krons), width),
                  None if scales is None else scales[None], one)
 
 
+def _with_side_axis(kind: str, arg: object) -> tuple[str, object]:
+    """A step of one side with the leading side axis (S = 1) on its arrays."""
+    if kind == "xkron":
+        i, factors = cast(tuple, arg)
+        return kind, (i, factors[None])
+    if kind in ("diag", "cross"):
+        return kind, cast(np.ndarray, arg)[None]
+    return kind, arg
+
+
+def _structure(side: _Side) -> list[tuple[str, object]]:
+    """The steps without their arrays: what two sides must share to run as one batch."""
+    return [
+        (kind, cast(tuple, arg)[0] if kind == "xkron" else arg if kind == "kron" else None)
+        for kind, arg in side.steps
+    ]
+
+
 def _both(hi: _Side, lo: _Side) -> _Side | None:
     """hi and lo as one _Side of two sides, when they have one width and one step structure."""
-    kinds = [(k, a if k == "kron" else a[0] if k == "xkron" else None) for k, a in hi.steps]
     if (
         hi.width != lo.width
         or hi.krons.shape != lo.krons.shape
-        or kinds != [(k, a if k == "kron" else a[0] if k == "xkron" else None)
-                     for k, a in lo.steps]
+        or _structure(hi) != _structure(lo)
         or any(k == "block" for k, _ in hi.steps)
     ):
         return None
@@ -430,9 +442,10 @@ def _both(hi: _Side, lo: _Side) -> _Side | None:
     steps: list[tuple[str, object]] = []
     for (kind, a), (_, b) in zip(hi.steps, lo.steps, strict=True):
         if kind == "xkron":
-            steps.append((kind, (a[0], np.concatenate([a[1], b[1]]))))  # type: ignore[index]
+            (i, fa), (_, fb) = cast(tuple, a), cast(tuple, b)
+            steps.append((kind, (i, np.concatenate([fa, fb]))))
         elif kind in ("diag", "cross"):
-            steps.append((kind, np.concatenate([a, b])))  # type: ignore[list-item]
+            steps.append((kind, np.concatenate([cast(np.ndarray, a), cast(np.ndarray, b)])))
         else:
             steps.append((kind, a))
     return _Side(hi.width, hi.singles + lo.singles, krons, scales, tuple(steps))
@@ -443,7 +456,7 @@ def _fold(
 ) -> tuple[np.ndarray | None, tuple[tuple[str, object], ...]]:
     """Fold each diagonal and crossing into the Kron moment after it: K·diag(v) scales K's
     columns (once, for all terms) and K·P_a makes the two new terms in one matmul."""
-    diags = [a for k, a in steps if k == "diag"]
+    diags = [cast(np.ndarray, a) for k, a in steps if k == "diag"]
     scales = np.ones((n_krons, d), dtype=np.result_type(float, *diags))
     out: list[tuple[str, object]] = []
     diag: np.ndarray | None = None

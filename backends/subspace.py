@@ -308,7 +308,7 @@ class _PassProduct(torch.autograd.Function):
     (Note [pass-product gradient]); differentiable in ``values`` only."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         values: Tensor,
         base: Tensor,
@@ -335,7 +335,7 @@ class _PassProduct(torch.autograd.Function):
         return u.unsqueeze(0) if b == 1 else u
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         pre, positions, rows_of, cols_of, values, base = ctx.saved_tensors
         m, b, d = pre.shape[0] - 1, pre.shape[1], pre.shape[2]
         if torch.is_grad_enabled():  # create_graph: differentiate a recomputed chain instead
