@@ -352,12 +352,12 @@ class CompoundAdapter(Adapter):
             >>> from qadapters.families import FAMILIES
             >>> opts = FAMILIES["compound"].layer_options(768, 2304, {})[0]
             >>> CompoundAdapter.path_text(opts, 768, 2304)
-            'n=38: weight-1 dense tree product, order 2 as a two-form (Aᵀ X A, 2n³/token); block mix on the outputs (keeps the output)'
+            'n=38: weight-1 dense pass product, order 2 as a two-form (Aᵀ X A, 2n³/token); block mix on the outputs (keeps the output)'
         """  # noqa: E501
         opts = cast(CompoundOptions, options)
         n = block_qubits(out_features, opts.blocks, opts.orders)
         dense = weight1_passes(rbs_pyramid(n)) * n * n <= subspace.DENSE_LIMIT
-        weight1 = "dense tree product" if dense else "row passes"
+        weight1 = "dense pass product" if dense else "row passes"
         orthogonal = opts.num_adapters == 1 or opts.combine == "product"
         keeps = "keeps the output" if orthogonal else "keeps its input"
         if order2_path(n, opts.orders, opts.num_adapters, opts.combine) == "dense":

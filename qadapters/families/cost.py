@@ -136,13 +136,12 @@ def weight1_passes(circuit: Circuit) -> int:
 def weight1_block_work(circuit: Circuit, batch: int) -> Work:
     """``backends.exact.hamming_block(circuit, θ, 1)`` for ``batch`` angle vectors.
 
-    The table of gate matrices (two rows of ``TABLE_WIDTH`` per op and vector: each gate's
-    ``d × d`` matrix at ±θ built as ``F + cos·C + sin·S``, four arrays of ``d²``, then padded,
-    written into the table and flattened, three arrays of the table), then either P dense
-    ``n × n`` pass matrices multiplied as a tree (the 2×2 entries gathered, P − 1 products of
-    ``n³`` multiply-adds, P matrices plus P − 1 products allocated) or, past
-    :data:`backends.subspace.DENSE_LIMIT`, P row updates (two gathered terms and their sum, then
-    the new ``n × n`` block, per pass).
+    Either P dense ``n × n`` pass matrices multiplied in order (:func:`_dense_weight1_work`) or,
+    past :data:`backends.subspace.DENSE_LIMIT`, the table of gate matrices (two rows of
+    ``TABLE_WIDTH`` per op and vector: each gate's ``d × d`` matrix at ±θ built as
+    ``F + cos·C + sin·S``, four arrays of ``d²``, then padded, written into the table and
+    flattened, three arrays of the table) and P row updates (two gathered terms and their sum,
+    then the new ``n × n`` block, per pass).
     """
     n, ops = circuit.n_qubits, len(circuit.ops)
     passes = weight1_passes(circuit)
@@ -152,10 +151,20 @@ def weight1_block_work(circuit: Circuit, batch: int) -> Work:
     if not passes:
         return table
     if passes * n * n <= DENSE_LIMIT:
-        entries = batch * 4 * ops
-        dense = Work((passes - 1) * batch * n**3, (2 * passes - 1) * batch * n * n + entries)
-        return table + dense + Work(0, passes * n * n)  # the identity parts, cast once
+        return _dense_weight1_work(n, ops, passes, batch)
     return table + Work(0, passes * batch * (n * n + 3 * 2 * n))
+
+
+def _dense_weight1_work(n: int, ops: int, passes: int, batch: int) -> Work:
+    """The dense weight-1 path (Note [pass-product gradient] in :mod:`backends.subspace`): the
+    ``E = 4`` entries per two-wire gate computed from the angles (five arrays of E per vector),
+    P pass matrices and P − 1 running products of ``n × n`` (``(P − 1) n³`` multiply-adds), and
+    for the backward the P + 1 kept products and one ``n × n`` seed; the plan's constants (the
+    fixed parts of the entries and passes) are converted to the dtype once."""
+    entries = 4 * ops
+    per_vector = 5 * entries + (2 * passes - 1) * n * n + (passes + 1) * n * n
+    constants = n * n + 5 * entries + passes * n * n
+    return Work((passes - 1) * batch * n**3, batch * per_vector + constants)
 
 
 def compounds_work(n: int, k: int, batch: int) -> Work:
@@ -191,6 +200,8 @@ def prefix_compounds_work(n: int, rows: int, cols: int, batch: int) -> Work:
     out = Work(0, batch * kept(1, rows) * (n + kept(1, cols)))
     for j in range(2, n + 1):
         r, c = kept(j, rows), kept(j, cols)
+        if not r * c:
+            continue  # nothing kept at this order (nor above it): no gathers either
         gathers = r * n + r * kept(j - 1, cols)
         out = out + Work(j * batch * r * c, batch * ((4 * j - 1) * r * c + gathers))
     return out

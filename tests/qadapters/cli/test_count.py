@@ -281,7 +281,7 @@ def test_cli_prints_costs_and_marks_builds_over_budget(capsys) -> None:
 
 
 def test_count_shows_the_cost_of_a_head_it_would_refuse(capsys) -> None:
-    cfg = {"model_type": "gpt2", "n_embd": 768, "n_layer": 1, "n_inner": 50257}
+    cfg = {"model_type": "gpt2", "n_embd": 4096, "n_layer": 1, "n_inner": 50257}
     specs = calc.select(calc.model_linears(cfg), ["mlp.c_fc"])
     cost, largest = calc.family_cost(specs, "hamming")
     assert calc.family_count(specs, "hamming") == 242 and largest == cost.build_bytes > 4 * 1024**3
@@ -330,7 +330,7 @@ def test_cli_prints_each_layer_shapes_cost_and_compute_path(capsys) -> None:
         ("pauli", (768, 3072), {}, "U, V apart"),
         ("taylor", (384, 384), {}, "matrix_exp"),
         ("taylor", (384, 384), {"order": 3}, "factors by order 3"),
-        ("compound", (768, 768), {}, "n=22: weight-1 dense tree product, minors to k=2"),
+        ("compound", (768, 768), {}, "n=22: weight-1 dense pass product, minors to k=2"),
         ("compound", (768, 768), {"orders": [1, 2, 3]}, "minors to k=3"),
         ("compound", (768, 768), {"num_adapters": 2, "combine": "sum"}, "keeps its input"),
         ("compound", (768, 768), {"num_adapters": 2}, "keeps the output"),
