@@ -20,6 +20,15 @@ layer is much smaller than ``2^n`` (GPT-2's 768 → 2304 on 12 wires keeps a fif
 ``C(2n, n)`` entries) that is several times less work and memory than
 :func:`backends.compounds.rotation_compounds`, which must build the orders up to ``n/2`` in full.
 The identity holds for any square matrix (no orthogonality is assumed).
+
+Note [kept inputs]
+------------------
+Autograd through the expansion keeps both gathered factors of every term, ``2k`` arrays of
+``rows_k × cols_k`` per order, until the backward: about twice the build's floats (51 MiB for
+GPT-2's 768 → 2304 with two sub-adapters), more than the adapter's activations. Each order is
+therefore one autograd Function that keeps only its inputs, A and the order below (which the
+next order and the caller keep anyway), and gathers the factors again in the backward: the
+same products, for one gather per factor more.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from backends.subspace import compile_constant
 from circuits.subspace import weight_indices, weight_positions
@@ -138,24 +148,62 @@ def prefix_compounds(matrix: Tensor, rows: int, cols: int) -> list[Tensor]:
     lead = matrix.shape[:-2]
     dev = matrix.device
     plan = _prefix_plan(n, rows, cols)
+    # every order is built transposed, (..., cols_k, rows_k): the k gathers and scatters of
+    # each order then move whole rows (Note [kept inputs])
+    at = matrix.transpose(-1, -2)
     out = [matrix.new_ones(*lead, 1, 1)]
-    out.append(matrix.index_select(-2, plan.rows1.to(dev)).index_select(-1, plan.cols1.to(dev)))
+    out.append(at.index_select(-2, plan.cols1.to(dev)).index_select(-1, plan.rows1.to(dev)))
     for k in range(2, n + 1):
         table = plan.orders[k]
         if table is None:
-            out.append(matrix.new_zeros(*lead, *plan.shapes[k]))
+            out.append(matrix.new_zeros(*lead, *reversed(plan.shapes[k])))
             continue
-        first, rest = table.first.to(dev), table.rest.to(dev)
-        col_t, drop_t = table.col_t.to(dev), table.drop_t.to(dev)
-        a_rows = matrix.index_select(-2, first)  # (..., rows_k, n): row R_0 of A
-        prev = out[-1].index_select(-2, rest)  # (..., rows_k, cols_{k-1})
-        acc = None
-        for t in range(k):
-            term = a_rows.index_select(-1, col_t[t]) * prev.index_select(-1, drop_t[t])
-            acc = term if acc is None else (acc - term if t % 2 else acc + term)
-        assert acc is not None
-        out.append(acc)
-    return out
+        tables = (table.first.to(dev), table.rest.to(dev), table.col_t.to(dev))
+        out.append(_NextOrder.apply(at, out[-1], (*tables, table.drop_t.to(dev))))
+    return [t.transpose(-1, -2) for t in out]
+
+
+def _next_order(at: Tensor, prev: Tensor, tables: tuple[Tensor, ...]) -> Tensor:
+    """Order k from order k − 1, both transposed, by the Laplace expansion along the first row
+    (Note [prefix closure]): ``Σ_t (−1)^t A[R_0, C_t] · prev[R ∖ R_0, C ∖ C_t]``, with
+    ``at = Aᵀ`` and ``prev`` ``(..., cols_{k−1}, rows_{k−1})``."""
+    first, rest, col_t, drop_t = tables
+    a_rows = at.index_select(-1, first)  # (..., n, rows_k): row R_0 of A, as a column
+    p_rows = prev.index_select(-1, rest)  # (..., cols_{k-1}, rows_k)
+    acc = a_rows.index_select(-2, col_t[0]) * p_rows.index_select(-2, drop_t[0])
+    for t in range(1, col_t.shape[0]):
+        term = a_rows.index_select(-2, col_t[t]) * p_rows.index_select(-2, drop_t[t])
+        acc = acc - term if t % 2 else acc + term
+    return acc
+
+
+class _NextOrder(torch.autograd.Function):
+    """:func:`_next_order` keeping only its inputs, Aᵀ and the order below (which the caller
+    keeps anyway), instead of the two gathered factors of every term (Note [kept inputs])."""
+
+    @staticmethod
+    def forward(ctx, at: Tensor, prev: Tensor, tables: tuple[Tensor, ...]) -> Tensor:
+        ctx.save_for_backward(at, prev, *tables)
+        return _next_order(at, prev, tables)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
+        at, prev, first, rest, col_t, drop_t = ctx.saved_tensors
+        need_a, need_prev = ctx.needs_input_grad[:2]
+        a_rows = at.index_select(-1, first)
+        p_rows = prev.index_select(-1, rest)
+        g_a = a_rows.new_zeros(a_rows.shape) if need_a else None
+        g_p = p_rows.new_zeros(p_rows.shape) if need_prev else None
+        for t in range(col_t.shape[0]):
+            signed = -grad if t % 2 else grad
+            if g_a is not None:
+                g_a.index_add_(-2, col_t[t], signed * p_rows.index_select(-2, drop_t[t]))
+            if g_p is not None:
+                g_p.index_add_(-2, drop_t[t], signed * a_rows.index_select(-2, col_t[t]))
+        grad_a = None if g_a is None else at.new_zeros(at.shape).index_add_(-1, first, g_a)
+        grad_p = None if g_p is None else prev.new_zeros(prev.shape).index_add_(-1, rest, g_p)
+        return grad_a, grad_p, None
 
 
 def prefix_compounds_products(n: int, rows: int, cols: int) -> int:

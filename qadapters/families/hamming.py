@@ -403,20 +403,23 @@ class HammingAdapter(Adapter):
     ) -> tuple[_Tables, list[Tensor]]:
         """The tables and, per weight, ``Σ_i α_i A_i^(k)`` at the kept rows and columns."""
         tables = _weight_tables(self.n_qubits, self.in_features, self.out_features)
-        mixed = []
         n, r = self.n_qubits, self.num_adapters
-        with no_autocast(x):
-            a = exact.hamming_block(self.circuit, theta, 1)  # (R, n, n), an SO(n) matrix each
-            if hw_build_path(n, self.in_features, self.out_features, r) == "prefix":
+        prefix = hw_build_path(n, self.in_features, self.out_features, r) == "prefix"
+
+        def mix(a: Tensor, alpha: Tensor) -> tuple[Tensor, ...]:
+            if prefix:
                 kept = prefix_compounds(a, self.out_features, self.in_features)
             else:
                 kept = []
                 for k, block in enumerate(exact.rotation_compounds(a)):
-                    rows, cols = (t.to(x.device) for t in tables.local[k])
+                    rows, cols = (t.to(a.device) for t in tables.local[k])
                     kept.append(block.index_select(-2, rows).index_select(-1, cols))
-            for block in kept:
-                mixed.append(flush_subnormal(torch.einsum("r,rij->ij", alpha, block)))
-        return tables, mixed
+            return tuple(flush_subnormal(torch.einsum("r,rij->ij", alpha, b)) for b in kept)
+
+        with no_autocast(x):
+            a = exact.hamming_block(self.circuit, theta, 1)  # (R, n, n), an SO(n) matrix each
+            mixed = mix(a, alpha)
+        return tables, list(mixed)
 
     def delta_weight(self) -> Tensor:
         """The dense ``ΔW`` (``out × in``), for merging."""

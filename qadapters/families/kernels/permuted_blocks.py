@@ -30,8 +30,9 @@ nothing else per token in the forward; the backward's input gradient is one prod
 same gathered ``g_kᵀ x_k`` products as in Note [permuted block linear]. Per token that removes
 the blocks' forward product and their share of the input gradient, for one ``out × in`` copy
 per step: cheaper as soon as the tokens per step times ``Σ_k rows_k·cols_k`` exceed
-``out·in`` (:func:`weight_side_pays`). It keeps ``x`` (shared with the frozen layer) and the
-merged weight.
+``out·in`` (:func:`weight_side_pays`). It keeps ``x`` (shared with the frozen layer), the frozen
+weight and the blocks, and merges them again in the backward rather than keeping a merged copy
+per layer.
 """
 
 from __future__ import annotations
@@ -144,6 +145,13 @@ def _scatter_index(perm_in: Tensor, perm_out: Tensor, shapes: Sequence[tuple[int
     return torch.cat(parts)
 
 
+def _merged(weight: Tensor, perm_in: Tensor, perm_out: Tensor, blocks: Sequence[Tensor]) -> Tensor:
+    """``W + ΔW``: the blocks added into a copy of the ``(out, in)`` weight."""
+    index = _scatter_index(perm_in, perm_out, [tuple(b.shape) for b in blocks], weight.shape[1])
+    merged = weight.flatten().index_add(0, index, torch.cat([b.flatten() for b in blocks]))
+    return merged.view(weight.shape)
+
+
 class _MergedBlockLinear(torch.autograd.Function):
     """``x (W + ΔW)ᵀ + b`` for a frozen ``W`` (Note [weight-side block linear])."""
 
@@ -157,18 +165,16 @@ class _MergedBlockLinear(torch.autograd.Function):
         *blocks: Tensor,
     ) -> Tensor:
         perm_in, perm_out = perms
-        shapes = [tuple(b.shape) for b in blocks]
-        index = _scatter_index(perm_in, perm_out, shapes, weight.shape[1])
-        merged = weight.flatten().index_add(0, index, torch.cat([b.flatten() for b in blocks]))
-        merged = merged.view(weight.shape)
-        ctx.save_for_backward(x, merged, perm_in, perm_out, *blocks)
-        return torch.nn.functional.linear(x, merged, bias)
+        ctx.save_for_backward(x, weight, perm_in, perm_out, *blocks)
+        return torch.nn.functional.linear(x, _merged(weight, perm_in, perm_out, blocks), bias)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
-        x, merged, perm_in, perm_out, *blocks = ctx.saved_tensors
+        x, weight, perm_in, perm_out, *blocks = ctx.saved_tensors
         g = grad.reshape(-1, grad.shape[-1])
-        grad_x = (g @ merged).view(x.shape) if ctx.needs_input_grad[0] else None
+        grad_x = None
+        if ctx.needs_input_grad[0]:  # W + ΔW again: one copy, instead of keeping it per layer
+            grad_x = (g @ _merged(weight, perm_in, perm_out, blocks)).view(x.shape)
         grads: list[Tensor | None] = [None] * len(blocks)
         if any(ctx.needs_input_grad[4:]):
             gp = g.index_select(-1, perm_out)
