@@ -53,6 +53,25 @@ def _blocks_apply(x: Tensor, blocks: Sequence[Tensor], sizes: Sequence[int], out
         start_out += rows
 
 
+def _block_grads(
+    gp: Tensor, x: Tensor, perm_in: Tensor, blocks: Sequence[Tensor], needs: Sequence[bool]
+) -> list[Tensor | None]:
+    """``g_kᵀ x_k`` for every block that needs a gradient: ``gp`` is the output gradient in
+    permuted order ``(T, out)``, ``x`` the layer input, gathered here by ``perm_in``."""
+    grads: list[Tensor | None] = [None] * len(blocks)
+    if not any(needs):
+        return grads
+    xp = x.reshape(-1, x.shape[-1]).index_select(-1, perm_in)
+    start_in = start_out = 0
+    for k, b in enumerate(blocks):
+        rows, cols = b.shape
+        if needs[k]:
+            grads[k] = gp[:, start_out : start_out + rows].T @ xp[:, start_in : start_in + cols]
+        start_in += cols
+        start_out += rows
+    return grads
+
+
 class _PermutedBlockLinear(torch.autograd.Function):
     """See Note [permuted block linear]; ``blocks[k]`` has shape ``(rows_k, cols_k)``."""
 
@@ -77,17 +96,7 @@ class _PermutedBlockLinear(torch.autograd.Function):
             gxp = gp.new_empty(gp.shape[0], perm_in.numel())
             _blocks_apply(gp, blocks, [b.shape[0] for b in blocks], gxp)
             grad_x = gxp.index_select(-1, inv_in).view(x.shape)
-        grads: list[Tensor | None] = [None] * len(blocks)
-        if any(ctx.needs_input_grad[2:]):
-            xp = x.reshape(-1, x.shape[-1]).index_select(-1, perm_in)
-            start_in = start_out = 0
-            for k, b in enumerate(blocks):
-                rows, cols = b.shape
-                if ctx.needs_input_grad[2 + k]:
-                    g_k = gp[:, start_out : start_out + rows]
-                    grads[k] = g_k.T @ xp[:, start_in : start_in + cols]
-                start_in += cols
-                start_out += rows
+        grads = _block_grads(gp, x, perm_in, blocks, ctx.needs_input_grad[2:])
         return (grad_x, None, *grads)
 
 
@@ -175,18 +184,9 @@ class _MergedBlockLinear(torch.autograd.Function):
         grad_x = None
         if ctx.needs_input_grad[0]:  # W + ΔW again: one copy, instead of keeping it per layer
             grad_x = (g @ _merged(weight, perm_in, perm_out, blocks)).view(x.shape)
-        grads: list[Tensor | None] = [None] * len(blocks)
-        if any(ctx.needs_input_grad[4:]):
-            gp = g.index_select(-1, perm_out)
-            xp = x.reshape(-1, x.shape[-1]).index_select(-1, perm_in)
-            start_in = start_out = 0
-            for k, b in enumerate(blocks):
-                rows, cols = b.shape
-                if ctx.needs_input_grad[4 + k]:
-                    g_k = gp[:, start_out : start_out + rows]
-                    grads[k] = g_k.T @ xp[:, start_in : start_in + cols]
-                start_in += cols
-                start_out += rows
+        needs = ctx.needs_input_grad[4:]
+        gp = g.index_select(-1, perm_out) if any(needs) else g
+        grads = _block_grads(gp, x, perm_in, blocks, needs)
         return (grad_x, None, None, None, *grads)
 
 
