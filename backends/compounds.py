@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from backends import budget
+from backends.prefix_compounds import prefix_compounds
 from backends.subspace import compile_constant
 from circuits.subspace import weight_positions
 
@@ -231,8 +232,9 @@ def rotation_compounds(rotation: Tensor) -> list[Tensor]:
     extra += 3 * max(upper, default=0) ** 2 * batch * e  # the gathers of the largest one
     extra += sum(c * (200 + 48 * n) for c in upper)  # complement tables
     _check_compounds("rotation_compounds", n, max(n // 2, 1), rotation, extra)
-    low = [rotation.new_ones(*rotation.shape[:-2], 1, 1)]
-    low += _compounds(rotation, n // 2) if n // 2 else []
+    # the lower orders by the expansion that keeps only each order's inputs for the backward
+    # (Note [kept inputs] in backends/prefix_compounds.py): every state is kept here
+    low = prefix_compounds(rotation, 1 << n, 1 << n, top=n // 2)
     out = list(low)
     for k in range(n // 2 + 1, n + 1):
         comp, sign = (t.to(rotation.device) for t in _complement_tables(n, n - k))

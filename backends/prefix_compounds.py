@@ -115,7 +115,7 @@ def _prefix_tables(n: int, rows: int, cols: int) -> tuple[_OrderTable | None, ..
     return tuple(out)
 
 
-def prefix_compounds(matrix: Tensor, rows: int, cols: int) -> list[Tensor]:
+def prefix_compounds(matrix: Tensor, rows: int, cols: int, top: int | None = None) -> list[Tensor]:
     """Every compound ``A^(k)``, k = 0..n, restricted to its kept rows and columns.
 
     Row states are those of index ``< rows`` and column states those of index ``< cols``
@@ -127,9 +127,11 @@ def prefix_compounds(matrix: Tensor, rows: int, cols: int) -> list[Tensor]:
         matrix: shape ``(..., n, n)``, any square matrices.
         rows: row states kept: those with basis index below it, ``1 <= rows <= 2^n``.
         cols: column states kept, likewise.
+        top: the highest order built (default n); orders above it are left out.
 
     Returns:
-        n + 1 tensors of shape ``(..., rows_k, cols_k)`` (some may have a zero dimension).
+        ``top + 1`` tensors of shape ``(..., rows_k, cols_k)`` (some may have a zero
+        dimension).
 
     Raises:
         ValueError: not a batch of square matrices, or a limit outside ``1..2^n``.
@@ -153,14 +155,14 @@ def prefix_compounds(matrix: Tensor, rows: int, cols: int) -> list[Tensor]:
     at = matrix.transpose(-1, -2)
     out = [matrix.new_ones(*lead, 1, 1)]
     out.append(at.index_select(-2, plan.cols1.to(dev)).index_select(-1, plan.rows1.to(dev)))
-    for k in range(2, n + 1):
+    for k in range(2, (n if top is None else top) + 1):
         table = plan.orders[k]
         if table is None:
             out.append(matrix.new_zeros(*lead, *reversed(plan.shapes[k])))
             continue
         tables = (table.first.to(dev), table.rest.to(dev), table.col_t.to(dev))
         out.append(_NextOrder.apply(at, out[-1], (*tables, table.drop_t.to(dev))))
-    return [t.transpose(-1, -2) for t in out]
+    return [t.transpose(-1, -2) for t in out[: n + 1 if top is None else top + 1]]
 
 
 def _next_order(at: Tensor, prev: Tensor, tables: tuple[Tensor, ...]) -> Tensor:
