@@ -442,7 +442,8 @@ class CompoundAdapter(Adapter):
         if self.path not in PATHS:
             raise ValueError(f"compound path: expected one of {list(PATHS)}; found {self.path!r}")
         if self.path == "dense":
-            return self.order_blocks(dtype, inverse=inverse), ("dense",) * len(self.orders)
+            dense: Form = "dense"
+            return self.order_blocks(dtype, inverse=inverse), (dense,) * len(self.orders)
         rot = self.rotations(dtype, inverse=inverse)
         high = [k for k in self.orders if k >= 3]
         every = exact.compounds(rot, max(high)) if high else []

@@ -157,8 +157,10 @@ def block_mix(
     Raises:
         ValueError: blocks of the wrong shape, more features than ``x`` has, or an unknown form.
     """
-    forms = tuple(forms) if forms is not None else ("dense",) * len(blocks)
-    if len(forms) != len(blocks) or any(f not in FORMS for f in forms):
+    dense: Form = "dense"
+    given: tuple[Form, ...] = tuple(forms) if forms is not None else (dense,) * len(blocks)
+    forms = given
+    if len(given) != len(blocks) or any(f not in FORMS for f in given):
         raise ValueError(
             f"forms: expected one of {list(FORMS)} per block ({len(blocks)}); found {list(forms)}"
         )

@@ -156,7 +156,8 @@ def _scatter_index(perm_in: Tensor, perm_out: Tensor, shapes: Sequence[tuple[int
 
 def _merged(weight: Tensor, perm_in: Tensor, perm_out: Tensor, blocks: Sequence[Tensor]) -> Tensor:
     """``W + ΔW``: the blocks added into a copy of the ``(out, in)`` weight."""
-    index = _scatter_index(perm_in, perm_out, [tuple(b.shape) for b in blocks], weight.shape[1])
+    shapes = [(b.shape[0], b.shape[1]) for b in blocks]
+    index = _scatter_index(perm_in, perm_out, shapes, weight.shape[1])
     merged = weight.flatten().index_add(0, index, torch.cat([b.flatten() for b in blocks]))
     return merged.view(weight.shape)
 
