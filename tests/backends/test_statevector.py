@@ -1,5 +1,6 @@
-"""backends.statevector's cut path (Note [cut unitary]): U = Σ_r H_r ⊗ L_r against the
-gate-by-gate reference, Qiskit's Operator and the sweep path; gradients; which circuits take it."""
+"""backends.cut_unitary, the state-vector engine's cut path (Note [cut unitary]):
+U = Σ_r H_r ⊗ L_r against the gate-by-gate reference, Qiskit's Operator and the sweep path;
+gradients; which circuits take it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from backends import exact, statevector
+from backends import cut_unitary, exact, statevector
 from circuits import Circuit, Op
 from circuits.builders import two_design
 from tests.reference import reference_unitary
@@ -55,7 +56,7 @@ def _params(circuit: Circuit, seed: int = 0, batch: tuple[int, ...] = ()) -> tor
 @pytest.mark.parametrize(("circuit", "terms"), [c[1:] for c in CUT_CASES],
                          ids=[c[0] for c in CUT_CASES])
 def test_cut_unitary_matches_gate_by_gate_reference(circuit: Circuit, terms: int) -> None:
-    cut = statevector._cut_plan(circuit)
+    cut = cut_unitary.cut_plan(circuit)
     assert cut is not None and cut.terms == terms
     assert (cut.both is not None) == (circuit.n_qubits % 2 == 0 and circuit.name != "mixed")
     theta = _params(circuit)
@@ -69,12 +70,12 @@ def test_cut_unitary_matches_gate_by_gate_reference(circuit: Circuit, terms: int
 @pytest.mark.parametrize(("name", "circuit"), [("two_design(6,2)", two_design(6, 2)),
                                                ("mixed(6)", _mixed(6))])
 def test_every_cut_position_gives_the_unitary(name: str, circuit: Circuit, h: int) -> None:
-    cut = statevector._cut_at(circuit, h)
+    cut = cut_unitary._cut_at(circuit, h)
     if cut is None:  # a non-diagonal gate crosses wire h
         return
     theta = _params(circuit, seed=h)
     dtype = torch.float64 if circuit.is_real else torch.complex128
-    got = statevector._cut_unitary(cut, circuit.n_qubits, theta[None], dtype)[0]
+    got = cut_unitary.cut_unitary(cut, circuit.n_qubits, theta[None], dtype)[0]
     np.testing.assert_allclose(got.numpy(), reference_unitary(circuit, theta.numpy()),
                                atol=1e-12, rtol=0)
 
@@ -88,7 +89,7 @@ def test_every_cut_position_gives_the_unitary(name: str, circuit: Circuit, h: in
     (Circuit(8, [Op("ry", (w,), w) for w in range(8)] + [Op("cz", (0, 7))]), 4),
 ])
 def test_which_circuits_take_the_cut(circuit: Circuit, h: int | None) -> None:
-    cut = statevector._cut_plan(circuit)
+    cut = cut_unitary.cut_plan(circuit)
     assert (cut.h if cut else None) == h
     theta = _params(circuit)
     got = exact.unitary(circuit, theta)
