@@ -21,36 +21,14 @@ from backends.prefix_compounds import prefix_compounds
 from backends.subspace import compile_constant
 from circuits.subspace import weight_positions
 
-
-@lru_cache(maxsize=64)
-@compile_constant
-def _minor_tables(n: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Index tables for the Laplace expansion of k×k minors along their first row.
-
-    For the k-subsets R (rows) and C (columns) in combinations order:
-    ``M_k[R, C] = Σ_t (-1)^t A[R_0, C_t] · M_{k-1}[R \\ R_0, C \\ C_t]``.
-    Returns (first row of each R, index of R \\ R_0, C_t per (t, C), index of C \\ C_t per (t, C)).
-    """
-    cur = weight_positions(n, k)
-    prev = weight_positions(n, k - 1)
-    lookup = {tuple(s): i for i, s in enumerate(prev.tolist())}
-    first = cur[:, 0].copy()
-    rest = np.array([lookup[tuple(s[1:])] for s in cur.tolist()], dtype=np.int64)
-    col_t = cur.T.copy()
-    drop_t = np.array(
-        [[lookup[tuple(s[:t] + s[t + 1 :])] for s in cur.tolist()] for t in range(k)],
-        dtype=np.int64,
-    )
-    return first, rest, col_t, drop_t
-
-
 # Note [compound memory]
 # ----------------------
 # :func:`compounds` keeps every order it builds (it returns them all): Σ_{o<=k} B·C(n,o)²·e.
 # Order o also holds its two gathered factors, the product and the running sum (and a copy as a
-# sum is replaced), about 5·B·C(n,o)²·e; with autograd each of the o products keeps both
-# factors, 2·o·B·C(n,o)²·e per order, and the backward pass about half as much again in
-# gradients. Its index tables (and the Python dict that builds them) cost about 200 + 48·o
+# sum is replaced), about 5·B·C(n,o)²·e. With autograd the estimate allows 2·o·B·C(n,o)²·e per
+# order for the backward, which gathers both factors of every product again (each order keeps
+# only its inputs; Note [kept inputs] in backends/prefix_compounds.py), and about half as much
+# again in gradients. Its index tables (and the Python dict that builds them) cost about 200 + 48·o
 # bytes per o-subset. :func:`rotation_compounds` adds the upper orders, Σ_{o>n/2} C(n,o)², each
 # built by two gathers and a sign flip (a few copies of the largest).
 
@@ -153,26 +131,9 @@ def compounds(matrix: Tensor, k: int) -> list[Tensor]:
 
 
 def _compounds(matrix: Tensor, k: int) -> list[Tensor]:
-    """Orders 1..k by Laplace expansion (see :func:`compound`), unchecked."""
-    n = matrix.shape[-1]
-    out = [matrix]
-    rows_dim, cols_dim = matrix.ndim - 2, matrix.ndim - 1
-    for order in range(2, k + 1):
-        first, rest, col_t, drop_t = (
-            torch.as_tensor(a, device=matrix.device) for a in _minor_tables(n, order)
-        )
-        # index_select everywhere: its backward is a plain index_add
-        a_rows = matrix.index_select(rows_dim, first)
-        prev_rows = out[-1].index_select(rows_dim, rest)
-        acc = None
-        for t in range(order):
-            term = a_rows.index_select(cols_dim, col_t[t]) * prev_rows.index_select(
-                cols_dim, drop_t[t]
-            )
-            acc = term if acc is None else (acc - term if t % 2 else acc + term)
-        assert acc is not None  # order >= 1
-        out.append(acc)
-    return out
+    """Orders 1..k by Laplace expansion (see :func:`compound`), unchecked: the expansion of
+    :func:`backends.prefix_compounds.prefix_compounds` with every state kept."""
+    return prefix_compounds(matrix, top=k)[1:]
 
 
 # Note [complementary minors]
@@ -234,7 +195,7 @@ def rotation_compounds(rotation: Tensor) -> list[Tensor]:
     _check_compounds("rotation_compounds", n, max(n // 2, 1), rotation, extra)
     # the lower orders by the expansion that keeps only each order's inputs for the backward
     # (Note [kept inputs] in backends/prefix_compounds.py): every state is kept here
-    low = prefix_compounds(rotation, 1 << n, 1 << n, top=n // 2)
+    low = prefix_compounds(rotation, top=n // 2)
     out = list(low)
     for k in range(n // 2 + 1, n + 1):
         comp, sign = (t.to(rotation.device) for t in _complement_tables(n, n - k))

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from math import comb
 
 import numpy as np
 import torch
@@ -55,8 +56,11 @@ class _OrderTable:
     drop_t: Tensor  # (k, cols_k): local index of C \ C_t among the kept columns of order k-1
 
 
-def kept_states(n: int, k: int, limit: int) -> np.ndarray:
-    """Positions (in combinations order) of the weight-k states of n wires with index < limit."""
+def kept_states(n: int, k: int, limit: int | None) -> np.ndarray:
+    """Positions (in combinations order) of the weight-k states of n wires with index < limit
+    (every one for ``limit=None``)."""
+    if limit is None:
+        return np.arange(comb(n, k))
     return np.flatnonzero(weight_indices(n, k) < limit)
 
 
@@ -72,27 +76,31 @@ class _Plan:
 
 @lru_cache(maxsize=64)
 @compile_constant  # Note [constant plans] in backends/subspace.py
-def _prefix_plan(n: int, rows: int, cols: int) -> _Plan:
+def _prefix_plan(n: int, rows: int | None, cols: int | None, top: int) -> _Plan:
     shapes = tuple(
-        (len(kept_states(n, k, rows)), len(kept_states(n, k, cols))) for k in range(n + 1)
+        (len(kept_states(n, k, rows)), len(kept_states(n, k, cols))) for k in range(top + 1)
     )
     rows1 = torch.from_numpy(kept_states(n, 1, rows))
     cols1 = torch.from_numpy(kept_states(n, 1, cols))
-    return _Plan(rows1, cols1, shapes, _prefix_tables(n, rows, cols))
+    return _Plan(rows1, cols1, shapes, _prefix_tables(n, rows, cols, top))
 
 
-def _prefix_tables(n: int, rows: int, cols: int) -> tuple[_OrderTable | None, ...]:
-    """Per order 0..n, the tables of the kept states (``None`` where no row or column is kept,
-    and for orders 0 and 1, which need none)."""
+def _prefix_tables(
+    n: int, rows: int | None, cols: int | None, top: int
+) -> tuple[_OrderTable | None, ...]:
+    """Per order 0..top, the tables of the kept states (``None`` where no row or column is
+    kept, and for orders 0 and 1, which need none)."""
 
-    def kept_lookup(k: int, limit: int) -> tuple[np.ndarray, dict[tuple[int, ...], int]]:
+    def kept_lookup(
+        k: int, limit: int | None
+    ) -> tuple[np.ndarray, dict[tuple[int, ...], int]]:
         pos = weight_positions(n, k)[kept_states(n, k, limit)]
         return pos, {tuple(p): i for i, p in enumerate(pos.tolist())}
 
     out: list[_OrderTable | None] = [None, None]
     _, prev_rows = kept_lookup(1, rows)
     _, prev_cols = kept_lookup(1, cols)
-    for k in range(2, n + 1):
+    for k in range(2, top + 1):
         row_pos, row_lookup = kept_lookup(k, rows)
         col_pos, col_lookup = kept_lookup(k, cols)
         if len(row_pos) and len(col_pos):
@@ -115,7 +123,9 @@ def _prefix_tables(n: int, rows: int, cols: int) -> tuple[_OrderTable | None, ..
     return tuple(out)
 
 
-def prefix_compounds(matrix: Tensor, rows: int, cols: int, top: int | None = None) -> list[Tensor]:
+def prefix_compounds(
+    matrix: Tensor, rows: int | None = None, cols: int | None = None, top: int | None = None
+) -> list[Tensor]:
     """Every compound ``A^(k)``, k = 0..n, restricted to its kept rows and columns.
 
     Row states are those of index ``< rows`` and column states those of index ``< cols``
@@ -125,16 +135,19 @@ def prefix_compounds(matrix: Tensor, rows: int, cols: int, top: int | None = Non
 
     Args:
         matrix: shape ``(..., n, n)``, any square matrices.
-        rows: row states kept: those with basis index below it, ``1 <= rows <= 2^n``.
+        rows: row states kept: those with basis index below it, ``1 <= rows <= 2^n``; every
+            state for ``None`` (the whole compounds).
         cols: column states kept, likewise.
-        top: the highest order built (default n); orders above it are left out.
+        top: the highest order built, ``0 <= top <= n`` (default n); orders above it are
+            neither built nor planned.
 
     Returns:
         ``top + 1`` tensors of shape ``(..., rows_k, cols_k)`` (some may have a zero
         dimension).
 
     Raises:
-        ValueError: not a batch of square matrices, or a limit outside ``1..2^n``.
+        ValueError: not a batch of square matrices, a limit outside ``1..2^n``, or ``top``
+            outside ``0..n``.
 
     Example:
         >>> a = torch.eye(3, dtype=torch.float64)
@@ -145,24 +158,32 @@ def prefix_compounds(matrix: Tensor, rows: int, cols: int, top: int | None = Non
         raise ValueError(f"expected square matrices (..., n, n); found {tuple(matrix.shape)}")
     n = matrix.shape[-1]
     for name, limit in (("rows", rows), ("cols", cols)):
-        if not 1 <= limit <= 1 << n:
+        if limit is not None and not 1 <= limit <= 1 << n:
             raise ValueError(f"expected 1 <= {name} <= 2^{n} = {1 << n}; found {limit}")
+    top = n if top is None else top
+    if not 0 <= top <= n:
+        raise ValueError(f"expected 0 <= top <= n = {n}; found {top}")
     lead = matrix.shape[:-2]
     dev = matrix.device
-    plan = _prefix_plan(n, rows, cols)
+    plan = _prefix_plan(n, rows, cols, top)
     # every order is built transposed, (..., cols_k, rows_k): the k gathers and scatters of
     # each order then move whole rows (Note [kept inputs])
     at = matrix.transpose(-1, -2)
     out = [matrix.new_ones(*lead, 1, 1)]
-    out.append(at.index_select(-2, plan.cols1.to(dev)).index_select(-1, plan.rows1.to(dev)))
-    for k in range(2, (n if top is None else top) + 1):
+    if rows is None and cols is None:
+        # every state: order 1 is A itself, as a view of its own (under torch.compile an
+        # autograd.Function takes each tensor once, and order 2 gets both)
+        out.append(at.view(at.shape))
+    else:
+        out.append(at.index_select(-2, plan.cols1.to(dev)).index_select(-1, plan.rows1.to(dev)))
+    for k in range(2, top + 1):
         table = plan.orders[k]
         if table is None:
             out.append(matrix.new_zeros(*lead, *reversed(plan.shapes[k])))
             continue
         tables = (table.first.to(dev), table.rest.to(dev), table.col_t.to(dev))
         out.append(_NextOrder.apply(at, out[-1], (*tables, table.drop_t.to(dev))))
-    return [t.transpose(-1, -2) for t in out[: n + 1 if top is None else top + 1]]
+    return [t.transpose(-1, -2) for t in out[: top + 1]]
 
 
 def _next_order(at: Tensor, prev: Tensor, tables: tuple[Tensor, ...]) -> Tensor:
