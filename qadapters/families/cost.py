@@ -168,16 +168,9 @@ def _dense_weight1_work(n: int, ops: int, passes: int, batch: int) -> Work:
 
 
 def compounds_work(n: int, k: int, batch: int) -> Work:
-    """``backends.exact.compounds(A, k)`` for ``batch`` matrices ``n × n``: order j from order
-    j − 1 by a Laplace expansion along the first row, ``j`` products of ``C(n,j)²`` entries (two
-    gathered factors, their product and the running sum per term, less the first sum), after
-    gathering the first rows (``C(n,j)·n``) and the lower minors (``C(n,j)·C(n,j−1)``)."""
-    out = Work()
-    for j in range(2, k + 1):
-        c = comb(n, j)
-        gathers = c * n + c * comb(n, j - 1)
-        out = out + Work(j * batch * c * c, batch * ((4 * j - 1) * c * c + gathers))
-    return out
+    """``backends.exact.compounds(A, k)`` for ``batch`` matrices ``n × n``: the expansion of
+    :func:`prefix_compounds_work` with every state kept, up to order k."""
+    return prefix_compounds_work(n, None, None, batch, top=k)
 
 
 def rotation_compounds_work(n: int, batch: int) -> Work:
@@ -187,18 +180,23 @@ def rotation_compounds_work(n: int, batch: int) -> Work:
     return compounds_work(n, n // 2, batch) + Work(0, upper + batch)
 
 
-def prefix_compounds_work(n: int, rows: int, cols: int, batch: int) -> Work:
-    """``backends.prefix_compounds.prefix_compounds(A, rows, cols)`` for ``batch`` matrices: per
-    order j, ``j`` products over the kept ``rows_j × cols_j`` entries (two gathered factors,
-    their product and the running sum per term, less the first sum), after gathering the first
-    rows (``rows_j·n``) and the lower minors (``rows_j·cols_{j−1}``); order 1 is one gather."""
+def prefix_compounds_work(
+    n: int, rows: int | None, cols: int | None, batch: int, top: int | None = None
+) -> Work:
+    """``backends.prefix_compounds.prefix_compounds(A, rows, cols, top)`` for ``batch``
+    matrices: per order j up to ``top`` (default n), ``j`` products over the kept
+    ``rows_j × cols_j`` entries (two gathered factors, their product and the running sum per
+    term, less the first sum), after gathering the first rows (``rows_j·n``) and the lower minors
+    (``rows_j·cols_{j−1}``); order 1 is one gather, none when every state is kept."""
     from backends.prefix_compounds import kept_states
 
-    def kept(j: int, limit: int) -> int:
-        return len(kept_states(n, j, limit))
+    def kept(j: int, limit: int | None) -> int:
+        return comb(n, j) if limit is None else len(kept_states(n, j, limit))
 
-    out = Work(0, batch * kept(1, rows) * (n + kept(1, cols)))
-    for j in range(2, n + 1):
+    out = Work()
+    if rows is not None or cols is not None:
+        out = Work(0, batch * kept(1, rows) * (n + kept(1, cols)))
+    for j in range(2, (n if top is None else top) + 1):
         r, c = kept(j, rows), kept(j, cols)
         if not r * c:
             continue  # nothing kept at this order (nor above it): no gathers either

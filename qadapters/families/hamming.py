@@ -324,13 +324,10 @@ class HammingAdapter(Adapter):
             return to_cost(c * c, c, build)
         path = hw_build_path(n, in_features, out_features, r)
         build = build + _hw_build_work(n, in_features, out_features, r, path)
-        tables = _weight_tables(n, in_features, out_features)
-        per_token = 0
-        for rows, cols in tables.local:
+        for rows, cols in _weight_tables(n, in_features, out_features).local:
             kept = len(rows) * len(cols)
-            per_token += kept
             build = build + Work(r * kept if r > 1 else 0, kept) + flush_work(kept)
-        return to_cost(per_token, 0, build)
+        return to_cost(_kept_macs(n, in_features, out_features), 0, build)
 
 
     @property
