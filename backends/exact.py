@@ -40,7 +40,7 @@ from backends import budget, subspace
 from backends import compounds as compounds_module
 from backends.compounds import compound, compounds, rotation_compounds
 from backends.statevector import run, run_nbytes
-from backends.subspace import circuit_cache, is_fermionic
+from backends.subspace import circuit_cache, compile_constant, is_fermionic
 from backends.torch_gates import gate_matrix
 from circuits import Circuit, get_gate
 from circuits.subspace import subspace_dim
@@ -97,6 +97,7 @@ def _check_qubits(circuit: Circuit, limit: int | None, what: str) -> None:
         )
 
 
+@compile_constant  # Note [constant plans] in backends/subspace.py
 @circuit_cache(maxsize=256)
 def _facts(circuit: Circuit) -> tuple[bool, bool, bool]:
     """(is_real, preserves_hamming_weight, is_fermionic) of a circuit: one lookup by identity

@@ -91,7 +91,8 @@ def circuit_cache(maxsize: int) -> Callable[[_F], _F]:
     pass the same object at every step: the first level is a dict keyed by ``id(circuit)``,
     whose entries a weak reference drops with their circuit. Misses fall through to a
     ``functools.lru_cache`` of ``maxsize`` keyed by value, so equal circuits share one result.
-    Arguments after the circuit must be hashable.
+    Arguments after the circuit must be hashable. Under ``torch.compile`` only the value cache
+    is used.
 
     Example:
         >>> @circuit_cache(8)
@@ -110,6 +111,10 @@ def circuit_cache(maxsize: int) -> Callable[[_F], _F]:
 
         @functools.wraps(fn)
         def cached(circuit: Circuit, *args: Any) -> Any:
+            if torch.compiler.is_compiling():
+                # Dynamo would guard on the entries of ``by_object``, keyed by ids that come
+                # and go with circuits; a guard on a dropped key fails with a KeyError
+                return by_value(circuit, *args)
             key = id(circuit)
             entry = by_object.get(key)
             if entry is None or entry[0]() is not circuit:

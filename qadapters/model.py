@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from qadapters.config import QAdapterConfig
 from qadapters.families import make_adapter
 from qadapters.families.base import Adapter
+from qadapters.families.shared_builds import link_builds
 from qadapters.layers import (
     DEFAULT_ADAPTER,
     QAdapterLinear,
@@ -90,6 +91,7 @@ class QAdapterModel(AdapterFilesMixin, nn.Module):
         self._requires_grad = {n: p.requires_grad for n, p in model.named_parameters()}
         self._saved_modules: dict[str, list[str]] = {}
         self._saved_originals: dict[str, dict[str, Tensor]] = {}
+        self._share_builds = True
         self.add_adapter(adapter_name, config)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -240,9 +242,33 @@ class QAdapterModel(AdapterFilesMixin, nn.Module):
             self._set_trainable(adapter_name, False)
 
     def _sync_layers(self) -> None:
+        every, active = [], []
+        name = self._active
         for layer in self.qadapter_layers().values():
-            has = self._active is not None and self._active in layer.adapter_families
-            layer.set_adapter(self._active if has else None)
+            has = name is not None and name in layer.adapter_families
+            layer.set_adapter(name if has else None)
+            every += [layer.get_adapter(n) for n in layer.adapter_families]
+            if has and name is not None:
+                active.append(layer.get_adapter(name))
+        for adapter in every:
+            adapter.build_slot = None
+        if getattr(self, "_share_builds", True):  # models saved whole before the switch
+            link_builds(active)  # Note [shared builds] in qadapters.families.shared_builds
+
+    @property
+    def share_builds(self) -> bool:
+        """Whether the active adapters of one shape and options build their matrices in one
+        batched call per forward pass (Note [shared builds] in
+        :mod:`qadapters.families.shared_builds`; on by default). The outputs and gradients are
+        those of separate builds. Turn it off when two backward passes go through disjoint
+        sets of adapted layers of one forward pass (the first would free the shared build's
+        graph, unless it is called with ``retain_graph=True``)."""
+        return self._share_builds
+
+    @share_builds.setter
+    def share_builds(self, on: bool) -> None:
+        self._share_builds = bool(on)
+        self._sync_layers()
 
     def _adapters_named(self, adapter_name: str) -> list[Adapter]:
         return [

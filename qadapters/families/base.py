@@ -27,6 +27,12 @@ activation floats per token, bytes of the build; Note [what a cost counts]). The
 refuses, with the memory budget's ``MemoryError`` (:func:`backends.budget.check`), an adapter whose
 build would need more than the budget, before it allocates anything.
 
+Builds: a family whose matrices are built from its parameters on every forward pass may offer
+that build as :meth:`Adapter.build_inputs` and :meth:`Adapter.build_from` (a stack of inputs in,
+a stack of matrices out) with a :meth:`Adapter.build_signature`. The model then runs the builds
+of all its adapters with one signature as one batched call (Note [shared builds] in
+:mod:`.shared_builds`); :meth:`Adapter.built` is what the family's forward reads.
+
 Note [mixed precision]
 ----------------------
 Under ``torch.autocast`` (bf16 or fp16) a family builds its circuits' matrices or factors with
@@ -42,16 +48,18 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
 
 from backends import budget
 from circuits import Circuit
 from qadapters.families.cost import Cost
 from qadapters.families.options import FamilyOptions, warn
+from qadapters.families.shared_builds import BuildSlot, shared_or_own
 
 
 def layer_text(in_features: int, out_features: int) -> str:
@@ -135,6 +143,9 @@ class Adapter(nn.Module, ABC):
     #: the family's recommended Adam(W) learning rate (measured: docs/accuracy.md), read by
     #: :func:`.optim.default_lr` and :func:`.optim.param_groups`
     default_lr: ClassVar[float] = 1e-2
+    #: this adapter's place in a group of shared builds, set by
+    #: :func:`.shared_builds.link_builds` (never saved or copied)
+    build_slot: BuildSlot | None = None
 
     def __init__(self, in_features: int, out_features: int, **options: Any) -> None:
         super().__init__()
@@ -243,6 +254,39 @@ class Adapter(nn.Module, ABC):
     @abstractmethod
     def unmerge(self, weight: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """Inverse of :meth:`merge`."""
+
+    def build_signature(self) -> Hashable | None:
+        """Equal for adapters whose builds may run as one batched call; ``None`` (the default,
+        and for any adapter under a parametrization such as quantization-aware training, whose
+        parameters are recomputed on every read): never shared."""
+        return None
+
+    def build_inputs(self) -> tuple[Tensor, ...]:
+        """The tensors :meth:`build_from` reads (none by default)."""
+        return ()
+
+    def build_from(self, inputs: tuple[Tensor, ...], dtype: torch.dtype) -> list[Tensor]:
+        """The build of stacked :meth:`build_inputs` (a leading axis over adapters), in
+        ``dtype``: a list of tensors with the same leading axis.
+
+        Raises:
+            NotImplementedError: the family builds nothing.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no build")
+
+    def built(self, dtype: torch.dtype) -> list[Tensor]:
+        """This adapter's build in ``dtype``: its group's slice where the group can serve it
+        (Note [shared builds]), otherwise its own."""
+        return shared_or_own(self, dtype)
+
+    def _shareable(self) -> bool:
+        """Whether :meth:`build_signature` may offer this adapter's build for sharing."""
+        return not parametrize.is_parametrized(self)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(super().__getstate__())
+        state.pop("build_slot", None)  # a group holds live modules; a copy builds alone
+        return state
 
     def num_trainable(self) -> int:
         """Number of trainable scalars."""

@@ -376,13 +376,14 @@ class CompoundAdapter(Adapter):
         """``{"theta": rbs_pyramid(n)}``; ``theta`` holds one angle vector per (adapter, block)."""
         return {"theta": self.circuit}
 
-    def block_matrices(self) -> list[Tensor]:
-        """``A^(k)`` for each order: shape ``(num_adapters, blocks, C(n,k), C(n,k))``.
+    def block_matrices(self, theta: Tensor | None = None) -> list[Tensor]:
+        """``A^(k)`` for each order: shape ``(..., num_adapters, blocks, C(n,k), C(n,k))`` for
+        angles ``theta`` of shape ``(..., num_adapters, blocks, P)`` (default: the adapter's).
 
         The pyramid is nearest-neighbour, so the weight-1 block is simulated once and every
         order up to the highest comes from one pass of :func:`backends.exact.compounds`
         (Cauchy–Binet; see Note [compound blocks])."""
-        a = exact.hamming_block(self.circuit, self.theta, 1)
+        a = exact.hamming_block(self.circuit, self.theta if theta is None else theta, 1)
         every = exact.compounds(a, max(self.orders))
         return [every[k - 1] for k in self.orders]
 
@@ -391,28 +392,29 @@ class CompoundAdapter(Adapter):
         """Whether M is orthogonal: always, except for a ``"sum"`` of several adapters."""
         return self.combine == "product" or self.num_adapters == 1
 
-    def order_blocks(self, dtype: torch.dtype, *, inverse: bool = False) -> list[Tensor]:
+    def order_blocks(
+        self, dtype: torch.dtype, *, inverse: bool = False, theta: Tensor | None = None
+    ) -> list[Tensor]:
         """Per order, the combined ``A^(k)`` (or its inverse) of every block:
-        ``(blocks, C(n,k), C(n,k))``. M is block diagonal per order, so combining the adapters'
-        M (product or mean) is done one order at a time."""
+        ``(..., blocks, C(n,k), C(n,k))``. M is block diagonal per order, so combining the
+        adapters' M (product or mean) is done one order at a time."""
         out = []
-        for m in self.block_matrices():
-            m = flush_subnormal(m.to(dtype))  # (A, r, C, C)
+        for m in self.block_matrices(theta):
+            m = flush_subnormal(m.to(dtype))  # (..., A, r, C, C)
             if self.combine == "sum":
-                mean = m.mean(0)
+                mean = m.mean(-4)
                 out.append(torch.linalg.inv(mean) if inverse else mean)
                 continue
             if inverse:
-                m = m.transpose(-1, -2).flip(0)
-            prod = m[0]
-            for a in range(1, self.num_adapters):
-                prod = prod @ m[a]
-            out.append(prod)
+                m = m.transpose(-1, -2).flip(-4)
+            out.append(_chain(m))
         return out
 
-    def rotations(self, dtype: torch.dtype, *, inverse: bool = False) -> Tensor:
+    def rotations(
+        self, dtype: torch.dtype, *, inverse: bool = False, theta: Tensor | None = None
+    ) -> Tensor:
         """The composed weight-1 block of every tile, ``R = A¹ A² ⋯`` (or ``Rᵀ``):
-        ``(blocks, n, n)``. For a product (or one adapter) ``M_b = ⊕_k R_b^(k)`` (Note [two
+        ``(..., blocks, n, n)``. For a product (or one adapter) ``M_b = ⊕_k R_b^(k)`` (Note [two
         compute paths]); for a ``"sum"`` there is no such R.
 
         Raises:
@@ -423,33 +425,56 @@ class CompoundAdapter(Adapter):
                 "compound rotations: expected one adapter or combine='product'; found a sum of "
                 f"{self.num_adapters}, which is not the compound of one rotation"
             )
-        a = flush_subnormal(exact.hamming_block(self.circuit, self.theta, 1).to(dtype))
-        prod = a[0]
-        for i in range(1, self.num_adapters):
-            prod = prod @ a[i]
+        theta = self.theta if theta is None else theta
+        prod = _chain(flush_subnormal(exact.hamming_block(self.circuit, theta, 1).to(dtype)))
         return prod.transpose(-1, -2) if inverse else prod
 
+    def forms(self) -> tuple[Form, ...]:
+        """Per order, how :meth:`path_blocks` gives its block on :attr:`path`.
+
+        Raises:
+            ValueError: :attr:`path` is not one of :data:`PATHS`.
+        """
+        if self.path not in PATHS:
+            raise ValueError(f"compound path: expected one of {list(PATHS)}; found {self.path!r}")
+        two_form = self.path == "two-form"
+        return tuple("two-form" if two_form and k == 2 else "dense" for k in self.orders)
+
     def path_blocks(
-        self, dtype: torch.dtype, *, inverse: bool = False
+        self, dtype: torch.dtype, *, inverse: bool = False, theta: Tensor | None = None
     ) -> tuple[list[Tensor], tuple[Form, ...]]:
         """What :meth:`mix` hands :func:`.kernels.block_mix.block_mix` on :attr:`path`: per
-        order, the block (or, for order 2 on the two-form path, the rotation R), and the forms.
+        order, the block (or, for order 2 on the two-form path, the rotation R), and the forms;
+        for angles ``theta`` ``(..., num_adapters, blocks, P)`` (default: the adapter's).
 
         Raises:
             ValueError: :attr:`path` is not one of :data:`PATHS`, or is ``"two-form"`` for a
                 ``"sum"`` of several adapters.
         """
-        if self.path not in PATHS:
-            raise ValueError(f"compound path: expected one of {list(PATHS)}; found {self.path!r}")
+        forms = self.forms()
         if self.path == "dense":
-            dense: Form = "dense"
-            return self.order_blocks(dtype, inverse=inverse), (dense,) * len(self.orders)
-        rot = self.rotations(dtype, inverse=inverse)
+            return self.order_blocks(dtype, inverse=inverse, theta=theta), forms
+        rot = self.rotations(dtype, inverse=inverse, theta=theta)
         high = [k for k in self.orders if k >= 3]
         every = exact.compounds(rot, max(high)) if high else []
         blocks = [rot if k <= 2 else flush_subnormal(every[k - 1]) for k in self.orders]
-        forms: tuple[Form, ...] = tuple("two-form" if k == 2 else "dense" for k in self.orders)
         return blocks, forms
+
+    def build_signature(self) -> tuple[object, ...] | None:
+        """The family, options, layer size and compute path."""
+        if not self._shareable():
+            return None
+        return type(self), self.options, self.in_features, self.out_features, self.path
+
+    def build_inputs(self) -> tuple[Tensor, ...]:
+        """``(theta,)``."""
+        return (self.theta,)
+
+    def build_from(self, inputs: tuple[Tensor, ...], dtype: torch.dtype) -> list[Tensor]:
+        """:meth:`path_blocks` of stacked angles ``(G, num_adapters, blocks, P)``."""
+        (theta,) = inputs
+        with no_autocast(theta):  # Note [mixed precision] in .base
+            return self.path_blocks(dtype, theta=theta)[0]
 
     def block_diagonal(self, dtype: torch.dtype, *, inverse: bool = False) -> Tensor:
         """``M_b`` (or ``M_b⁻¹``) of every block as dense tiles: ``(blocks, W, W)``,
@@ -462,8 +487,12 @@ class CompoundAdapter(Adapter):
         blocks (order 2 as a two-form on the ``"two-form"`` path, Note [two compute paths]),
         the identity on the remaining features (see :func:`.kernels.block_mix.block_mix`; an
         orthogonal M keeps only its output for backward)."""
-        with no_autocast(x):  # Note [mixed precision] in .base
-            blocks, forms = self.path_blocks(build_dtype(self.theta, x), inverse=inverse)
+        dtype = build_dtype(self.theta, x)  # Note [mixed precision] in .base
+        if inverse:
+            with no_autocast(x):
+                blocks, forms = self.path_blocks(dtype, inverse=True)
+        else:
+            blocks, forms = self.built(dtype), self.forms()
         dtype = autocast_dtype(x)
         return block_mix(
             x.to(dtype), [b.to(dtype) for b in blocks], orthogonal=self.orthogonal, forms=forms
@@ -508,3 +537,11 @@ class CompoundAdapter(Adapter):
             bias = None if bias is None else bias / gain
         new_b = None if bias is None else self.mix(bias, inverse=True)
         return self.mix(weight.T, inverse=True).T, new_b
+
+
+def _chain(m: Tensor) -> Tensor:
+    """The product ``m¹ m² ⋯`` over the adapter axis of ``m`` ``(..., A, r, C, C)``."""
+    prod = m.select(-4, 0)
+    for a in range(1, m.shape[-4]):
+        prod = prod @ m.select(-4, a)
+    return prod

@@ -341,13 +341,11 @@ class HammingAdapter(Adapter):
     def delta(self, x: Tensor) -> Tensor:
         """``Σ_i α_i ΔW_i x`` for ``x`` of shape ``(..., in)``; never forms ``2^q × 2^q``."""
         dtype = build_dtype(self.theta, x)  # Note [mixed precision] in .base
-        theta, alpha = self.theta.to(dtype), self.alpha.to(dtype)
         if self.variant == "single_order":
-            with no_autocast(x):
-                m = exact.hamming_block(self.circuit, theta, self.order)  # (R, C, C)
-                w = flush_subnormal(torch.einsum("r,rij->ij", alpha, m))
+            (w,) = self.built(dtype)
             return (self._pad(x) @ w.T.to(x.dtype))[..., : self.out_features]
         if not exact.is_fermionic(self.circuit):  # the compound identity does not hold
+            theta, alpha = self.theta.to(dtype), self.alpha.to(dtype)
             xp, out = self._pad(x).to(dtype), None
             for i in range(self.num_adapters):  # a state simulation: autocast would round it
                 with no_autocast(x):
@@ -355,11 +353,12 @@ class HammingAdapter(Adapter):
                 out = term if out is None else out + term
             assert out is not None
             return out[..., : self.out_features].to(x.dtype)
-        return self._blockwise(x, theta, alpha)
+        return self._blockwise(x, dtype)
 
-    def _blockwise(self, x: Tensor, theta: Tensor, alpha: Tensor) -> Tensor:
+    def _blockwise(self, x: Tensor, dtype: torch.dtype) -> Tensor:
         """``Σ_i α_i ΔW_i x`` one Hamming weight at a time (see Note [weight blocks])."""
-        tables, mixed = self._mixed_blocks(x, theta, alpha)
+        tables = _weight_tables(self.n_qubits, self.in_features, self.out_features)
+        mixed = self.built(dtype)
         dtype = autocast_dtype(x)  # one dtype into the kernel, whose backward has no autocast
         x, mixed = x.to(dtype), [m.to(dtype) for m in mixed]
         dev = x.device
@@ -389,34 +388,51 @@ class HammingAdapter(Adapter):
         """``x Wᵀ + b + Σ_i α_i ΔW_i x`` for the frozen layer ``(weight, bias)``, through the
         merged weight ``W + ΔW`` (Note [weight-side block linear]); the layer calls it when
         :meth:`weight_side` says so."""
-        tables, mixed = self._mixed_blocks(x, self.theta, self.alpha)
+        tables = _weight_tables(self.n_qubits, self.in_features, self.out_features)
+        mixed = [m.to(x.dtype) for m in self.built(self.theta.dtype)]
         dev = x.device
-        mixed = [m.to(x.dtype) for m in mixed]
         perm_out = tables.inverses[1].to(dev)
         return merged_block_linear(x, weight, bias, tables.perm_in.to(dev), perm_out, mixed)
 
-    def _mixed_blocks(
-        self, x: Tensor, theta: Tensor, alpha: Tensor
-    ) -> tuple[_Tables, list[Tensor]]:
-        """The tables and, per weight, ``Σ_i α_i A_i^(k)`` at the kept rows and columns."""
-        tables = _weight_tables(self.n_qubits, self.in_features, self.out_features)
+    def build_signature(self) -> tuple[object, ...] | None:
+        """The family, options and layer size, for the variants that build matrices
+        (``"single_order"``, and ``"hw"`` on a fermionic circuit)."""
+        if not self._shareable():
+            return None
+        if self.variant == "hw" and not exact.is_fermionic(self.circuit):
+            return None
+        return type(self), self.options, self.in_features, self.out_features
+
+    def build_inputs(self) -> tuple[Tensor, ...]:
+        """``(theta, alpha)``."""
+        return self.theta, self.alpha
+
+    def build_from(self, inputs: tuple[Tensor, ...], dtype: torch.dtype) -> list[Tensor]:
+        """For stacked ``(theta, alpha)`` ``(G, R, P)``, ``(G, R)``: ``Σ_i α_i A_i^(k)`` per
+        weight k at the kept rows and columns (``"hw"``, Note [weight blocks]), or the one
+        block ``Σ_i α_i A_i^(order)`` (``"single_order"``), each ``(G, rows, cols)``."""
+        theta, alpha = (t.to(dtype) for t in inputs)
+        with no_autocast(theta):
+            if self.variant == "single_order":
+                m = exact.hamming_block(self.circuit, theta, self.order)  # (G, R, C, C)
+                return [flush_subnormal(torch.einsum("gr,grij->gij", alpha, m))]
+            a = exact.hamming_block(self.circuit, theta, 1)  # (G, R, n, n), each in SO(n)
+            return [
+                flush_subnormal(torch.einsum("gr,grij->gij", alpha, b)) for b in self._kept(a)
+            ]
+
+    def _kept(self, a: Tensor) -> list[Tensor]:
+        """Every order's compound of the weight-1 blocks ``a`` at the kept rows and columns,
+        along :func:`hw_build_path`."""
         n, r = self.n_qubits, self.num_adapters
-        prefix = hw_build_path(n, self.in_features, self.out_features, r) == "prefix"
-
-        def mix(a: Tensor, alpha: Tensor) -> tuple[Tensor, ...]:
-            if prefix:
-                kept = prefix_compounds(a, self.out_features, self.in_features)
-            else:
-                kept = []
-                for k, block in enumerate(exact.rotation_compounds(a)):
-                    rows, cols = (t.to(a.device) for t in tables.local[k])
-                    kept.append(block.index_select(-2, rows).index_select(-1, cols))
-            return tuple(flush_subnormal(torch.einsum("r,rij->ij", alpha, b)) for b in kept)
-
-        with no_autocast(x):
-            a = exact.hamming_block(self.circuit, theta, 1)  # (R, n, n), an SO(n) matrix each
-            mixed = mix(a, alpha)
-        return tables, list(mixed)
+        if hw_build_path(n, self.in_features, self.out_features, r) == "prefix":
+            return prefix_compounds(a, self.out_features, self.in_features)
+        tables = _weight_tables(n, self.in_features, self.out_features)
+        kept = []
+        for k, block in enumerate(exact.rotation_compounds(a)):
+            rows, cols = (t.to(a.device) for t in tables.local[k])
+            kept.append(block.index_select(-2, rows).index_select(-1, cols))
+        return kept
 
     def delta_weight(self) -> Tensor:
         """The dense ``ΔW`` (``out × in``), for merging."""
