@@ -110,8 +110,18 @@ def flush_subnormal(t: Tensor) -> Tensor:
     products of many small sines; float32 matmuls slow down ~50× on subnormal operands).
 
     The gradient passes through unchanged: ``masked_fill`` would zero it at the flushed entries,
-    and at θ = 0 (or α = 0) those are all the off-diagonal ones, so training could never start."""
-    return t - torch.where(t.abs() < torch.finfo(t.dtype).tiny, t, 0.0).detach()
+    and at θ = 0 (or α = 0) those are all the off-diagonal ones, so training could never start.
+    The subnormal part is found without autograd, so nothing of ``t`` is kept for backward."""
+    with torch.no_grad():
+        subnormal = torch.where(t.abs() < torch.finfo(t.dtype).tiny, t, 0.0)
+    return t - subnormal
+
+
+def mixture_of(alpha: Tensor, blocks: Tensor) -> Tensor:
+    """``Σ_i α_i B_i`` for ``alpha`` ``(..., R)`` and ``blocks`` ``(..., R, rows, cols)``, as a
+    broadcast product and a sum: autograd keeps ``blocks`` as they are (often a view of what
+    the build keeps anyway) instead of the contiguous copy a batched product would make."""
+    return (alpha[..., None, None].expand_as(blocks) * blocks).sum(-3)
 
 
 # Note [weight blocks]
@@ -221,10 +231,12 @@ def _kept_macs(n: int, in_features: int, out_features: int) -> int:
     return sum(len(rows) * len(cols) for rows, cols in tables.local)
 
 
-def mixture(num_adapters: int, size: int) -> int:
-    """Multiply-adds of ``Σ_i α_i A_i`` over ``size × size`` blocks: ``R·size²``, none for a
-    single sub-adapter (a scaling, Note [what a cost counts])."""
-    return num_adapters * size * size if num_adapters > 1 else 0
+def mixture_work(num_adapters: int, entries: int) -> Work:
+    """:func:`mixture_of` over blocks of ``entries`` entries: ``R·entries`` multiply-adds (none
+    for a single product, a scalar scaling: Note [what a cost counts]), and the scaled blocks
+    and their sum, ``(R + 1)·entries`` floats."""
+    products = num_adapters * entries
+    return Work(products if products > 1 else 0, (num_adapters + 1) * entries)
 
 
 class HammingAdapter(Adapter):
@@ -320,13 +332,13 @@ class HammingAdapter(Adapter):
         if opts.variant == "single_order":
             c = comb(n, opts.order)
             build = build + compounds_work(n, opts.order, r)
-            build = build + Work(mixture(r, c), c * c) + flush_work(c * c)
+            build = build + mixture_work(r, c * c) + flush_work(c * c)
             return to_cost(c * c, c, build)
         path = hw_build_path(n, in_features, out_features, r)
         build = build + _hw_build_work(n, in_features, out_features, r, path)
         for rows, cols in _weight_tables(n, in_features, out_features).local:
             kept = len(rows) * len(cols)
-            build = build + Work(r * kept if r > 1 else 0, kept) + flush_work(kept)
+            build = build + mixture_work(r, kept) + flush_work(kept)
         return to_cost(_kept_macs(n, in_features, out_features), 0, build)
 
 
@@ -415,11 +427,9 @@ class HammingAdapter(Adapter):
         with no_autocast(theta):
             if self.variant == "single_order":
                 m = exact.hamming_block(self.circuit, theta, self.order)  # (G, R, C, C)
-                return [flush_subnormal(torch.einsum("gr,grij->gij", alpha, m))]
+                return [flush_subnormal(mixture_of(alpha, m))]
             a = exact.hamming_block(self.circuit, theta, 1)  # (G, R, n, n), each in SO(n)
-            return [
-                flush_subnormal(torch.einsum("gr,grij->gij", alpha, b)) for b in self._kept(a)
-            ]
+            return [flush_subnormal(mixture_of(alpha, b)) for b in self._kept(a)]
 
     def _kept(self, a: Tensor) -> list[Tensor]:
         """Every order's compound of the weight-1 blocks ``a`` at the kept rows and columns,
