@@ -213,6 +213,7 @@ class _NextOrder(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
         at, prev, first, rest, col_t, drop_t = ctx.saved_tensors
+        grad = grad.contiguous()  # a mixture downstream hands it back in its own layout
         need_a, need_prev = ctx.needs_input_grad[:2]
         a_rows = at.index_select(-1, first)
         p_rows = prev.index_select(-1, rest)
