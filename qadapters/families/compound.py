@@ -88,6 +88,7 @@ from qadapters.families.cost import (
 )
 from qadapters.families.hamming import flush_subnormal
 from qadapters.families.kernels.block_mix import Form, block_mix
+from qadapters.families.kernels.rotated_weight import rotated_linear, rotated_weight_pays
 from qadapters.families.options import FamilyOptions, option
 
 Combine = Literal["product", "sum"]
@@ -497,6 +498,25 @@ class CompoundAdapter(Adapter):
         return block_mix(
             x.to(dtype), [b.to(dtype) for b in blocks], orthogonal=self.orthogonal, forms=forms
         )
+
+    def weight_side(self, x: Tensor, weight: Tensor) -> bool:
+        """Whether :meth:`forward_with_weight` should serve this call: an orthogonal M without
+        ``magnitude`` on the dense path, a frozen float weight of ``x``'s and the angles'
+        dtype, no autocast, and more tokens than inputs
+        (:func:`.kernels.rotated_weight.rotated_weight_pays`)."""
+        if not self.orthogonal or self.magnitude or self.path != "dense":
+            return False  # a two-form order rotates a weight row no faster than a token
+        if weight.requires_grad or weight.dtype != x.dtype or weight.dtype != self.theta.dtype:
+            return False
+        if torch.is_autocast_enabled(x.device.type):
+            return False
+        return rotated_weight_pays(x.numel() // max(x.shape[-1], 1), self.in_features)
+
+    def forward_with_weight(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        """``(x Wᵀ + b) · M`` for the frozen layer ``(weight, bias)``, as ``x (Wᵀ M) + b M``
+        (Note [rotated weight]); the layer calls it when :meth:`weight_side` says so."""
+        blocks = self.built(self.theta.dtype)
+        return rotated_linear(x, weight, bias, blocks, self.forms())
 
     def gain(self, dtype: torch.dtype) -> Tensor | None:
         """``1 + g`` (``out_features``), or ``None`` without ``magnitude``."""

@@ -1,6 +1,7 @@
-"""The weight-side path of an adapted layer (``x (W + ΔW)ᵀ + b``, Note [weight-side block
-linear]): the same outputs and gradients as the frozen layer plus the adapter on its output, and
-taken only where it applies (a frozen plain layer, no hooks, no autocast, enough tokens)."""
+"""The weight-side path of an adapted layer (``x (W + ΔW)ᵀ + b`` for ``hamming``, Note
+[weight-side block linear]; ``x (Wᵀ M) + b M`` for ``compound``, Note [rotated weight]): the
+same outputs and gradients as the frozen layer plus the adapter on its output, and taken only
+where it applies (a frozen plain layer, no hooks, no autocast, enough tokens)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 from torch import nn
 
 import qadapters
-from qadapters.families.hamming import HammingAdapter
+from qadapters.families.base import Adapter
 from qadapters.layers import QAdapterLinear
 
 
@@ -18,18 +19,30 @@ def _conv1d(d_in: int, d_out: int) -> nn.Module:
     return transformers.pytorch_utils.Conv1D(d_out, d_in)
 
 
-#: case -> (base layer factory, adapter options)
+#: case -> (family, base layer factory, adapter options)
 LAYERS = {
-    "linear": (lambda: nn.Linear(40, 24), {}),
-    "linear no bias": (lambda: nn.Linear(24, 40, bias=False), {"num_adapters": 3}),
-    "conv1d": (lambda: _conv1d(40, 24), {"layout": "brick", "depth": 2}),
+    "hamming linear": ("hamming", lambda: nn.Linear(40, 24), {}),
+    "hamming linear no bias": (
+        "hamming",
+        lambda: nn.Linear(24, 40, bias=False),
+        {"num_adapters": 3},
+    ),
+    "hamming conv1d": ("hamming", lambda: _conv1d(40, 24), {"layout": "brick", "depth": 2}),
+    "compound linear": ("compound", lambda: nn.Linear(40, 24), {}),
+    "compound linear no bias": (
+        "compound",
+        lambda: nn.Linear(24, 40, bias=False),
+        {"num_adapters": 2, "blocks": 2},
+    ),
+    "compound conv1d": ("compound", lambda: _conv1d(40, 24), {"orders": (1, 2, 3), "blocks": 1}),
 }
+FAMILY_LAYERS = {"hamming": LAYERS["hamming linear"], "compound": LAYERS["compound linear"]}
 
 
-def _adapted(make, options) -> tuple[QAdapterLinear, HammingAdapter]:
+def _adapted(family, make, options) -> tuple[QAdapterLinear, Adapter]:
     torch.manual_seed(0)
     model = qadapters.get_qadapter_model(
-        nn.Sequential(make()), qadapters.QAdapterConfig("hamming", ["0"], options=options)
+        nn.Sequential(make()), qadapters.QAdapterConfig(family, ["0"], options=options)
     )
     layer = model.get_submodule("0")
     assert isinstance(layer, QAdapterLinear)
@@ -48,13 +61,13 @@ def _run(layer, adapter, x) -> list[torch.Tensor]:
     return [y.detach(), x.grad, *(p.grad for p in adapter.parameters())]
 
 
-@pytest.mark.parametrize("make, options", LAYERS.values(), ids=LAYERS.keys())
-def test_weight_side_equals_the_output_side(monkeypatch, make, options) -> None:
-    layer, adapter = _adapted(make, options)
+@pytest.mark.parametrize("family, make, options", LAYERS.values(), ids=LAYERS.keys())
+def test_weight_side_equals_the_output_side(monkeypatch, family, make, options) -> None:
+    layer, adapter = _adapted(family, make, options)
     x = torch.randn(64, 5, _d_in(layer), dtype=torch.float64)
     assert adapter.weight_side(x, layer._weight_out_in())
     weight_side = _run(layer, adapter, x)
-    monkeypatch.setattr(HammingAdapter, "weight_side", lambda *_: False)
+    monkeypatch.setattr(type(adapter), "weight_side", lambda *_: False)
     output_side = _run(layer, adapter, x)
     for a, b in zip(weight_side, output_side, strict=True):
         torch.testing.assert_close(a, b, atol=1e-11, rtol=1e-9)
@@ -64,8 +77,9 @@ def _d_in(layer: QAdapterLinear) -> int:
     return layer._weight_out_in().shape[1]
 
 
-def test_the_frozen_layer_is_left_unchanged() -> None:
-    layer, _ = _adapted(*LAYERS["linear"])
+@pytest.mark.parametrize("family", FAMILY_LAYERS)
+def test_the_frozen_layer_is_left_unchanged(family) -> None:
+    layer, _ = _adapted(*FAMILY_LAYERS[family])
     before = layer.base_layer.weight.detach().clone()
     layer(torch.randn(64, 40, dtype=torch.float64)).sum().backward()
     assert torch.equal(layer.base_layer.weight, before)
@@ -89,26 +103,54 @@ def _float32(layer, x):
 NOT_TAKEN = {"few tokens": _few_tokens, "trainable weight": _trainable_weight, "float32": _float32}
 
 
+@pytest.mark.parametrize("family", FAMILY_LAYERS)
 @pytest.mark.parametrize("change", NOT_TAKEN.values(), ids=NOT_TAKEN.keys())
-def test_the_output_side_serves_what_the_weight_side_does_not(change) -> None:
-    layer, adapter = _adapted(*LAYERS["linear"])
+def test_the_output_side_serves_what_the_weight_side_does_not(change, family) -> None:
+    layer, adapter = _adapted(*FAMILY_LAYERS[family])
     x = change(layer, torch.randn(64, 40, dtype=torch.float64))
     assert not adapter.weight_side(x, layer._weight_out_in())
 
 
-def test_autocast_keeps_the_output_side() -> None:
-    layer, adapter = _adapted(*LAYERS["linear"])
+@pytest.mark.parametrize("family", FAMILY_LAYERS)
+def test_autocast_keeps_the_output_side(family) -> None:
+    layer, adapter = _adapted(*FAMILY_LAYERS[family])
     x = torch.randn(64, 40, dtype=torch.float64)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert not adapter.weight_side(x, layer._weight_out_in())
 
 
-def test_hooks_and_single_order_keep_the_output_side(monkeypatch) -> None:
+def test_hooks_keep_the_output_side() -> None:
     calls = []
-    layer, _ = _adapted(*LAYERS["linear"])
+    layer, _ = _adapted(*FAMILY_LAYERS["hamming"])
     layer.base_layer.register_forward_hook(lambda *_: calls.append(1))
     layer(torch.randn(64, 40, dtype=torch.float64))
     assert calls == [1]  # the frozen layer ran, so its hook did
-    single, adapter = _adapted(lambda: nn.Linear(40, 24), {"variant": "single_order"})
+
+
+#: options with which a family has no weight-side path
+NO_WEIGHT_SIDE = {
+    "hamming single_order": ("hamming", {"variant": "single_order"}),
+    "compound magnitude": ("compound", {"magnitude": True}),
+    "compound sum": ("compound", {"num_adapters": 2, "combine": "sum"}),
+}
+
+
+@pytest.mark.parametrize("family, options", NO_WEIGHT_SIDE.values(), ids=NO_WEIGHT_SIDE.keys())
+def test_options_without_a_weight_side(family, options) -> None:
+    layer, adapter = _adapted(family, lambda: nn.Linear(40, 24), options)
     x = torch.randn(64, 40, dtype=torch.float64)
-    assert not adapter.weight_side(x, single._weight_out_in())
+    assert not adapter.weight_side(x, layer._weight_out_in())
+
+
+def test_the_two_form_path_keeps_the_output_side() -> None:
+    layer, adapter = _adapted(*FAMILY_LAYERS["compound"])
+    x = torch.randn(64, 40, dtype=torch.float64)
+    adapter.path = "two-form"
+    assert not adapter.weight_side(x, layer._weight_out_in())
+
+
+def test_rotated_linear_checks_its_input() -> None:
+    from qadapters.families.kernels.rotated_weight import rotated_linear
+
+    with pytest.raises(ValueError, match="expected inputs of width 5"):
+        rotated_linear(torch.zeros(2, 4), torch.zeros(6, 5), None, [torch.eye(6)[None]], ["dense"])

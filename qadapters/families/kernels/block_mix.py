@@ -94,43 +94,83 @@ class _OrthogonalBlockMix(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
         y, *unique = ctx.saved_tensors
-        forms, refs = ctx.forms, ctx.refs
-        blocks = [unique[i] for i in refs]
         g = grad.reshape(-1, grad.shape[-1])
-        tiles = blocks[0].shape[0]
-        sizes = [_size(b, f) for b, f in zip(blocks, forms, strict=True)]
         grad_x = torch.empty_like(g) if ctx.needs_input_grad[0] else None
-        ys_all = _slices(y.reshape(-1, y.shape[-1]), tiles, sizes)
-        gx_all = _slices(grad_x, tiles, sizes) if grad_x is not None else [None] * len(sizes)
-        pairs = zip(ys_all, _slices(g, tiles, sizes), gx_all, blocks, forms, strict=True)
-        grads: list[Tensor | None] = []
-        for i, (ys, gs, gx, b, form) in enumerate(pairs):
-            wanted = ctx.needs_input_grad[3 + refs[i]]
-            if form == "two-form":
-                _, gb = compound2_backward(
-                    ys, gs, b, input_grad=gx is not None, rotation_grad=wanted, out=gx,
-                    work_floats=g.numel(),
-                )  # fmt: skip
-                grads.append(gb)
-                continue
-            if gx is not None:
-                gx.copy_(torch.bmm(gs.transpose(0, 1), b.transpose(-1, -2)).transpose(0, 1))
-            if not wanted:
-                grads.append(None)
-                continue
-            ytg = torch.bmm(ys.permute(1, 2, 0), gs.transpose(0, 1))  # (tiles, C, C): yᵀ g
-            grads.append(b @ ytg)
-        if grad_x is not None:
-            used = tiles * sum(sizes)
-            if used < g.shape[-1]:
-                grad_x[:, used:].copy_(g[:, used:])
-            grad_x = grad_x.view(grad.shape)
-        summed: list[Tensor | None] = [None] * len(unique)
-        for i, gb in zip(refs, grads, strict=True):
-            if gb is not None:
-                old = summed[i]
-                summed[i] = gb if old is None else old + gb
+        wanted = [ctx.needs_input_grad[3 + i] for i in range(len(unique))]
+        summed = orthogonal_mix_backward(
+            y.reshape(-1, y.shape[-1]), g, unique, ctx.forms, ctx.refs, wanted, grad_x
+        )
+        grad_x = None if grad_x is None else grad_x.view(grad.shape)
         return (grad_x, None, None, *summed)
+
+
+def dedupe(blocks: Sequence[Tensor]) -> tuple[list[Tensor], tuple[int, ...]]:
+    """The distinct tensors among ``blocks`` and, per block, its index among them (a rotation
+    may serve two orders, and an autograd.Function under torch.compile takes each tensor
+    once)."""
+    unique: list[Tensor] = []
+    refs = []
+    for b in blocks:
+        i = next((j for j, u in enumerate(unique) if u is b), len(unique))
+        unique += [b] if i == len(unique) else []
+        refs.append(i)
+    return unique, tuple(refs)
+
+
+def orthogonal_mix_backward(
+    y: Tensor,
+    g: Tensor,
+    unique: Sequence[Tensor],
+    forms: Sequence[Form],
+    refs: Sequence[int],
+    wanted: Sequence[bool],
+    grad_x: Tensor | None,
+) -> list[Tensor | None]:
+    """The backward of ``y = x · M`` for orthogonal blocks, from the output ``y`` ``(T, out)``
+    and its gradient ``g`` (Note [orthogonal block mix]).
+
+    Writes ``∂L/∂x = g · Mᵀ`` into ``grad_x`` ``(T, out)`` when given, and returns per distinct
+    block (``unique``; order k's is ``unique[refs[k]]``) its gradient where ``wanted``."""
+    blocks = [unique[i] for i in refs]
+    tiles = blocks[0].shape[0]
+    sizes = [_size(b, f) for b, f in zip(blocks, forms, strict=True)]
+    ys_all = _slices(y, tiles, sizes)
+    gx_all = _slices(grad_x, tiles, sizes) if grad_x is not None else [None] * len(sizes)
+    pairs = zip(ys_all, _slices(g, tiles, sizes), gx_all, blocks, forms, strict=True)
+    grads: list[Tensor | None] = []
+    for i, (ys, gs, gx, b, form) in enumerate(pairs):
+        want = wanted[refs[i]]
+        if form == "two-form":
+            _, gb = compound2_backward(
+                ys, gs, b, input_grad=gx is not None, rotation_grad=want, out=gx,
+                work_floats=g.numel(),
+            )  # fmt: skip
+            grads.append(gb)
+            continue
+        if gx is not None:
+            gx.copy_(torch.bmm(gs.transpose(0, 1), b.transpose(-1, -2)).transpose(0, 1))
+        if not want:
+            grads.append(None)
+            continue
+        ytg = torch.bmm(ys.permute(1, 2, 0), gs.transpose(0, 1))  # (tiles, C, C): yᵀ g
+        grads.append(b @ ytg)
+    if grad_x is not None:
+        used = tiles * sum(sizes)
+        if used < g.shape[-1]:
+            grad_x[:, used:].copy_(g[:, used:])
+    summed: list[Tensor | None] = [None] * len(unique)
+    for i, gb in zip(refs, grads, strict=True):
+        if gb is not None:
+            old = summed[i]
+            summed[i] = gb if old is None else old + gb
+    return summed
+
+
+def mix_into(
+    out: Tensor, x: Tensor, blocks: Sequence[Tensor], forms: Sequence[Form]
+) -> None:
+    """``out ← x · M`` for ``x``, ``out`` of shape ``(T, features)``, without autograd."""
+    _mix_into(out, x, blocks, forms, transpose=False)
 
 
 def block_mix(
@@ -181,13 +221,8 @@ def block_mix(
         _mix_into(out, flat, blocks, forms, transpose=False)
         return out.view(x.shape)
     if orthogonal:
-        unique: list[Tensor] = []
-        refs = []
-        for b in blocks:
-            i = next((j for j, u in enumerate(unique) if u is b), len(unique))
-            unique += [b] if i == len(unique) else []
-            refs.append(i)
-        return _OrthogonalBlockMix.apply(x, forms, tuple(refs), *unique)
+        unique, refs = dedupe(blocks)
+        return _OrthogonalBlockMix.apply(x, forms, refs, *unique)
     parts = [
         apply_compound2(xs, b, orthogonal=False)
         if form == "two-form"

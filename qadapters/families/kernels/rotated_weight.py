@@ -1,0 +1,128 @@
+"""The compound family's rotation applied on the frozen weight: ``y = x (Wᵀ M) + b M``.
+
+Note [rotated weight]
+---------------------
+The ``compound`` output is ``y = (x Wᵀ + b) · M`` with M orthogonal and block diagonal
+(:mod:`.block_mix`). The same output is ``x W'ᵀ + b'`` with ``W'ᵀ = Wᵀ M``: M applied to the
+``d_in`` rows of ``Wᵀ`` as if they were tokens. Let F be the multiply-adds that apply M to one
+vector (``r Σ_k C_k²`` dense, ``2n³`` per tile for a two-form order). For T tokens a step then
+costs:
+
+- **on the activations:** about ``3 T F``: the product, its input gradient ``g Mᵀ``, and the
+  block gradient ``M (yᵀ g)`` (Note [orthogonal block mix]);
+- **on the weight:** ``F d_in`` to rotate the weight in the forward, and ``F d_in`` again in the
+  backward. W' is rotated anew there rather than kept, so no ``d_in × d_out`` array outlives the
+  forward. Add ``T F`` for the block gradient, from the output alone as before. The input
+  gradient ``g W'`` is the frozen layer's own, which the activation side pays as well.
+
+So the weight side pays once ``2 d_in + T < 3 T``, that is ``T > d_in``
+(:func:`rotated_weight_pays`; MiniLM's 2,048 tokens per step against 384 inputs). It keeps what
+the activation side keeps: the output, the blocks, and the frozen weight, which is a parameter.
+
+Autograd through ``W'`` would instead take ``∂L/∂W' = gᵀ x``, a whole weight gradient
+(``T d_in d_out``), and keep ``x``. :class:`_RotatedLinear` has its own backward, which never
+forms it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from qadapters.families.kernels.block_mix import (
+    Form,
+    dedupe,
+    mix_into,
+    orthogonal_mix_backward,
+)
+
+
+def rotated_weight_pays(tokens: int, in_features: int) -> bool:
+    """Whether :func:`rotated_linear` is cheaper than the frozen layer followed by the block
+    mix on its output: more tokens in the call than the layer has inputs (Note [rotated
+    weight])."""
+    return tokens > in_features
+
+
+def _rotated(weight: Tensor, blocks: Sequence[Tensor], forms: Sequence[Form]) -> Tensor:
+    """``Wᵀ M`` ``(in, out)`` for the ``(out, in)`` weight."""
+    wt = weight.t().contiguous()
+    out = torch.empty_like(wt)
+    mix_into(out, wt, blocks, forms)
+    return out
+
+
+class _RotatedLinear(torch.autograd.Function):
+    """``x (Wᵀ M) + b M`` keeping only the output (Note [rotated weight])."""
+
+    @staticmethod
+    def forward(
+        ctx,
+        x: Tensor,
+        weight: Tensor,
+        bias: Tensor | None,
+        forms: tuple[Form, ...],
+        refs: tuple[int, ...],
+        *unique: Tensor,
+    ) -> Tensor:
+        blocks = [unique[i] for i in refs]
+        wt = _rotated(weight, blocks, forms)
+        flat = x.reshape(-1, x.shape[-1])
+        if bias is None:
+            y = flat @ wt
+        else:
+            rotated_bias = torch.empty_like(bias[None])
+            mix_into(rotated_bias, bias[None], blocks, forms)
+            y = torch.addmm(rotated_bias, flat, wt)
+        ctx.forms, ctx.refs = forms, refs
+        ctx.save_for_backward(y, weight, *unique)
+        return y.view(*x.shape[:-1], y.shape[-1])
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
+        y, weight, *unique = ctx.saved_tensors
+        forms, refs = ctx.forms, ctx.refs
+        g = grad.reshape(-1, grad.shape[-1])
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            wt = _rotated(weight, [unique[i] for i in refs], forms)
+            grad_x = (g @ wt.t()).view(*grad.shape[:-1], wt.shape[0])
+        wanted = [ctx.needs_input_grad[5 + i] for i in range(len(unique))]
+        summed = orthogonal_mix_backward(y, g, unique, forms, refs, wanted, None)
+        return (grad_x, None, None, None, None, *summed)
+
+
+def rotated_linear(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    blocks: Sequence[Tensor],
+    forms: Sequence[Form],
+) -> Tensor:
+    """``(x Wᵀ + b) · M`` as ``x (Wᵀ M) + b M`` for orthogonal blocks (Note [rotated weight]).
+
+    Args:
+        x: activations ``(..., in)``.
+        weight: the frozen ``(out, in)`` weight (no gradient is returned for it).
+        bias: the frozen ``(out,)`` bias, or ``None``.
+        blocks: per order, as :func:`.block_mix.block_mix` takes them (each orthogonal).
+        forms: per order, ``"dense"`` or ``"two-form"``.
+
+    Returns:
+        ``(..., out)``, equal to ``block_mix(x Wᵀ + b, blocks, forms=forms)`` up to rounding.
+
+    Raises:
+        ValueError: ``x``'s width is not the weight's input width, or ``forms`` does not give
+            one form per block.
+    """
+    if x.shape[-1] != weight.shape[1]:
+        raise ValueError(
+            f"expected inputs of width {weight.shape[1]} (the weight's in_features); found "
+            f"{x.shape[-1]}"
+        )
+    if len(forms) != len(blocks):
+        raise ValueError(f"forms: expected one per block ({len(blocks)}); found {len(forms)}")
+    unique, refs = dedupe(blocks)
+    return _RotatedLinear.apply(x, weight, bias, tuple(forms), refs, *unique)

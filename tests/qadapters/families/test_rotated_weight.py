@@ -1,0 +1,62 @@
+"""The compound rotation on the frozen weight (Note [rotated weight]): ``x (Wᵀ M) + b M`` equals
+the block mix of the frozen layer's output, and its gradients pass ``gradcheck`` in float64."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from qadapters.families.compound import CompoundAdapter
+from qadapters.families.kernels.block_mix import block_mix
+from qadapters.families.kernels.rotated_weight import rotated_linear, rotated_weight_pays
+
+#: case -> (in, out, compound options, bias)
+CASES = {
+    "orders 1, 2 with bias": (6, 9, {"blocks": 1}, True),
+    "two blocks, no bias": (5, 12, {"blocks": 2}, False),
+    "orders 1-3, product of two": (
+        4,
+        10,
+        {"orders": (1, 2, 3), "num_adapters": 2, "blocks": 1},
+        True,
+    ),
+}
+
+
+def _setup(d_in, d_out, options, bias):
+    torch.manual_seed(0)
+    adapter = CompoundAdapter(d_in, d_out, **options).double()
+    adapter.reset_away_from_identity(0.7)
+    weight = torch.randn(d_out, d_in, dtype=torch.float64)
+    b = torch.randn(d_out, dtype=torch.float64) if bias else None
+    return adapter, weight, b
+
+
+@pytest.mark.parametrize("d_in, d_out, options, bias", CASES.values(), ids=CASES.keys())
+def test_equals_the_mix_of_the_frozen_output(d_in, d_out, options, bias):
+    adapter, weight, b = _setup(d_in, d_out, options, bias)
+    x = torch.randn(3, 7, d_in, dtype=torch.float64)
+    blocks, forms = adapter.path_blocks(torch.float64)
+    base = x @ weight.T + (0 if b is None else b)
+    want = block_mix(base, blocks, orthogonal=True, forms=forms)
+    torch.testing.assert_close(rotated_linear(x, weight, b, blocks, forms), want)
+
+
+@pytest.mark.parametrize("d_in, d_out, options, bias", CASES.values(), ids=CASES.keys())
+def test_gradcheck(d_in, d_out, options, bias):
+    adapter, weight, b = _setup(d_in, d_out, options, bias)
+    x = torch.randn(4, d_in, dtype=torch.float64, requires_grad=True)
+    theta = adapter.theta.detach().clone().requires_grad_(True)
+
+    def run(x, theta):
+        blocks, forms = adapter.path_blocks(torch.float64, theta=theta)
+        return rotated_linear(x, weight, b, blocks, forms)
+
+    assert torch.autograd.gradcheck(run, (x, theta))
+
+
+@pytest.mark.parametrize(
+    "tokens, d_in, pays", [(2048, 384, True), (384, 384, False), (100, 768, False)]
+)
+def test_rotated_weight_pays_past_the_input_width(tokens, d_in, pays):
+    assert rotated_weight_pays(tokens, d_in) is pays
