@@ -370,7 +370,10 @@ class CompoundAdapter(Adapter):
                 + ["order 2 as a two-form (Aᵀ X A, 2n³/token)"]
                 + ([f"minors to k={max(high)}"] if high else [])
             )
-        return f"n={n}: weight-1 {weight1}, {build}; block mix on the outputs ({keeps})"
+        where = "block mix on the outputs"
+        if orthogonal and not opts.magnitude and "two-form" not in build:
+            where = f"on the frozen weight when a call has over {in_features} tokens, else {where}"
+        return f"n={n}: weight-1 {weight1}, {build}; {where} ({keeps})"
 
     @property
     def circuits(self) -> dict[str, Circuit]:
