@@ -132,8 +132,9 @@ def _versions(inputs: tuple[Tensor, ...]) -> tuple[int, ...]:
 class BuildGroup:
     """Adapters whose builds run as one batched call (Note [shared builds]).
 
-    Holds its members weakly; a member that is gone, or whose inputs no longer match the
-    others' shapes, dtypes and devices, makes every member build alone.
+    Holds its members weakly; a member that is gone, whose signature changed since it was
+    linked, or whose inputs no longer match the others' shapes, dtypes and devices, makes every
+    member build alone.
     """
 
     def __init__(self, members: Sequence[SharesBuild]) -> None:
@@ -180,6 +181,9 @@ class BuildGroup:
         members = [ref() for ref in self._members]
         if any(m is None for m in members):
             return None
+        signature = member.build_signature()
+        if any(m is None or m.build_signature() != signature for m in members):
+            return None  # a member changed since it was linked (its compute path, say)
         inputs = [m.build_inputs() for m in members if m is not None]
         if any(_request_key(dtype, i) != key for i in inputs):
             return None

@@ -306,3 +306,13 @@ def test_share_builds_switch():
     first, second = hidden[0](x), hidden[1](x)
     _loss(first).backward(retain_graph=True)  # one shared graph
     _loss(second).backward()
+
+
+def test_a_member_whose_path_changed_builds_alone(builds):
+    model, alone = _pair("compound")
+    for m in (model, alone):
+        m.base_model.hidden[1].get_adapter("default").path = "two-form"
+    builds.clear()
+    out = model(_x())
+    assert builds["compound"] == 4  # the group no longer agrees: every member builds alone
+    torch.testing.assert_close(out, alone(_x()), atol=1e-12, rtol=1e-12)
