@@ -436,7 +436,8 @@ def compute_path(family: str, in_features: int, out_features: int, **options: An
         "prefix": "only the kept minors",
         "rotation": "every weight's compound, then cut",
     }[hw_build_path(n, in_features, out_features, opts.num_adapters)]
-    return f"n={n}: {build}; a permuted block-diagonal product (keeps x)"
+    product = "a permuted block-diagonal product (keeps x)"
+    return f"n={n}: {build}; on the merged weight with enough tokens, else {product}"
 
 
 def per_layer_table(
@@ -469,6 +470,8 @@ def per_layer_table(
                 )
             )
         for method, c, path in rows:
+            if m > 1 and getattr(fam.FAMILIES.get(method), "shares_builds", False):
+                path += f"; one batched build for the {m} layers"  # Note [shared builds]
             build = budget.format_bytes(c.build_bytes) if c.build_bytes else "0"
             ratio = f"{c.forward_macs / lora.forward_macs:.2f}"
             macs, floats = f"{c.forward_macs:,d}", f"{c.activation_floats:,d}"

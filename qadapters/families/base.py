@@ -143,6 +143,9 @@ class Adapter(nn.Module, ABC):
     #: the family's recommended Adam(W) learning rate (measured: docs/accuracy.md), read by
     #: :func:`.optim.default_lr` and :func:`.optim.param_groups`
     default_lr: ClassVar[float] = 1e-2
+    #: whether the family offers its build for sharing (:meth:`build_signature`); read by
+    #: ``qadapters count``
+    shares_builds: ClassVar[bool] = False
     #: this adapter's place in a group of shared builds, set by
     #: :func:`.shared_builds.link_builds` (never saved or copied)
     build_slot: BuildSlot | None = None

@@ -220,6 +220,7 @@ class CompoundAdapter(Adapter):
     """
 
     options_class = CompoundOptions
+    shares_builds = True
     default_lr = 0.1
     angle_names = ("theta",)
 

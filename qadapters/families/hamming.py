@@ -271,6 +271,7 @@ class HammingAdapter(Adapter):
 
     options_class = HammingOptions
     default_lr = 0.1
+    shares_builds = True
     angle_names = ("theta",)
 
     def __init__(self, in_features: int, out_features: int, **options: Any) -> None:

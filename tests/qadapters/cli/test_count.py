@@ -320,7 +320,9 @@ def test_cli_prints_each_layer_shapes_cost_and_compute_path(capsys) -> None:
             assert rows[family][3] == f"{cost.forward_macs / lora:.2f}"
             assert rows[family][4] == f"{cost.activation_floats:,d}"
             assert rows[family][5] == f"{cost.build_macs:,d}"
-            assert rows[family][7] == calc.compute_path(family, d_in, d_out)
+            shares = FAMILIES[family].shares_builds
+            shared = "; one batched build for the 12 layers" if shares else ""
+            assert rows[family][7] == calc.compute_path(family, d_in, d_out) + shared
 
 
 @pytest.mark.parametrize(
@@ -334,6 +336,8 @@ def test_cli_prints_each_layer_shapes_cost_and_compute_path(capsys) -> None:
         ("compound", (768, 768), {"orders": [1, 2, 3]}, "minors to k=3"),
         ("compound", (768, 768), {"num_adapters": 2, "combine": "sum"}, "keeps its input"),
         ("compound", (768, 768), {"num_adapters": 2}, "keeps the output"),
+        ("compound", (768, 768), {}, "on the frozen weight when a call has over 768 tokens"),
+        ("hamming", (768, 768), {}, "on the merged weight with enough tokens"),
         ("hamming", (768, 768), {}, "n=10: only the kept minors"),
         ("hamming", (64, 64), {}, "n=6: every weight's compound, then cut"),
         ("hamming", (768, 768), {"variant": "single_order", "order": 2},
