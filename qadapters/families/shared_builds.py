@@ -182,8 +182,8 @@ class BuildGroup:
         if any(m is None for m in members):
             return None
         signature = member.build_signature()
-        if any(m is None or m.build_signature() != signature for m in members):
-            return None  # a member changed since it was linked (its compute path, say)
+        if signature is None or any(m is None or m.build_signature() != signature for m in members):
+            return None  # a member changed since it was linked (its compute path, or QAT)
         inputs = [m.build_inputs() for m in members if m is not None]
         if any(_request_key(dtype, i) != key for i in inputs):
             return None

@@ -316,3 +316,16 @@ def test_a_member_whose_path_changed_builds_alone(builds):
     out = model(_x())
     assert builds["compound"] == 4  # the group no longer agrees: every member builds alone
     torch.testing.assert_close(out, alone(_x()), atol=1e-12, rtol=1e-12)
+
+
+def test_quantization_enabled_after_linking_builds_alone(builds):
+    from qadapters.quantization import enable_qat
+
+    model = _model("hamming", {})
+    hidden = _adapters(model)[:3]
+    assert all(a.build_slot is not None for a in hidden)
+    for a in hidden:
+        enable_qat(a, 4, 8)  # parametrized angles are recomputed on every read
+    builds.clear()
+    model(_x())
+    assert builds["hamming"] == 4
