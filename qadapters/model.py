@@ -255,6 +255,11 @@ class QAdapterModel(AdapterFilesMixin, nn.Module):
         if getattr(self, "_share_builds", True):  # models saved whole before the switch
             link_builds(active)  # Note [shared builds] in qadapters.families.shared_builds
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        if self.__dict__.get("_active") is not None:
+            self._sync_layers()  # a copy's adapters share builds among themselves
+
     @property
     def share_builds(self) -> bool:
         """Whether the active adapters of one shape and options build their matrices in one

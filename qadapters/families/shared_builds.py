@@ -37,6 +37,10 @@ builds alone (:func:`may_share`):
 - inside a backward pass, where reentrant checkpointing recomputes;
 - while saved-tensor hooks are set. Non-reentrant checkpointing and offloading set them, and a
   recomputation must save exactly what its region saved in the forward.
+
+A copy of a model (``copy.deepcopy``, pickle, ``torch.save`` of the whole model) links its own
+adapters into groups of its own; a copy of one adapter, or a DataParallel replica, builds
+alone, since no group counts it as a member.
 """
 
 from __future__ import annotations

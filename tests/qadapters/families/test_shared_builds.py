@@ -67,6 +67,7 @@ def _pair(case: str) -> tuple[qadapters.QAdapterModel, qadapters.QAdapterModel]:
     """A model with shared builds and a copy of it whose adapters build alone."""
     model = _model(*CASES[case])
     alone = copy.deepcopy(model)
+    alone.share_builds = False
     assert all(a.build_slot is None for a in _adapters(alone))
     return model, alone
 
@@ -236,7 +237,7 @@ def test_contexts_that_build_alone(builds):
 
 
 @pytest.mark.parametrize("how", ["deepcopy", "pickle", "torch.save"])
-def test_copies_build_alone_and_agree(how):
+def test_copies_share_among_themselves_and_agree(how):
     model = _model("hamming", {})
     if how == "deepcopy":
         copied = copy.deepcopy(model)
@@ -247,7 +248,10 @@ def test_copies_build_alone_and_agree(how):
         torch.save(model, buffer)
         buffer.seek(0)
         copied = torch.load(buffer, weights_only=False)
-    assert all(a.build_slot is None for a in _adapters(copied))
+    mine, theirs = _adapters(model), _adapters(copied)
+    assert all(a.build_slot is not None for a in theirs[:3])
+    groups = {id(a.build_slot.group) for a in mine[:3] + theirs[:3]}
+    assert len(groups) == 2  # each model its own group
     torch.testing.assert_close(copied(_x()), model(_x()), atol=1e-12, rtol=1e-12)
 
 
