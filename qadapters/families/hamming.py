@@ -218,7 +218,9 @@ def _hw_build_work(n: int, in_features: int, out_features: int, r: int, path: st
         return prefix_compounds_work(n, out_features, in_features, r)
     tables = _weight_tables(n, in_features, out_features)
     cut = sum(
-        len(rows) * (comb(n, k) + len(cols)) for k, (rows, cols) in enumerate(tables.local)
+        len(rows) * (comb(n, k) + len(cols))
+        for k, (rows, cols) in enumerate(tables.local)
+        if len(rows) * len(cols) < comb(n, k) ** 2  # a whole block is kept as it is
     )
     return rotation_compounds_work(n, r) + Work(0, r * cut)
 
@@ -441,7 +443,11 @@ class HammingAdapter(Adapter):
         tables = _weight_tables(n, self.in_features, self.out_features)
         kept = []
         for k, block in enumerate(exact.rotation_compounds(a)):
-            rows, cols = (t.to(a.device) for t in tables.local[k])
+            rows, cols = tables.local[k]
+            if len(rows) == block.shape[-2] and len(cols) == block.shape[-1]:
+                kept.append(block)  # the layer fills the register: every entry is kept
+                continue
+            rows, cols = rows.to(a.device), cols.to(a.device)
             kept.append(block.index_select(-2, rows).index_select(-1, cols))
         return kept
 
