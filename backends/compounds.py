@@ -196,9 +196,14 @@ def rotation_compounds(rotation: Tensor) -> list[Tensor]:
     # the lower orders by the expansion that keeps only each order's inputs for the backward
     # (Note [kept inputs] in backends/prefix_compounds.py): every state is kept here
     low = prefix_compounds(rotation, top=n // 2)
-    out = list(low)
-    for k in range(n // 2 + 1, n + 1):
-        comp, sign = (t.to(rotation.device) for t in _complement_tables(n, n - k))
-        sign = sign.to(rotation.dtype)
-        out.append(low[n - k][..., comp, :][..., :, comp] * sign[:, None] * sign[None, :])
-    return out
+    return list(low) + [complementary_compound(low[n - k], n, k) for k in range(n // 2 + 1, n + 1)]
+
+
+def complementary_compound(block: Tensor, n: int, k: int) -> Tensor:
+    """``A^(k)`` from ``A^(n−k)`` of rotations A in SO(n) (``block``, ``(..., C(n,k), C(n,k))``)
+    by Jacobi's identity (Note [complementary minors]): a signed permutation of its rows and
+    columns. The map is linear, so it also takes a combination ``Σ_i α_i A_i^(n−k)`` of such
+    blocks to ``Σ_i α_i A_i^(k)``."""
+    comp, sign = (t.to(block.device) for t in _complement_tables(n, n - k))
+    sign = sign.to(block.dtype)
+    return block[..., comp, :][..., :, comp] * sign[:, None] * sign[None, :]

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from backends import exact
+from backends.compounds import complementary_compound
 from backends.prefix_compounds import prefix_compounds
 from backends.subspace import compile_constant
 from circuits import Circuit, build
@@ -49,7 +50,6 @@ from qadapters.families.cost import (
     compounds_work,
     flush_work,
     prefix_compounds_work,
-    rotation_compounds_work,
     to_cost,
     weight1_block_work,
 )
@@ -213,16 +213,27 @@ def hw_build_path(n: int, in_features: int, out_features: int, num_adapters: int
 
 
 def _hw_build_work(n: int, in_features: int, out_features: int, r: int, path: str) -> Work:
-    """The compounds' part of the ``"hw"`` build along ``path``, with the cut to kept entries."""
-    if path == "prefix":
-        return prefix_compounds_work(n, out_features, in_features, r)
+    """The ``"hw"`` build after the weight-1 blocks, along ``path``: the kept entries of every
+    order and their mixture (``"prefix"``), or the orders up to n/2 in full, their mixture, the
+    upper orders as complements of the mixed ones, and the cut to kept entries (``"rotation"``;
+    see :meth:`HammingAdapter._mixed`)."""
     tables = _weight_tables(n, in_features, out_features)
+    if path == "prefix":
+        work = prefix_compounds_work(n, out_features, in_features, r)
+        for rows, cols in tables.local:
+            kept = len(rows) * len(cols)
+            work = work + mixture_work(r, kept) + flush_work(kept)
+        return work
+    work = compounds_work(n, n // 2, r)
+    for k in range(n // 2 + 1):
+        work = work + mixture_work(r, comb(n, k) ** 2) + flush_work(comb(n, k) ** 2)
+    complements = sum(4 * comb(n, k) ** 2 for k in range(n // 2 + 1, n + 1))
     cut = sum(
         len(rows) * (comb(n, k) + len(cols))
         for k, (rows, cols) in enumerate(tables.local)
         if len(rows) * len(cols) < comb(n, k) ** 2  # a whole block is kept as it is
     )
-    return rotation_compounds_work(n, r) + Work(0, r * cut)
+    return work + Work(0, complements + cut)
 
 
 @lru_cache(maxsize=256)
@@ -339,9 +350,6 @@ class HammingAdapter(Adapter):
             return to_cost(c * c, c, build)
         path = hw_build_path(n, in_features, out_features, r)
         build = build + _hw_build_work(n, in_features, out_features, r, path)
-        for rows, cols in _weight_tables(n, in_features, out_features).local:
-            kept = len(rows) * len(cols)
-            build = build + mixture_work(r, kept) + flush_work(kept)
         return to_cost(_kept_macs(n, in_features, out_features), 0, build)
 
 
@@ -432,17 +440,23 @@ class HammingAdapter(Adapter):
                 m = exact.hamming_block(self.circuit, theta, self.order)  # (G, R, C, C)
                 return [flush_subnormal(mixture_of(alpha, m))]
             a = exact.hamming_block(self.circuit, theta, 1)  # (G, R, n, n), each in SO(n)
-            return [flush_subnormal(mixture_of(alpha, b)) for b in self._kept(a)]
+            return self._mixed(a, alpha)
 
-    def _kept(self, a: Tensor) -> list[Tensor]:
-        """Every order's compound of the weight-1 blocks ``a`` at the kept rows and columns,
-        along :func:`hw_build_path`."""
+    def _mixed(self, a: Tensor, alpha: Tensor) -> list[Tensor]:
+        """``Σ_i α_i A_i^(k)`` of the weight-1 blocks ``a`` at the kept rows and columns of
+        every order, along :func:`hw_build_path`. On the full path the orders above n/2 follow
+        from the mixed lower ones: the complement is linear (Note [complementary minors] in
+        :mod:`backends.compounds`), so it is applied once to the mixture, not to each of the R
+        sub-adapters' blocks."""
         n, r = self.n_qubits, self.num_adapters
         if hw_build_path(n, self.in_features, self.out_features, r) == "prefix":
-            return prefix_compounds(a, self.out_features, self.in_features)
+            kept = prefix_compounds(a, self.out_features, self.in_features)
+            return [flush_subnormal(mixture_of(alpha, b)) for b in kept]
+        low = [flush_subnormal(mixture_of(alpha, b)) for b in prefix_compounds(a, top=n // 2)]
+        every = low + [complementary_compound(low[n - k], n, k) for k in range(n // 2 + 1, n + 1)]
         tables = _weight_tables(n, self.in_features, self.out_features)
         kept = []
-        for k, block in enumerate(exact.rotation_compounds(a)):
+        for k, block in enumerate(every):
             rows, cols = tables.local[k]
             if len(rows) == block.shape[-2] and len(cols) == block.shape[-1]:
                 kept.append(block)  # the layer fills the register: every entry is kept
