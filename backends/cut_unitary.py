@@ -13,7 +13,7 @@ from typing import cast
 import numpy as np
 import torch
 
-from backends.statevector import _FUSE_WIDTH, _diag_of, _kron, _span_range, run
+from backends.statevector import _FUSE_WIDTH, _diag_of, _kron, _span_range, run, split_moment
 from backends.subspace import circuit_cache
 from backends.torch_gates import stacked_matrices
 from circuits import Circuit, Op, get_gate, moments
@@ -108,19 +108,11 @@ def _side(
         if s:
             steps.append(("cross", crossings[s - 1]))
         for moment in moments(Circuit(width, tuple(ops))) if ops else []:
-            diag: np.ndarray | None = None
+            diag, by_wire, others = split_moment(width, moment)
             row = [-1] * width
-            others: list[Op] = []
-            for op in moment:
-                gate = get_gate(op.name)
-                if gate.diagonal and gate.num_params == 0:
-                    v = _diag_of(width, op)
-                    diag = v if diag is None else diag * v
-                elif gate.num_wires == 1 and not op.controls:
-                    row[op.wires[0]] = len(singles)
-                    singles.append(op)
-                else:
-                    others.append(op)
+            for wire, op in by_wire.items():
+                row[wire] = len(singles)
+                singles.append(op)
             if diag is not None:
                 steps.append(("diag", diag))
             if max(row) >= 0:

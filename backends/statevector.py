@@ -71,23 +71,33 @@ def _diag_of(n: int, op: Op) -> np.ndarray:
     return out.real.copy() if np.allclose(out.imag, 0) else out
 
 
+def split_moment(
+    n: int, moment: Sequence[Op]
+) -> tuple[np.ndarray | None, dict[int, Op], list[Op]]:
+    """A moment's ops by how a sweep applies them: the product of its fixed diagonal ops (the
+    full diagonal on n qubits; ``None`` if there are none), its uncontrolled single-qubit ops by
+    wire (in the moment's order), and the rest."""
+    diag: np.ndarray | None = None
+    singles: dict[int, Op] = {}
+    others: list[Op] = []
+    for op in moment:
+        gate = get_gate(op.name)
+        if gate.diagonal and gate.num_params == 0:
+            v = _diag_of(n, op)
+            diag = v if diag is None else diag * v
+        elif gate.num_wires == 1 and not op.controls:
+            singles[op.wires[0]] = op
+        else:
+            others.append(op)
+    return diag, singles, others
+
+
 @circuit_cache(maxsize=128)
 def _plan(circuit: Circuit) -> tuple[_Step, ...]:
     n = circuit.n_qubits
     steps: list[_Step] = []
     for moment in moments(circuit):
-        diag: np.ndarray | None = None
-        singles: dict[int, Op] = {}
-        others: list[Op] = []
-        for op in moment:
-            gate = get_gate(op.name)
-            if gate.diagonal and gate.num_params == 0:
-                v = _diag_of(n, op)
-                diag = v if diag is None else diag * v
-            elif gate.num_wires == 1 and not op.controls:
-                singles[op.wires[0]] = op
-            else:
-                others.append(op)
+        diag, singles, others = split_moment(n, moment)
         if diag is not None:
             steps.append(_Diag(diag))
         wires = sorted(singles)
