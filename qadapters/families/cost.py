@@ -173,11 +173,10 @@ def compounds_work(n: int, k: int, batch: int) -> Work:
     return prefix_compounds_work(n, None, None, batch, top=k)
 
 
-def rotation_compounds_work(n: int, batch: int) -> Work:
-    """``backends.exact.rotation_compounds(A)``: :func:`compounds_work` up to n // 2, then each
-    upper order ``C(n,k)²`` gathered twice and signed twice (four arrays, no products)."""
-    upper = sum(4 * batch * comb(n, k) ** 2 for k in range(n // 2 + 1, n + 1))
-    return compounds_work(n, n // 2, batch) + Work(0, upper + batch)
+def complements_work(n: int, batch: int) -> Work:
+    """``backends.compounds.complementary_compound`` for every order above n // 2 of ``batch``
+    blocks: each ``C(n,k)²`` gathered twice and signed twice (four arrays, no products)."""
+    return Work(0, sum(4 * batch * comb(n, k) ** 2 for k in range(n // 2 + 1, n + 1)))
 
 
 def prefix_compounds_work(

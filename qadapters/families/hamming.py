@@ -47,6 +47,7 @@ from qadapters.families.base import (
 from qadapters.families.cost import (
     Cost,
     Work,
+    complements_work,
     compounds_work,
     flush_work,
     prefix_compounds_work,
@@ -227,13 +228,17 @@ def _hw_build_work(n: int, in_features: int, out_features: int, r: int, path: st
     work = compounds_work(n, n // 2, r)
     for k in range(n // 2 + 1):
         work = work + mixture_work(r, comb(n, k) ** 2) + flush_work(comb(n, k) ** 2)
-    complements = sum(4 * comb(n, k) ** 2 for k in range(n // 2 + 1, n + 1))
     cut = sum(
         len(rows) * (comb(n, k) + len(cols))
         for k, (rows, cols) in enumerate(tables.local)
-        if len(rows) * len(cols) < comb(n, k) ** 2  # a whole block is kept as it is
+        if not _whole_block(n, k, rows, cols)  # a whole block is kept as it is
     )
-    return work + Work(0, complements + cut)
+    return work + complements_work(n, 1) + Work(0, cut)
+
+
+def _whole_block(n: int, k: int, rows: Tensor, cols: Tensor) -> bool:
+    """Whether the layer keeps every row and column of the weight-k block."""
+    return len(rows) == len(cols) == comb(n, k)
 
 
 @lru_cache(maxsize=256)
@@ -330,10 +335,12 @@ class HammingAdapter(Adapter):
           ``A^(k)`` (``rows_k·cols_k``, Σ ≤ in·out); the kernel keeps only the layer input.
           The build, for R angle vectors: the weight-1 blocks
           (:func:`.cost.weight1_block_work`), then the kept entries of every order along
-          :func:`hw_build_path`: only those (:func:`.cost.prefix_compounds_work`), or every
-          order in full (:func:`.cost.rotation_compounds_work`; the minors up to n/2 dominate,
-          ``Σ_{k ≤ n/2} (4k−1)·R·C(n,k)²`` floats) cut to the kept rows and columns; then per
-          order the mixture ``Σ_i α_i A_i^(k)`` over the kept entries and its subnormal flush.
+          :func:`hw_build_path` (:func:`_hw_build_work`): only those
+          (:func:`.cost.prefix_compounds_work`) and their mixture ``Σ_i α_i A_i^(k)`` and
+          subnormal flush; or the orders up to n/2 in full (the minors dominate,
+          ``Σ_{k ≤ n/2} (4k−1)·R·C(n,k)²`` floats), their mixture and flush, the upper orders
+          as complements of the mixed ones (:func:`.cost.complements_work`), and the cut to the
+          kept rows and columns.
         - ``"single_order"``: per token ``x_pad ΔWᵀ``, ``C(n,k)²`` multiply-adds, keeping the
           padded input (``C(n,k)`` floats per token); the build is the weight-1 blocks, their
           compounds up to k, the mixture and its flush.
@@ -458,7 +465,7 @@ class HammingAdapter(Adapter):
         kept = []
         for k, block in enumerate(every):
             rows, cols = tables.local[k]
-            if len(rows) == block.shape[-2] and len(cols) == block.shape[-1]:
+            if _whole_block(n, k, rows, cols):
                 kept.append(block)  # the layer fills the register: every entry is kept
                 continue
             rows, cols = rows.to(a.device), cols.to(a.device)
