@@ -182,13 +182,13 @@ class BuildGroup:
     def _new_build(
         self, member: SharesBuild, key: tuple[object, ...], dtype: torch.dtype
     ) -> _Build | None:
-        members = [ref() for ref in self._members]
-        if any(m is None for m in members):
-            return None
+        members = [m for m in (ref() for ref in self._members) if m is not None]
+        if len(members) < len(self._members):
+            return None  # a member is gone
         signature = member.build_signature()
-        if signature is None or any(m is None or m.build_signature() != signature for m in members):
+        if signature is None or any(m.build_signature() != signature for m in members):
             return None  # a member changed since it was linked (its compute path, or QAT)
-        inputs = [m.build_inputs() for m in members if m is not None]
+        inputs = [m.build_inputs() for m in members]
         if any(_request_key(dtype, i) != key for i in inputs):
             return None
         served: set[int] = set()
