@@ -103,7 +103,7 @@ TEXT_CLASSES: tuple[str, ...] = (
 SINGLE_BRICK: dict[str, Any] = {"variant": "single_order", "layout": "brick", "depth": 4}
 
 #: circuit-family sizes per task, ``(name, family, options)``, smallest first within a family.
-#: The MNIST head has 5 outputs: ranks stay <= 5 and compound uses one block.
+#: The MNIST head has 5 outputs: ranks stay <= 5, and compound's default takes one block there.
 SIZES: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
     "mnist": [
         ("pauli k=2", "pauli", {"rank": 2, "layers": 1}),
@@ -112,7 +112,8 @@ SIZES: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
         ("taylor k=2 ir=1", "taylor", {"rank": 2, "intrinsic_rank": 1}),
         ("taylor k=4 ir=2", "taylor", {"rank": 4, "intrinsic_rank": 2}),
         ("taylor k=5 ir=4", "taylor", {"rank": 5, "intrinsic_rank": 4}),
-        ("compound b=1", "compound", {"blocks": 1, "num_adapters": 1}),
+        ("compound", "compound", {}),
+        ("compound +mag", "compound", {"magnitude": True}),
         ("compound b=1 +mag", "compound", {"blocks": 1, "num_adapters": 1, "magnitude": True}),
         ("hamming hw R=1", "hamming", {"variant": "hw", "num_adapters": 1}),
         ("hamming hw R=2", "hamming", {"variant": "hw", "num_adapters": 2}),
@@ -127,8 +128,8 @@ SIZES: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
         ("pauli k=16 L=2", "pauli", {"rank": 16, "layers": 2}),
         ("taylor k=4 ir=1", "taylor", {"rank": 4, "intrinsic_rank": 1}),
         ("taylor k=4 ir=2", "taylor", {"rank": 4, "intrinsic_rank": 2}),
-        ("compound b=5", "compound", {"blocks": 5, "num_adapters": 1}),
-        ("compound b=5 +mag", "compound", {"blocks": 5, "num_adapters": 1, "magnitude": True}),
+        ("compound", "compound", {}),
+        ("compound +mag", "compound", {"magnitude": True}),
         ("hamming hw R=2", "hamming", {"variant": "hw", "num_adapters": 2}),
         ("hamming hw R=4", "hamming", {"variant": "hw", "num_adapters": 4}),
         ("hamming single_order R=1", "hamming", {"variant": "single_order", "num_adapters": 1}),

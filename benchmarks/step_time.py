@@ -22,8 +22,8 @@ tokens: the embeddings are frozen lookups, so their size only costs memory. Noth
 downloaded.
 
 Contenders on every model: LoRA r=8 (``peft``, ``lora_alpha=16``) and the families ``pauli``,
-``taylor``, ``compound``, ``hamming`` with their default options, plus ``compound(blocks=5)``
-(the QuIC layout with at least 20× fewer parameters than LoRA on 384 features); ``--only``
+``taylor``, ``compound``, ``hamming`` with their default options, plus ``compound(blocks=3)``
+(the QuIC paper's three blocks per layer, whose blocks grow with the width); ``--only``
 chooses a subset (LoRA is always the reference).
 
 What is measured, per model:
@@ -84,7 +84,7 @@ CONTENDERS: dict[str, Method] = {
         Method("pauli", "quantum", LR, "pauli"),
         Method("taylor", "quantum", LR, "taylor"),
         Method("compound", "quantum", LR, "compound"),
-        Method("compound(b=5)", "quantum", LR, "compound", {"blocks": 5}),
+        Method("compound(b=3)", "quantum", LR, "compound", {"blocks": 3}),
         Method("hamming", "quantum", LR, "hamming"),
     )
 }

@@ -43,6 +43,7 @@ import torch
 from torch import Tensor, nn
 
 from qadapters.config import CONFIG_NAME
+from qadapters.families.saved_defaults import defaults_record, with_saved_defaults
 from qadapters.files import atomic_write
 from qadapters.layers import DEFAULT_ADAPTER
 from qadapters.quantization import (
@@ -54,7 +55,7 @@ from qadapters.quantization import (
     quantizers,
     unpack_codes,
 )
-from qadapters.weighted import AdapterConfig, WeightedAdapter, config_from_json
+from qadapters.weighted import AdapterConfig, WeightedAdapter, config_from_json, parse_config
 
 if TYPE_CHECKING:
     from qadapters.layers import QAdapterLinear
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
 WEIGHTS_NAME = "adapter_model.safetensors"
 _META_LAYERS = "qadapters.layers"
 _META_CONFIG = "qadapters.config"
+_META_DEFAULTS = "qadapters.defaults"  # Note [saved defaults] in qadapters.saved_defaults
 
 
 def _latent_key(name: str) -> str:
@@ -187,6 +189,7 @@ def save_adapter(
         "format": "pt",
         _META_LAYERS: json.dumps(_layer_shapes(model, adapter_name)),
         _META_CONFIG: model.config_of(_name(model, adapter_name)).to_json(),
+        _META_DEFAULTS: defaults_record(),
     }
     path = Path(directory) / WEIGHTS_NAME
     atomic_write(path, save(tensors, metadata=meta))
@@ -260,7 +263,8 @@ def read_adapter(directory: str | os.PathLike[str]) -> SavedAdapter:
         directory: the adapter folder.
 
     Returns:
-        The config, tensors and layer shapes.
+        The config (with the defaults it was saved with where today's differ: Note [saved
+        defaults] in :mod:`qadapters.saved_defaults`), tensors and layer shapes.
 
     Raises:
         FileNotFoundError: no weights file, or no config at all (the path is named).
@@ -297,6 +301,12 @@ def read_adapter(directory: str | os.PathLike[str]) -> SavedAdapter:
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             bad = int((~torch.isfinite(t)).sum())
             raise ValueError(f"{path}: tensor {key!r} holds {bad} non-finite value(s)")
+    try:
+        data = config.to_dict()
+        filled = with_saved_defaults(data, meta.get(_META_DEFAULTS))
+        config = config if filled is data else parse_config(filled)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{path}: damaged adapter metadata ({err})") from None
     return SavedAdapter(config, tensors, layers, path)
 
 

@@ -43,9 +43,9 @@ TARGETS = ["fc1", "fc2", "fc3"]
 #:   ``variant="hw"``, R = 2);
 #: - ``compound-adapter``: its additive ``ΔW_LC^compound = Σ_i α_i A_i^(k)`` (``hamming``,
 #:   ``variant="single_order"``, k = 2, R = 2);
-#: - ``quic``: QuIC's multiplicative compound rotation of the outputs (``compound``; one block
-#:   per layer, as the 5-output head cannot hold the default 3; orders {1} on the head, where
-#:   order 2 would only add a constant block) with its per-output magnitude;
+#: - ``quic``: QuIC's multiplicative compound rotation of the outputs (``compound``; its default
+#:   blocks of 5 wires, four per hidden layer; orders {1} on the 5-output head, one 5 × 5
+#:   rotation, where order 2 would only add a constant block) with its per-output magnitude;
 #: - ``qpeft-pauli`` / ``qpeft-taylor``: Quantum-PEFT's two Stiefel maps at their defaults.
 #:
 #: Circuit adapters train at their family's documented rate (``lr=None``:
@@ -68,7 +68,7 @@ METHODS: dict[str, Method] = {
             "quantum",
             None,
             "compound",
-            {"blocks": 1, "magnitude": True},
+            {"magnitude": True},
             options_pattern={"fc3": {"orders": [1]}},  # 5 outputs: one order-1 rotation
         ),
         Method("qpeft-pauli", "quantum", None, "pauli"),

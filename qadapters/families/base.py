@@ -180,8 +180,16 @@ class Adapter(nn.Module, ABC):
             ValueError: as the class docstring says.
         """
         check_sizes(in_features, out_features)
-        opts = cls.options_class.from_mapping(options)
+        opts = cls.sized_options(cls.options_class.from_mapping(options), in_features, out_features)
         return opts, cls.check_layer(opts, in_features, out_features)
+
+    @classmethod
+    def sized_options(cls, options: Any, in_features: int, out_features: int) -> Any:
+        """``options`` with the values that follow from the layer's size filled in (an option
+        left to the layer, such as ``compound``'s ``blocks=None``); unchanged by default. Every
+        reader of a layer's options (the constructor, :meth:`count`, :meth:`cost`,
+        ``qadapters count``) sees the filled-in values."""
+        return options
 
     @classmethod
     def check_layer(cls, options: Any, in_features: int, out_features: int) -> list[str]:

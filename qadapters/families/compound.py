@@ -4,6 +4,8 @@
 identity on the remainder. Each block is ``M_b = ⊕_{k ∈ orders} A_b^(k)``, the Hamming-weight-k
 blocks of one RBS pyramid on n wires (``A_b`` its weight-1 block, an SO(n) matrix); n is the
 largest with ``Σ_k C(n,k) <= out_features / r`` (768 features, r = 3, orders (1, 2) → n = 22).
+By default (``blocks=None``) r follows the width: as many blocks of 5 wires as fit (Note [block
+size] in :mod:`.compound_tiling`).
 
 Note [compound blocks]
 ----------------------
@@ -61,7 +63,7 @@ reports both (DeBERTa-v3-base query+value, r = 3, orders (1, 2): 16,632 vs 34,84
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import comb
 from typing import Any, Literal, cast
 
@@ -77,6 +79,7 @@ from qadapters.families.base import (
     layer_text,
     no_autocast,
 )
+from qadapters.families.compound_tiling import block_qubits, fitting_blocks
 from qadapters.families.cost import (
     Cost,
     Work,
@@ -112,7 +115,12 @@ class CompoundOptions(FamilyOptions):
 
     family = "compound"
 
-    blocks: int = option(3, "r, blocks M_b tiled along the output features", low=1)
+    blocks: int | None = option(
+        None,
+        "r, blocks M_b tiled along the output features (None: as many blocks of "
+        "BLOCK_WIRES = 5 wires as the width holds)",
+        low=1,
+    )
     orders: tuple[int, ...] = option(
         (1, 2), "Hamming weights k whose compounds A^(k) make each block, e.g. [1, 2]", low=1
     )
@@ -131,6 +139,21 @@ class CompoundOptions(FamilyOptions):
                 "orders", f"expected distinct ints >= 1, e.g. [1, 2]; found {list(self.orders)}"
             )
         object.__setattr__(self, "orders", tuple(sorted(self.orders)))
+
+    @property
+    def block_count(self) -> int:
+        """``blocks`` once sized for a layer (:meth:`CompoundAdapter.sized_options` fills in
+        ``None``).
+
+        Raises:
+            ValueError: the options were not sized for a layer.
+        """
+        if self.blocks is None:
+            raise ValueError(
+                "compound option 'blocks': expected options sized for a layer "
+                "(CompoundAdapter.layer_options); found blocks=None"
+            )
+        return self.blocks
 
     def inert(self) -> dict[str, str]:
         """``combine`` with a single adapter."""
@@ -161,34 +184,6 @@ def order2_path(n: int, orders: Sequence[int], num_adapters: int, combine: str) 
         return "dense"
     two_form = 5 * n**3 + MOVE_MACS * TWO_FORM_MOVES * n * n
     return "two-form" if two_form < 3 * comb(n, 2) ** 2 else "dense"
-
-
-def block_qubits(features: int, blocks: int, orders: Sequence[int]) -> int:
-    """The largest n >= 2 with ``blocks · Σ_{k∈orders} C(n,k) <= features``.
-
-    Args:
-        features: the width the blocks tile (the layer's output features).
-        blocks: number of blocks, >= 1.
-        orders: distinct orders >= 1.
-
-    Raises:
-        ValueError: not even the smallest n fits (the message names the width).
-    """
-    orders = tuple(orders)
-
-    def size(n: int) -> int:
-        return sum(comb(n, k) for k in orders)
-
-    n = max(2, max(orders))
-    if blocks * size(n) > features:
-        raise ValueError(
-            f"{features} output features cannot hold {blocks} block(s) of orders "
-            f"{list(orders)} (the smallest, n = {n}, needs {size(n)} each); use fewer blocks "
-            "or lower orders"
-        )
-    while blocks * size(n + 1) <= features:
-        n += 1
-    return n
 
 
 class CompoundAdapter(Adapter):
@@ -228,7 +223,7 @@ class CompoundAdapter(Adapter):
         super().__init__(in_features, out_features, **options)
         opts = cast(CompoundOptions, self.options)
         self.orders = opts.orders
-        self.blocks = blocks = opts.blocks
+        self.blocks = blocks = opts.block_count
         self.num_adapters = num_adapters = opts.num_adapters
         self.combine: Combine = opts.combine
         self.n_qubits = block_qubits(out_features, blocks, self.orders)
@@ -244,6 +239,14 @@ class CompoundAdapter(Adapter):
         self.path: Path = order2_path(self.n_qubits, self.orders, num_adapters, self.combine)
 
     @classmethod
+    def sized_options(cls, options: Any, in_features: int, out_features: int) -> Any:
+        """``blocks=None`` becomes :func:`fitting_blocks` of the output width."""
+        opts = cast(CompoundOptions, options)
+        if opts.blocks is not None:
+            return opts
+        return replace(opts, blocks=fitting_blocks(out_features, opts.orders))
+
+    @classmethod
     def check_layer(cls, options: Any, in_features: int, out_features: int) -> list[str]:
         """The blocks must fit the output width, and some order must be below n.
 
@@ -253,7 +256,7 @@ class CompoundAdapter(Adapter):
         opts = cast(CompoundOptions, options)
         layer = layer_text(in_features, out_features)
         try:
-            n = block_qubits(out_features, opts.blocks, opts.orders)
+            n = block_qubits(out_features, opts.block_count, opts.orders)
         except ValueError as err:
             raise ValueError(f"compound options 'blocks', 'orders' on {layer}: {err}") from None
         inert = [k for k in opts.orders if k >= n]
@@ -285,8 +288,8 @@ class CompoundAdapter(Adapter):
             ValueError: as the constructor.
         """
         opts = cast(CompoundOptions, cls.layer_options(in_features, out_features, options)[0])
-        n = block_qubits(out_features, opts.blocks, opts.orders)
-        per = opts.num_adapters * opts.blocks
+        n = block_qubits(out_features, opts.block_count, opts.orders)
+        per = opts.num_adapters * opts.block_count
         gains = out_features if opts.magnitude else 0
         return {"ours": per * n * (n - 1) // 2 + gains, "reference": per * n * n + gains}
 
@@ -306,25 +309,25 @@ class CompoundAdapter(Adapter):
         (:func:`.cost.compounds_work`), the subnormal flush of each order, then ``A − 1``
         products ``C(n,k)³`` per order and block (``"product"``) or one mean (``"sum"``)."""
         opts = cast(CompoundOptions, options)
-        n = block_qubits(out_features, opts.blocks, opts.orders)
+        n = block_qubits(out_features, opts.block_count, opts.orders)
         if order2_path(n, opts.orders, opts.num_adapters, opts.combine) == "two-form":
             return cls._two_form_cost(opts, n, out_features)
         sizes = [comb(n, k) for k in opts.orders]
-        batch = opts.num_adapters * opts.blocks
+        batch = opts.num_adapters * opts.block_count
         build = weight1_block_work(rbs_pyramid(n), batch)
         build = build + compounds_work(n, max(opts.orders), batch)
         for c in sizes:
             build = build + flush_work(batch * c * c)
             if opts.num_adapters > 1 and opts.combine == "product":
-                build = build + Work((opts.num_adapters - 1) * opts.blocks * c**3, 0)
-                build = build + Work(0, (opts.num_adapters - 1) * opts.blocks * c * c)
+                build = build + Work((opts.num_adapters - 1) * opts.block_count * c**3, 0)
+                build = build + Work(0, (opts.num_adapters - 1) * opts.block_count * c * c)
             elif opts.num_adapters > 1:
-                build = build + Work(0, opts.blocks * c * c)
+                build = build + Work(0, opts.block_count * c * c)
         # the gain (``magnitude``) is a scaling, not counted; autograd keeps its input, the
         # mix's output, which an orthogonal mix keeps already (a "sum" keeps its input instead)
         orthogonal = opts.combine == "product" or opts.num_adapters == 1
         floats = out_features * (1 if orthogonal or not opts.magnitude else 2)
-        return to_cost(opts.blocks * sum(c * c for c in sizes), floats, build)
+        return to_cost(opts.block_count * sum(c * c for c in sizes), floats, build)
 
     @staticmethod
     def _two_form_cost(opts: CompoundOptions, n: int, out_features: int) -> Cost:
@@ -332,7 +335,7 @@ class CompoundAdapter(Adapter):
         ``n²`` (order 1), ``2n³`` (order 2) and ``C(n,k)²`` (orders >= 3); the build is the
         weight-1 blocks and their flush, ``A − 1`` products of ``n³`` per block, and the
         compounds of the composed rotations (batch r) for orders >= 3 with their flush."""
-        r, adapters = opts.blocks, opts.num_adapters
+        r, adapters = opts.block_count, opts.num_adapters
         build = weight1_block_work(rbs_pyramid(n), adapters * r)
         build = build + flush_work(adapters * r * n * n)
         build = build + Work((adapters - 1) * r * n**3, (adapters - 1) * r * n * n)
@@ -357,7 +360,7 @@ class CompoundAdapter(Adapter):
             'n=38: weight-1 dense pass product, order 2 as a two-form (Aᵀ X A, 2n³/token); block mix on the outputs (keeps the output)'
         """  # noqa: E501
         opts = cast(CompoundOptions, options)
-        n = block_qubits(out_features, opts.blocks, opts.orders)
+        n = block_qubits(out_features, opts.block_count, opts.orders)
         dense = weight1_passes(rbs_pyramid(n)) * n * n <= subspace.DENSE_LIMIT
         weight1 = "dense pass product" if dense else "row passes"
         orthogonal = opts.num_adapters == 1 or opts.combine == "product"

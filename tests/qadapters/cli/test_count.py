@@ -144,7 +144,8 @@ def test_cli_table(capsys) -> None:
     assert main(["count", "--model", "deberta-v3-base", "--targets", "query,value"]) == 0
     out = capsys.readouterr().out
     assert "24 layers: 12× query 768→768, 12× value 768→768" in out
-    for text in ("36,864", "294,912", "589,824", "16,632", "34,848", "compound (QuIC ref. n²)"):
+    # compound by default: 51 blocks of 5 wires per 768-wide layer, 10 angles each (n² = 25)
+    for text in ("36,864", "294,912", "589,824", "12,240", "30,600", "compound (QuIC ref. n²)"):
         assert text in out
     assert {line.split("|")[0].strip() for line in out.splitlines()[3:]} >= set(FAMILIES)
 
@@ -186,7 +187,8 @@ def test_cli_options_quant_and_config_file(tmp_path, capsys) -> None:
          r"pauli option 'scale': expected a finite nonzero float; found nan"),
         (["--model", "bert-base", "--targets", "query", "--option", "hamming.order=3"],
          "hamming option 'order' has no effect: variant='hw'"),
-        (["--model", "bert-base", "--targets", "query", "--option", "compound.orders=[700]"],
+        (["--model", "bert-base", "--targets", "query", "--option", "compound.orders=[700]",
+          "--option", "compound.blocks=3"],
          r"compound option 'orders': \[700\] on a 768 → 768 layer .* constant"),
         (["--model", "bert-base", "--targets", "query", "--option", "pauli.rank=1000"],
          r"1\.\.768 for a 768 → 768 layer; found 1000"),
@@ -332,7 +334,8 @@ def test_cli_prints_each_layer_shapes_cost_and_compute_path(capsys) -> None:
         ("pauli", (768, 3072), {}, "U, V apart"),
         ("taylor", (384, 384), {}, "matrix_exp"),
         ("taylor", (384, 384), {"order": 3}, "factors by order 3"),
-        ("compound", (768, 768), {}, "n=22: weight-1 dense pass product, minors to k=2"),
+        ("compound", (768, 768), {"blocks": 3}, "n=22: weight-1 dense pass product, minors to k=2"),
+        ("compound", (768, 768), {}, "n=5: weight-1 dense pass product, minors to k=2"),
         ("compound", (768, 768), {"orders": [1, 2, 3]}, "minors to k=3"),
         ("compound", (768, 768), {"num_adapters": 2, "combine": "sum"}, "keeps its input"),
         ("compound", (768, 768), {"num_adapters": 2}, "keeps the output"),

@@ -94,11 +94,12 @@ def test_a_sum_keeps_the_dense_path() -> None:
 CHOICES = {
     "minilm-384": (384, {}, "dense"),
     "bert-768": (768, {}, "dense"),
-    "gpt2-qkv-2304": (2304, {}, "two-form"),
-    "gpt2-qkv-product": (2304, {"num_adapters": 2}, "two-form"),
-    "gpt2-qkv-sum": (2304, {"num_adapters": 2, "combine": "sum"}, "dense"),
+    "gpt2-qkv-2304": (2304, {}, "dense"),  # 153 blocks of 5 wires
+    "gpt2-qkv-2304-r3": (2304, {"blocks": 3}, "two-form"),
+    "gpt2-qkv-product": (2304, {"blocks": 3, "num_adapters": 2}, "two-form"),
+    "gpt2-qkv-sum": (2304, {"blocks": 3, "num_adapters": 2, "combine": "sum"}, "dense"),
     "order-1-only": (2304, {"orders": (1,), "blocks": 48}, "dense"),
-    "3072-ffn": (3072, {}, "two-form"),
+    "3072-ffn-r3": (3072, {"blocks": 3}, "two-form"),
 }
 
 
@@ -112,13 +113,15 @@ def test_cost_model_choice(out_features, options, path) -> None:
     )
 
 
-@pytest.mark.parametrize("out_features", [384, 2304])
-def test_cost_of_follows_the_path(out_features) -> None:
+@pytest.mark.parametrize(
+    ("out_features", "options"), [(384, {}), (2304, {}), (2304, {"blocks": 3})], ids=repr
+)
+def test_cost_of_follows_the_path(out_features, options) -> None:
     """Per token: ``r (n² + C(n,2)²)`` dense, ``r (n² + 2n³)`` on the two-form path."""
-    a = CompoundAdapter(768, out_features)
+    a = CompoundAdapter(768, out_features, **options)
     n, r = a.n_qubits, a.blocks
     order2 = 2 * n**3 if a.path == "two-form" else (n * (n - 1) // 2) ** 2
-    assert CompoundAdapter.cost(768, out_features).forward_macs == r * (n * n + order2)
+    assert CompoundAdapter.cost(768, out_features, **options).forward_macs == r * (n * n + order2)
 
 
 #: (d_in, d_out, options) whose default path is the two-form one (n >= 28)

@@ -153,7 +153,7 @@ def test_taylor_reports_orthonormality_error() -> None:
         ("compound", {"combine": "max"}, "'product', 'sum'"),
         ("compound", {"orders": (0, 1)}, "orders"),
         ("compound", {"blocks": 40}, "on a 8 → 16 layer: 16 output features cannot hold 40"),
-        ("compound", {"orders": [9]}, "'orders': .* on a 8 → 16 layer .* constant"),
+        ("compound", {"orders": [9], "blocks": 2}, "'orders': .* on a 8 → 16 layer .* constant"),
         ("hamming", {"layout": "butterfly", "variant": "single_order", "order": 3},
          "power-of-two .* found n=6 for a 8 → 16 layer"),
         ("hamming", {"variant": "dense"}, "one of 'hw', 'single_order'; found 'dense'"),

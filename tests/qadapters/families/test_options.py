@@ -93,7 +93,8 @@ MESSAGES = [
     ("compound", {"orders": 2},
      "compound option 'orders': expected a non-empty list of ints >= 1, e.g. [1, 2]; "
      "found 2 (an int)"),
-    ("compound", {"blocks": 0}, "compound option 'blocks': expected an int >= 1; found 0 (an int)"),
+    ("compound", {"blocks": 0},
+     "compound option 'blocks': expected None or an int >= 1; found 0 (an int)"),
     ("hamming", {"layout": "ring"},
      "hamming option 'layout': expected one of 'pyramid', 'brick', 'butterfly'; found 'ring' "
      "(a str)"),
@@ -120,7 +121,8 @@ def test_family_options_are_the_dataclass_defaults(family) -> None:
     assert family_options(family) == {f.name: f.default for f in fields(cls)}
     assert cls().to_dict() == family_options(family)
     adapter = families.make_adapter(family, 64, 64)
-    assert adapter.options == cls() and type(adapter).options_class is cls
+    assert adapter.options == FAMILIES[family].sized_options(cls(), 64, 64)
+    assert type(adapter).options_class is cls
     assert QAdapterConfig(family, ["q"]).resolved_options() == family_options(family)
     assert all(text for text in cls.help().values())  # every option says what it does
 
@@ -164,7 +166,8 @@ COUNT_CASES = [
 def test_trainable_count_equals_the_built_adapter(family, d_in, d_out, options) -> None:
     built = families.make_adapter(family, d_in, d_out, **options)
     assert families.trainable_count(family, d_in, d_out, **options) == built.num_trainable()
-    assert built.options == options_class(family).from_mapping(options)
+    given = options_class(family).from_mapping(options)
+    assert built.options == FAMILIES[family].sized_options(given, d_in, d_out)
     families.check_options(family, **options)  # what a config accepts, it accepts
 
 
@@ -224,8 +227,8 @@ DOES_NOT_FIT = [
     ("pauli", {"rank": 9}, (16, 8), r"1\.\.8 for a 16 → 8 layer; found 9"),
     ("taylor", {"rank": 5}, (4, 30), r"1\.\.4 for a 4 → 30 layer; found 5"),
     ("compound", {"blocks": 6}, (16, 16), "on a 16 → 16 layer: 16 output features cannot hold 6"),
-    # the case: 3 blocks of order 9 on 16 features are A^(9) of 9 wires = det A = 1
-    ("compound", {"orders": [9]}, (16, 16),
+    # 3 blocks of order 9 on 16 features are A^(9) of 9 wires = det A = 1
+    ("compound", {"orders": [9], "blocks": 3}, (16, 16),
      r"'orders': \[9\] on a 16 → 16 layer gives blocks of n = 9 wires, where A\^\(9\) = det A "
      r"= 1 is constant: the adapter would not change the output"),
     ("compound", {"orders": [4], "blocks": 2}, (8, 8), r"\[4\] on a 8 → 8 layer .* n = 4 wires"),
