@@ -210,8 +210,10 @@ class CompoundAdapter(Adapter):
 
     Example:
         >>> a = CompoundAdapter(768, 768, blocks=3, orders=(1, 2))
-        >>> a.n_qubits, a.parameter_counts(768, 768)
+        >>> a.n_qubits, a.parameter_counts(768, 768, blocks=3)
         (22, {'ours': 693, 'reference': 1452})
+        >>> CompoundAdapter(768, 768).blocks  # by default: blocks of 5 wires (Note [block size])
+        51
     """
 
     options_class = CompoundOptions
@@ -355,7 +357,7 @@ class CompoundAdapter(Adapter):
 
         Example:
             >>> from qadapters.families import FAMILIES
-            >>> opts = FAMILIES["compound"].layer_options(768, 2304, {})[0]
+            >>> opts = FAMILIES["compound"].layer_options(768, 2304, {"blocks": 3})[0]
             >>> CompoundAdapter.path_text(opts, 768, 2304)
             'n=38: weight-1 dense pass product, order 2 as a two-form (Aᵀ X A, 2n³/token); block mix on the outputs (keeps the output)'
         """  # noqa: E501
