@@ -47,8 +47,7 @@ from qadapters.families.optim import check_rate, param_groups
 from qadapters.integrations.distributed import check_config_consistent, config_differences
 from qadapters.layers import DEFAULT_ADAPTER
 from qadapters.model import QAdapterModel
-from qadapters.serialization import WEIGHTS_NAME, load_adapter
-from qadapters.weighted import config_from_json
+from qadapters.serialization import WEIGHTS_NAME, apply_adapter, check_fits, read_adapter
 
 if TYPE_CHECKING:
     from transformers import Trainer as QAdapterTrainer  # noqa: F401 (the class derives from it)
@@ -87,14 +86,15 @@ def load_adapter_checkpoint(model: QAdapterModel, directory: str | os.PathLike[s
             if name == model.active_adapter:
                 raise FileNotFoundError(f"no adapter {name!r} in checkpoint {os.fspath(d)!r}")
             continue
-        saved = config_from_json((d / CONFIG_NAME).read_text(encoding="utf-8"))
-        if saved != config:
-            diffs = config_differences(saved.to_dict(), config.to_dict())
+        saved = read_adapter(d)  # its config with the defaults of its save (Note [saved defaults])
+        if saved.config != config:
+            diffs = config_differences(saved.config.to_dict(), config.to_dict())
             raise ValueError(
                 f"checkpoint {os.fspath(d)!r} was saved with another adapter config "
                 "(checkpoint vs model): " + "; ".join(diffs)
             )
-        load_adapter(model, d, name)
+        check_fits(model, saved, name)
+        apply_adapter(model, saved, name)
 
 
 def _active(model: QAdapterModel) -> str:

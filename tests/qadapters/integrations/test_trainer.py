@@ -138,6 +138,24 @@ def test_checkpoint_of_another_config_is_refused(trained) -> None:
         load_adapter_checkpoint(model, out / "checkpoint-2")
 
 
+def test_a_checkpoint_from_before_the_defaults_record_names_the_changed_default(tmp_path) -> None:
+    """A compound checkpoint written before the defaults were recorded was built with 3 blocks;
+    a model built with today's default is refused by its config, not by a tensor shape."""
+    from tests.qadapters.families.test_saved_defaults import (
+        Net,
+        _as_written_before_records,
+        _trained,
+    )
+
+    _trained({"blocks": 3}).save_pretrained(tmp_path)
+    _as_written_before_records(tmp_path)
+    model = get_qadapter_model(Net(), QAdapterConfig("compound", ["a", "b"]))
+    with pytest.raises(ValueError, match=r"another adapter config.*blocks"):
+        load_adapter_checkpoint(model, tmp_path)
+    same = get_qadapter_model(Net(), QAdapterConfig("compound", ["a", "b"], {"blocks": 3}))
+    load_adapter_checkpoint(same, tmp_path)  # the config that matches the checkpoint loads
+
+
 def test_plain_trainer_trains_with_two_arguments(tmp_path) -> None:
     """Plain ``Trainer`` reads columns and labels from ``QAdapterModel.forward(*args, **kwargs)``,
     so it needs them spelled out; its checkpoints then hold the whole state dict."""
