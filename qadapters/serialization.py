@@ -65,7 +65,7 @@ if TYPE_CHECKING:
 WEIGHTS_NAME = "adapter_model.safetensors"
 _META_LAYERS = "qadapters.layers"
 _META_CONFIG = "qadapters.config"
-_META_DEFAULTS = "qadapters.defaults"  # Note [saved defaults] in qadapters.saved_defaults
+_META_DEFAULTS = "qadapters.defaults"  # Note [saved defaults] in qadapters.families.saved_defaults
 
 
 def _latent_key(name: str) -> str:

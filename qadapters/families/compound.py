@@ -155,6 +155,15 @@ class CompoundOptions(FamilyOptions):
             )
         return self.blocks
 
+    def block_wires(self, out_features: int) -> int:
+        """n, the wires of each of the :attr:`block_count` blocks on ``out_features`` outputs
+        (:func:`.compound_tiling.block_qubits`).
+
+        Raises:
+            ValueError: the options were not sized for a layer, or the blocks do not fit.
+        """
+        return block_qubits(out_features, self.block_count, self.orders)
+
     def inert(self) -> dict[str, str]:
         """``combine`` with a single adapter."""
         if self.num_adapters == 1:
@@ -228,7 +237,7 @@ class CompoundAdapter(Adapter):
         self.blocks = blocks = opts.block_count
         self.num_adapters = num_adapters = opts.num_adapters
         self.combine: Combine = opts.combine
-        self.n_qubits = block_qubits(out_features, blocks, self.orders)
+        self.n_qubits = opts.block_wires(out_features)
         self.circuit = rbs_pyramid(self.n_qubits)
         self.sizes = [comb(self.n_qubits, k) for k in self.orders]
         shape = (num_adapters, blocks, self.circuit.num_params)
@@ -258,7 +267,7 @@ class CompoundAdapter(Adapter):
         opts = cast(CompoundOptions, options)
         layer = layer_text(in_features, out_features)
         try:
-            n = block_qubits(out_features, opts.block_count, opts.orders)
+            n = opts.block_wires(out_features)
         except ValueError as err:
             raise ValueError(f"compound options 'blocks', 'orders' on {layer}: {err}") from None
         inert = [k for k in opts.orders if k >= n]
@@ -290,7 +299,7 @@ class CompoundAdapter(Adapter):
             ValueError: as the constructor.
         """
         opts = cast(CompoundOptions, cls.layer_options(in_features, out_features, options)[0])
-        n = block_qubits(out_features, opts.block_count, opts.orders)
+        n = opts.block_wires(out_features)
         per = opts.num_adapters * opts.block_count
         gains = out_features if opts.magnitude else 0
         return {"ours": per * n * (n - 1) // 2 + gains, "reference": per * n * n + gains}
@@ -311,25 +320,25 @@ class CompoundAdapter(Adapter):
         (:func:`.cost.compounds_work`), the subnormal flush of each order, then ``A − 1``
         products ``C(n,k)³`` per order and block (``"product"``) or one mean (``"sum"``)."""
         opts = cast(CompoundOptions, options)
-        n = block_qubits(out_features, opts.block_count, opts.orders)
+        n, r = opts.block_wires(out_features), opts.block_count
         if order2_path(n, opts.orders, opts.num_adapters, opts.combine) == "two-form":
             return cls._two_form_cost(opts, n, out_features)
         sizes = [comb(n, k) for k in opts.orders]
-        batch = opts.num_adapters * opts.block_count
+        batch = opts.num_adapters * r
         build = weight1_block_work(rbs_pyramid(n), batch)
         build = build + compounds_work(n, max(opts.orders), batch)
         for c in sizes:
             build = build + flush_work(batch * c * c)
             if opts.num_adapters > 1 and opts.combine == "product":
-                build = build + Work((opts.num_adapters - 1) * opts.block_count * c**3, 0)
-                build = build + Work(0, (opts.num_adapters - 1) * opts.block_count * c * c)
+                build = build + Work((opts.num_adapters - 1) * r * c**3, 0)
+                build = build + Work(0, (opts.num_adapters - 1) * r * c * c)
             elif opts.num_adapters > 1:
-                build = build + Work(0, opts.block_count * c * c)
+                build = build + Work(0, r * c * c)
         # the gain (``magnitude``) is a scaling, not counted; autograd keeps its input, the
         # mix's output, which an orthogonal mix keeps already (a "sum" keeps its input instead)
         orthogonal = opts.combine == "product" or opts.num_adapters == 1
         floats = out_features * (1 if orthogonal or not opts.magnitude else 2)
-        return to_cost(opts.block_count * sum(c * c for c in sizes), floats, build)
+        return to_cost(r * sum(c * c for c in sizes), floats, build)
 
     @staticmethod
     def _two_form_cost(opts: CompoundOptions, n: int, out_features: int) -> Cost:
@@ -362,7 +371,7 @@ class CompoundAdapter(Adapter):
             'n=38: weight-1 dense pass product, order 2 as a two-form (Aᵀ X A, 2n³/token); block mix on the outputs (keeps the output)'
         """  # noqa: E501
         opts = cast(CompoundOptions, options)
-        n = block_qubits(out_features, opts.block_count, opts.orders)
+        n = opts.block_wires(out_features)
         dense = weight1_passes(rbs_pyramid(n)) * n * n <= subspace.DENSE_LIMIT
         weight1 = "dense pass product" if dense else "row passes"
         orthogonal = opts.num_adapters == 1 or opts.combine == "product"
