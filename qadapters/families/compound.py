@@ -313,7 +313,9 @@ class CompoundAdapter(Adapter):
     def cost_of(cls, options: Any, in_features: int, out_features: int) -> Cost:
         """``x · M`` is one ``C(n,k) × C(n,k)`` product per order and block: ``r·Σ_k C(n,k)²``
         multiply-adds per token; the backward keeps the output, ``out`` floats per token (Note
-        [orthogonal block mix]; a ``"sum"`` keeps the input ``base_out`` instead, as many).
+        [orthogonal block mix]; a ``"sum"`` keeps the input ``base_out`` instead, as many). On
+        the frozen weight it keeps only the layer input (Note [rotated weight]), which this
+        per-token figure, counted on the activations, leaves out.
 
         The build, for ``A·r`` angle vectors: the weight-1 blocks of the pyramid
         (:func:`.cost.weight1_block_work`), their compounds up to the highest order
@@ -385,10 +387,13 @@ class CompoundAdapter(Adapter):
                 + ["order 2 as a two-form (Aᵀ X A, 2n³/token)"]
                 + ([f"minors to k={max(high)}"] if high else [])
             )
-        where = "block mix on the outputs"
+        where = f"block mix on the outputs ({keeps})"
         if orthogonal and not opts.magnitude and "two-form" not in build:
-            where = f"on the frozen weight when a call has over {in_features} tokens, else {where}"
-        return f"n={n}: weight-1 {weight1}, {build}; {where} ({keeps})"
+            where = (
+                f"on the frozen weight when a call has over {in_features} tokens (keeps the "
+                f"layer input, Note [rotated weight]), else {where}"
+            )
+        return f"n={n}: weight-1 {weight1}, {build}; {where}"
 
     @property
     def circuits(self) -> dict[str, Circuit]:

@@ -1,5 +1,6 @@
 """The compound rotation on the frozen weight (Note [rotated weight]): ``x (Wᵀ M) + b M`` equals
-the block mix of the frozen layer's output, and its gradients pass ``gradcheck`` in float64."""
+the block mix of the frozen layer's output, its gradients pass ``gradcheck`` in float64, and it
+keeps the layer input for the backward, not its output."""
 
 from __future__ import annotations
 
@@ -53,6 +54,19 @@ def test_gradcheck(d_in, d_out, options, bias):
         return rotated_linear(x, weight, b, blocks, forms)
 
     assert torch.autograd.gradcheck(run, (x, theta))
+
+
+@pytest.mark.parametrize("d_in, d_out, options, bias", CASES.values(), ids=CASES.keys())
+def test_keeps_the_layer_input_not_the_output(d_in, d_out, options, bias):
+    adapter, weight, b = _setup(d_in, d_out, options, bias)
+    blocks, forms = adapter.path_blocks(torch.float64)
+    x = torch.randn(40, d_in, dtype=torch.float64, requires_grad=True)
+    saved: list[torch.Tensor] = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        y = rotated_linear(x, weight, b, blocks, forms)
+    per_token = [t for t in saved if t.numel() >= x.numel()]
+    assert [t.untyped_storage().data_ptr() for t in per_token] == [x.untyped_storage().data_ptr()]
+    assert y.untyped_storage().data_ptr() != x.untyped_storage().data_ptr()
 
 
 @pytest.mark.parametrize(
