@@ -107,8 +107,55 @@ NOT_TAKEN = {"few tokens": _few_tokens, "trainable weight": _trainable_weight, "
 @pytest.mark.parametrize("change", NOT_TAKEN.values(), ids=NOT_TAKEN.keys())
 def test_the_output_side_serves_what_the_weight_side_does_not(change, family) -> None:
     layer, adapter = _adapted(*FAMILY_LAYERS[family])
+    if family == "compound":
+        adapter.keep = "output"  # keeping the input takes the weight side whenever it trains
     x = change(layer, torch.randn(64, 40, dtype=torch.float64))
     assert not adapter.weight_side(x, layer._weight_out_in())
+
+
+#: case -> (compound's keep, gradients on, tokens, what changes, whether the weight side serves)
+KEEP_CASES = {
+    "input, training, few tokens": ("input", True, 1, None, True),
+    "input, no grad, few tokens": ("input", False, 1, None, False),
+    "input, no grad, many tokens": ("input", False, 64, None, True),
+    "input, training, trainable weight": ("input", True, 1, _trainable_weight, False),
+    "input, training, float32": ("input", True, 1, _float32, False),
+    "output, training, few tokens": ("output", True, 1, None, False),
+    "output, training, many tokens": ("output", True, 64, None, True),
+}
+
+
+@pytest.mark.parametrize(
+    "keep, grad, tokens, change, taken", KEEP_CASES.values(), ids=KEEP_CASES.keys()
+)
+def test_compound_keep_chooses_the_side(keep, grad, tokens, change, taken) -> None:
+    layer, adapter = _adapted(*FAMILY_LAYERS["compound"])
+    adapter.keep = keep
+    x = torch.randn(tokens, 40, dtype=torch.float64)
+    x = x if change is None else change(layer, x)
+    with torch.set_grad_enabled(grad):
+        assert adapter.weight_side(x, layer._weight_out_in()) is taken
+
+
+def test_compound_keeps_give_the_same_training_step(monkeypatch) -> None:
+    layer, adapter = _adapted(*FAMILY_LAYERS["compound"])
+    x = torch.randn(64, 40, dtype=torch.float64)  # enough tokens for either keep's weight side
+    runs = {}
+    for keep in ("input", "output"):
+        adapter.keep = keep
+        runs[keep] = _run(layer, adapter, x)
+    monkeypatch.setattr(type(adapter), "weight_side", lambda *_: False)
+    runs["activation side"] = _run(layer, adapter, x)
+    for a, b, c in zip(*runs.values(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-11, rtol=1e-9)
+        torch.testing.assert_close(a, c, atol=1e-11, rtol=1e-9)
+
+
+def test_compound_refuses_an_unknown_keep() -> None:
+    layer, adapter = _adapted(*FAMILY_LAYERS["compound"])
+    adapter.keep = "both"
+    with pytest.raises(ValueError, match=r"compound keep: expected one of .*; found 'both'"):
+        layer(torch.randn(3, 40, dtype=torch.float64))
 
 
 @pytest.mark.parametrize("family", FAMILY_LAYERS)

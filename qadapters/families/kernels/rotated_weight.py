@@ -18,14 +18,22 @@ costs, besides the frozen layer's own product and input gradient:
 So the weight side pays once ``2 d_in + T < 3 T``, that is ``T > d_in``
 (:func:`rotated_weight_pays`; MiniLM's 2,048 tokens per step against 384 inputs).
 
-**What it keeps.** The block gradient needs the output ``y`` of every token. Keeping ``y`` is free
-only when the next operation keeps that very tensor, and often it does not: an attention's math
-path keeps a scaled copy of the query, and GPT-2's ``c_attn`` output is split three ways. The
-layer input ``x`` is what LoRA keeps, and every adapter of the same input (query and value of one
-attention block) shares it. So :class:`_RotatedLinear` keeps ``x`` and makes the product
-``y = x W'ᵀ + b'`` again in the backward: ``T d_in d_out`` multiply-adds, the frozen layer's
-forward once more. On MiniLM q+v (2,048 tokens, 12 adapted layers) keeping ``y`` had cost 6% more
-peak memory than LoRA; keeping ``x`` costs none, at about 4% of the step.
+**What it keeps** (``keep``). The block gradient needs the output ``y`` of every token.
+
+- ``"output"`` keeps ``y``. That is free only when the next operation keeps that very tensor,
+  and often it does not: an attention's math path keeps a scaled copy of the query, and GPT-2's
+  ``c_attn`` output is split three ways. On MiniLM q+v (2,048 tokens, 12 adapted layers) it
+  cost 6% more peak memory than LoRA, on GPT-2's ``c_attn`` 6%, on the width sweep 8%.
+- ``"input"`` keeps the layer input ``x``: what LoRA keeps, and shared by every adapter of the
+  same input (query and value of one attention block). The backward makes ``y = x W'ᵀ + b'``
+  again: ``T d_in d_out`` multiply-adds, the frozen layer's forward product once more. Peak
+  memory then equals LoRA's, for 2–12% more time per step (the adapted layers' share of the
+  model's products: most on GPT-2's 768 → 2304 ``c_attn``).
+
+No choice has both: the gradient of a rotation of the outputs needs, per token, either the
+outputs or the product that makes them. :class:`.compound.CompoundAdapter` keeps the input by
+default (its ``keep`` attribute); the activation side always keeps the output, so an adapter
+that keeps the input takes the weight side for every call that trains it, whatever ``T``.
 
 Autograd through ``W'`` would instead take ``∂L/∂W' = gᵀ x``, a whole weight gradient
 (``T d_in d_out``) that is then reduced to the blocks. :class:`_RotatedLinear` has its own
@@ -35,6 +43,7 @@ backward, which never forms it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -45,6 +54,10 @@ from qadapters.families.kernels.block_mix import (
     mix_into,
     orthogonal_mix_backward,
 )
+
+#: what :func:`rotated_linear` keeps for its backward (Note [rotated weight])
+Keep = Literal["input", "output"]
+KEEPS: tuple[Keep, ...] = ("input", "output")
 
 
 def rotated_weight_pays(tokens: int, in_features: int) -> bool:
@@ -74,7 +87,7 @@ def _product(
 
 
 class _RotatedLinear(torch.autograd.Function):
-    """``x (Wᵀ M) + b M`` keeping only the layer input (Note [rotated weight])."""
+    """``x (Wᵀ M) + b M`` keeping the layer input or the output (Note [rotated weight])."""
 
     @staticmethod
     def forward(
@@ -84,31 +97,35 @@ class _RotatedLinear(torch.autograd.Function):
         bias: Tensor | None,
         forms: tuple[Form, ...],
         refs: tuple[int, ...],
+        keep: Keep,
         *unique: Tensor,
     ) -> Tensor:
         blocks = [unique[i] for i in refs]
         flat = x.reshape(-1, x.shape[-1])
         y = _product(flat, _rotated(weight, blocks, forms), bias, blocks, forms)
-        ctx.forms, ctx.refs = forms, refs
-        ctx.save_for_backward(x, weight, bias, *unique)
+        ctx.forms, ctx.refs, ctx.keep, ctx.in_shape = forms, refs, keep, x.shape
+        kept = (x, bias) if keep == "input" else (y, None)
+        ctx.save_for_backward(*kept, weight, *unique)
         return y.view(*x.shape[:-1], y.shape[-1])
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
-        x, weight, bias, *unique = ctx.saved_tensors
+        kept, bias, weight, *unique = ctx.saved_tensors
         forms, refs = ctx.forms, ctx.refs
         blocks = [unique[i] for i in refs]
         g = grad.reshape(-1, grad.shape[-1])
         wt = _rotated(weight, blocks, forms)
         grad_x = None
         if ctx.needs_input_grad[0]:
-            grad_x = (g @ wt.t()).view(*grad.shape[:-1], wt.shape[0])
-        wanted = [ctx.needs_input_grad[5 + i] for i in range(len(unique))]
+            grad_x = (g @ wt.t()).view(ctx.in_shape)
+        wanted = [ctx.needs_input_grad[6 + i] for i in range(len(unique))]
         summed: list[Tensor | None] = [None] * len(unique)
         if any(wanted):
-            y = _product(x.reshape(-1, x.shape[-1]), wt, bias, blocks, forms)
+            y = kept  # the output, or the input to make it from again
+            if ctx.keep == "input":
+                y = _product(kept.reshape(-1, kept.shape[-1]), wt, bias, blocks, forms)
             summed = orthogonal_mix_backward(y, g, unique, forms, refs, wanted, None)
-        return (grad_x, None, None, None, None, *summed)
+        return (grad_x, None, None, None, None, None, *summed)
 
 
 def rotated_linear(
@@ -117,6 +134,7 @@ def rotated_linear(
     bias: Tensor | None,
     blocks: Sequence[Tensor],
     forms: Sequence[Form],
+    keep: Keep = "input",
 ) -> Tensor:
     """``(x Wᵀ + b) · M`` as ``x (Wᵀ M) + b M`` for orthogonal blocks (Note [rotated weight]).
 
@@ -126,13 +144,15 @@ def rotated_linear(
         bias: the frozen ``(out,)`` bias, or ``None``.
         blocks: per order, as :func:`.block_mix.block_mix` takes them (each orthogonal).
         forms: per order, ``"dense"`` or ``"two-form"``.
+        keep: ``"input"`` (keep ``x`` and make the product again in the backward) or
+            ``"output"`` (keep the output); see Note [rotated weight].
 
     Returns:
         ``(..., out)``, equal to ``block_mix(x Wᵀ + b, blocks, forms=forms)`` up to rounding.
 
     Raises:
-        ValueError: ``x``'s width is not the weight's input width, or ``forms`` does not give
-            one form per block.
+        ValueError: ``x``'s width is not the weight's input width, ``forms`` does not give
+            one form per block, or ``keep`` is neither ``"input"`` nor ``"output"``.
     """
     if x.shape[-1] != weight.shape[1]:
         raise ValueError(
@@ -141,5 +161,7 @@ def rotated_linear(
         )
     if len(forms) != len(blocks):
         raise ValueError(f"forms: expected one per block ({len(blocks)}); found {len(forms)}")
+    if keep not in KEEPS:
+        raise ValueError(f"keep: expected one of {list(KEEPS)}; found {keep!r}")
     unique, refs = dedupe(blocks)
-    return _RotatedLinear.apply(x, weight, bias, tuple(forms), refs, *unique)
+    return _RotatedLinear.apply(x, weight, bias, tuple(forms), refs, keep, *unique)

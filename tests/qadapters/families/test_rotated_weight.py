@@ -43,30 +43,39 @@ def test_equals_the_mix_of_the_frozen_output(d_in, d_out, options, bias):
     torch.testing.assert_close(rotated_linear(x, weight, b, blocks, forms), want)
 
 
+@pytest.mark.parametrize("keep", ["input", "output"])
 @pytest.mark.parametrize("d_in, d_out, options, bias", CASES.values(), ids=CASES.keys())
-def test_gradcheck(d_in, d_out, options, bias):
+def test_gradcheck(d_in, d_out, options, bias, keep):
     adapter, weight, b = _setup(d_in, d_out, options, bias)
     x = torch.randn(4, d_in, dtype=torch.float64, requires_grad=True)
     theta = adapter.theta.detach().clone().requires_grad_(True)
 
     def run(x, theta):
         blocks, forms = adapter.path_blocks(torch.float64, theta=theta)
-        return rotated_linear(x, weight, b, blocks, forms)
+        return rotated_linear(x, weight, b, blocks, forms, keep)
 
     assert torch.autograd.gradcheck(run, (x, theta))
 
 
+@pytest.mark.parametrize("keep", ["input", "output"])
 @pytest.mark.parametrize("d_in, d_out, options, bias", CASES.values(), ids=CASES.keys())
-def test_keeps_the_layer_input_not_the_output(d_in, d_out, options, bias):
+def test_keeps_the_layer_input_or_the_output(d_in, d_out, options, bias, keep):
     adapter, weight, b = _setup(d_in, d_out, options, bias)
     blocks, forms = adapter.path_blocks(torch.float64)
     x = torch.randn(40, d_in, dtype=torch.float64, requires_grad=True)
     saved: list[torch.Tensor] = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
-        y = rotated_linear(x, weight, b, blocks, forms)
-    per_token = [t for t in saved if t.numel() >= x.numel()]
-    assert [t.untyped_storage().data_ptr() for t in per_token] == [x.untyped_storage().data_ptr()]
+        y = rotated_linear(x, weight, b, blocks, forms, keep)
+    per_token = [t.untyped_storage().data_ptr() for t in saved if t.numel() >= x.numel()]
+    assert per_token == [(x if keep == "input" else y).untyped_storage().data_ptr()]
     assert y.untyped_storage().data_ptr() != x.untyped_storage().data_ptr()
+
+
+def test_an_unknown_keep_is_refused():
+    adapter, weight, b = _setup(6, 9, {"blocks": 1}, True)
+    blocks, forms = adapter.path_blocks(torch.float64)
+    with pytest.raises(ValueError, match=r"keep: expected one of \['input', 'output'\]; found 'x'"):
+        rotated_linear(torch.zeros(2, 6, dtype=torch.float64), weight, b, blocks, forms, "x")
 
 
 @pytest.mark.parametrize(
