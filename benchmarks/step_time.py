@@ -22,9 +22,10 @@ tokens: the embeddings are frozen lookups, so their size only costs memory. Noth
 downloaded.
 
 Contenders on every model: LoRA r=8 (``peft``, ``lora_alpha=16``) and the families ``pauli``,
-``taylor``, ``compound``, ``hamming`` with their default options, plus ``compound(blocks=3)``
-(the QuIC paper's three blocks per layer, whose blocks grow with the width); ``--only``
-chooses a subset (LoRA is always the reference).
+``taylor``, ``compound``, ``hamming`` with their default options, plus
+``compound(keep=output)``: ``compound`` keeping each adapted output for the backward instead of
+the layer input (``CompoundAdapter.keep``, Note [rotated weight]: faster, more memory);
+``--only`` chooses a subset (LoRA is always the reference).
 
 What is measured, per model:
 
@@ -72,6 +73,7 @@ from benchmarks.timing import Spread, fmt_seconds, interleaved_samples, load_ave
 from qadapters import files
 from qadapters.experiments import core
 from qadapters.experiments.core import Method
+from qadapters.families.base import Adapter
 
 TARGETS = ["query", "value"]
 LR = 1e-4
@@ -84,10 +86,13 @@ CONTENDERS: dict[str, Method] = {
         Method("pauli", "quantum", LR, "pauli"),
         Method("taylor", "quantum", LR, "taylor"),
         Method("compound", "quantum", LR, "compound"),
-        Method("compound(b=3)", "quantum", LR, "compound", {"blocks": 3}),
+        Method("compound(keep=output)", "quantum", LR, "compound"),
         Method("hamming", "quantum", LR, "hamming"),
     )
 }
+#: adapter attributes a contender sets after building (they choose a compute path, not the
+#: mathematics): ``keep`` of Note [rotated weight]
+ATTRIBUTES: dict[str, dict[str, object]] = {"compound(keep=output)": {"keep": "output"}}
 BATCH, TOKENS = 32, 64
 SWEEP_BATCH = 16
 WIDTHS = (256, 768, 2048)
@@ -200,7 +205,8 @@ def adapt(base: nn.Module, name: str, spec: ModelSpec | None = None) -> nn.Modul
     """A copy of ``base`` with the contender's adapters on the spec's targets (seed 0).
 
     The trainable tensors of circuit adapters are redrawn from N(0, 0.1²), away from "no
-    change", as after some training.
+    change", as after some training; the contender's :data:`ATTRIBUTES` are set on every
+    adapter that has them.
     """
     spec = spec or model_spec("minilm")
     method = spec.contenders([name])[name]
@@ -209,6 +215,10 @@ def adapt(base: nn.Module, name: str, spec: ModelSpec | None = None) -> nn.Modul
         with torch.no_grad():
             for p in core.trainable(adapted):
                 p.normal_(0.0, 0.1)
+    for module in adapted.modules():
+        for attribute, value in ATTRIBUTES.get(name, {}).items():
+            if isinstance(module, Adapter) and hasattr(module, attribute):
+                setattr(module, attribute, value)
     return adapted
 
 

@@ -14,6 +14,7 @@ import torch
 from benchmarks import accuracy, accuracy_report, step_time, timing, unitary
 from qadapters import trainable_count
 from qadapters.experiments import core, finetune
+from qadapters.families.compound import CompoundAdapter
 from qadapters.families.optim import default_lr
 from qadapters.families.table import FAMILIES
 from tests.qadapters.experiments import tiny_models
@@ -48,6 +49,14 @@ def test_step_time_contenders_build_and_step(tiny_bert, name) -> None:
     before = [p.detach().clone() for p in core.trainable(model)]
     step_time.train_step(model, step_time.batch())()
     assert any(not torch.equal(p, q) for p, q in zip(core.trainable(model), before, strict=True))
+
+
+def test_step_time_attributes_reach_every_adapter(tiny_bert) -> None:
+    model = step_time.adapt(tiny_bert, "compound(keep=output)")
+    keeps = [m.keep for m in model.modules() if isinstance(m, CompoundAdapter)]
+    assert keeps == ["output"] * tiny_models.LAYERS * len(step_time.TARGETS)
+    default = step_time.adapt(tiny_bert, "compound")
+    assert {m.keep for m in default.modules() if isinstance(m, CompoundAdapter)} == {"input"}
 
 
 def test_step_time_main_starts(tiny_bert, monkeypatch, capsys, tmp_path) -> None:
