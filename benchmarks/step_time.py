@@ -93,6 +93,8 @@ CONTENDERS: dict[str, Method] = {
 #: adapter attributes a contender sets after building (they choose a compute path, not the
 #: mathematics): ``keep`` of Note [rotated weight]
 ATTRIBUTES: dict[str, dict[str, object]] = {"compound(keep=output)": {"keep": "output"}}
+#: the printed tables' name column
+NAME_WIDTH = max(len(n) for n in CONTENDERS)
 BATCH, TOKENS = 32, 64
 SWEEP_BATCH = 16
 WIDTHS = (256, 768, 2048)
@@ -388,8 +390,8 @@ def _print_model(result: dict[str, Any], rounds: int, device: str, dtype: str) -
         "interleaved rounds; ratio: per-round step / LoRA's step"
     )
     print(
-        f"{'contender':<14} {'params':>9} {'LoRA/params':>11} {'step':>11} {'q1–q3 (ms)':>17} "
-        f"{'vs LoRA':>8} {'q1–q3':>13} {'peak rise':>10} {'vs LoRA':>8}"
+        f"{'contender':<{NAME_WIDTH}} {'params':>9} {'LoRA/params':>11} {'step':>11} "
+        f"{'q1–q3 (ms)':>17} {'vs LoRA':>8} {'q1–q3':>13} {'peak rise':>10} {'vs LoRA':>8}"
     )
     rows = result["contenders"]
     for n, r in rows.items():
@@ -398,7 +400,7 @@ def _print_model(result: dict[str, Any], rounds: int, device: str, dtype: str) -
         mem_txt = f"{mem / 2**20:8.1f} MB" if mem is not None else f"{'-':>10}"
         mem_ratio = f"{r['memory_ratio']:7.2f}x" if mem is not None else "-"
         print(
-            f"{n:<14} {r['params']:>9,} {rows['lora']['params'] / r['params']:>10.1f}x "
+            f"{n:<{NAME_WIDTH}} {r['params']:>9,} {rows['lora']['params'] / r['params']:>10.1f}x "
             f"{fmt_seconds(step.median)} {_spread_text(step, 1e3, 1):>17} "
             f"{ratio.median:>7.3f}x {_spread_text(ratio):>13} {mem_txt} {mem_ratio:>8}"
         )
@@ -435,7 +437,7 @@ def _merged_inference(
     for n, ts in samples.items():
         s = Spread.of(ts)
         out[n] = {**s.to_dict(), "ratio": s.median / base_median}
-        print(f"{n:<14} {fmt_seconds(s.median)} {_spread_text(s, 1e3, 1):>17} ms "
+        print(f"{n:<{NAME_WIDTH}} {fmt_seconds(s.median)} {_spread_text(s, 1e3, 1):>17} ms "
               f"{s.median / base_median:7.3f}x base")  # fmt: skip
     return out
 
