@@ -393,8 +393,8 @@ class CompoundAdapter(Adapter):
         where = f"block mix on the outputs ({keeps})"
         if orthogonal and not opts.magnitude and "two-form" not in build:
             where = (
-                f"on the frozen weight when training or a call has over {in_features} tokens "
-                f"(keeps the layer input, Note [rotated weight]), else {where}"
+                f"on the frozen weight when a call has over {in_features} tokens (keeps the "
+                f"layer input, Note [rotated weight]), else {where}"
             )
         return f"n={n}: weight-1 {weight1}, {build}; {where}"
 
@@ -528,9 +528,10 @@ class CompoundAdapter(Adapter):
     def weight_side(self, x: Tensor, weight: Tensor) -> bool:
         """Whether :meth:`forward_with_weight` serves this call (Note [rotated weight]): an
         orthogonal M without ``magnitude`` on the dense path, a frozen weight of ``x``'s and the
-        angles' dtype, no autocast; then any call that trains the angles if :attr:`keep` is
-        ``"input"``, else more tokens than inputs (:func:`.rotated_weight.rotated_weight_pays`).
-        Raises ``ValueError`` for a :attr:`keep` other than ``"input"`` or ``"output"``."""
+        angles' dtype, no autocast, and more tokens than inputs
+        (:func:`.rotated_weight.rotated_weight_pays`). The choice never depends on the grad
+        mode, so a model computes the same floats training and in inference. Raises
+        ``ValueError`` for a :attr:`keep` other than ``"input"`` or ``"output"``."""
         if self.keep not in (keeps := rotated_weight.KEEPS):
             raise ValueError(f"compound keep: expected one of {list(keeps)}; found {self.keep!r}")
         if not self.orthogonal or self.magnitude or self.path != "dense":
@@ -539,8 +540,6 @@ class CompoundAdapter(Adapter):
             return False
         if torch.is_autocast_enabled(x.device.type):
             return False
-        if self.keep == "input" and torch.is_grad_enabled() and self.theta.requires_grad:
-            return True
         tokens = x.numel() // max(x.shape[-1], 1)
         return rotated_weight.rotated_weight_pays(tokens, self.in_features)
 

@@ -32,8 +32,10 @@ So the weight side pays once ``2 d_in + T < 3 T``, that is ``T > d_in``
 
 No choice has both: the gradient of a rotation of the outputs needs, per token, either the
 outputs or the product that makes them. :class:`.compound.CompoundAdapter` keeps the input by
-default (its ``keep`` attribute); the activation side always keeps the output, so an adapter
-that keeps the input takes the weight side for every call that trains it, whatever ``T``.
+default (its ``keep`` attribute). The activation side, which serves calls of ``T <= d_in``
+tokens, keeps the output whatever ``keep`` says: which side serves a call depends on its size
+only, never on the grad mode, so an adapted model gives the same floats in training and in
+inference.
 
 Autograd through ``W'`` would instead take ``∂L/∂W' = gᵀ x``, a whole weight gradient
 (``T d_in d_out``) that is then reduced to the blocks. :class:`_RotatedLinear` has its own
