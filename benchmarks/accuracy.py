@@ -101,6 +101,7 @@ TEXT_CLASSES: tuple[str, ...] = (
 #: the single_order variant on a 4-layer brick: a third of the pyramid's angles per sub-adapter
 #: (22 vs 66 on the 12-wire MNIST register), so more sub-adapters fit the same budget
 SINGLE_BRICK: dict[str, Any] = {"variant": "single_order", "layout": "brick", "depth": 4}
+BRICK_3: dict[str, Any] = {**SINGLE_BRICK, "depth": 3}
 
 #: circuit-family sizes per task, ``(name, family, options)``, smallest first within a family.
 #: The MNIST head has 5 outputs: ranks stay <= 5, and compound's default takes one block there.
@@ -135,6 +136,8 @@ SIZES: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
         ("hamming single_order R=1", "hamming", {"variant": "single_order", "num_adapters": 1}),
         ("hamming single_order R=2", "hamming", {"variant": "single_order", "num_adapters": 2}),
         ("hamming single_order brick R=4", "hamming", {**SINGLE_BRICK, "num_adapters": 4}),
+        # the most sub-adapters of a 3-layer brick within 1/20 of LoRA r=8's parameters
+        ("hamming single_order brick d=3 R=7", "hamming", {**BRICK_3, "num_adapters": 7}),
     ],
 }
 
