@@ -381,8 +381,14 @@ def load_adapter_state(adapter: nn.Module, tensors: Mapping[str, Tensor]) -> Non
 def apply_adapter(
     model: QAdapterModel, saved: SavedAdapter, adapter_name: str | None = None
 ) -> None:
-    """Copy checked tensors (:func:`check_fits`) into the adapter ``adapter_name`` of ``model``
-    (default: the active one) and into its saved modules."""
+    """Check that ``saved`` fits the adapter ``adapter_name`` of ``model`` (default: the active
+    one; :func:`check_fits`), then copy its tensors into the adapter and its saved modules.
+    Every check runs before the first tensor is copied.
+
+    Raises:
+        ValueError: from :func:`check_fits`; ``model`` is then unchanged.
+    """
+    check_fits(model, saved, adapter_name)
     tensors = saved.tensors
     name = _name(model, adapter_name)
     if name is None:
@@ -411,7 +417,6 @@ def load_adapter(
             shapes are named), or when keys are missing / unexpected.
     """
     saved = read_adapter(directory)
-    check_fits(model, saved, adapter_name)
     apply_adapter(model, saved, adapter_name)
 
 
@@ -477,7 +482,6 @@ class AdapterFilesMixin:
         saved = read_adapter(directory)
         wrapped = cast("type[QAdapterModel]", cls)(model, saved.config, adapter_name)
         try:
-            check_fits(wrapped, saved, adapter_name)
             apply_adapter(wrapped, saved, adapter_name)
         except BaseException:
             wrapped.unload()
@@ -519,7 +523,6 @@ class AdapterFilesMixin:
                 "under a new name"
             )
         try:
-            check_fits(model, saved, adapter_name)
             apply_adapter(model, saved, adapter_name)
         except BaseException:
             if added:

@@ -47,7 +47,7 @@ from qadapters.families.optim import check_rate, param_groups
 from qadapters.integrations.distributed import check_config_consistent, config_differences
 from qadapters.layers import DEFAULT_ADAPTER
 from qadapters.model import QAdapterModel
-from qadapters.serialization import WEIGHTS_NAME, apply_adapter, check_fits, read_adapter
+from qadapters.serialization import WEIGHTS_NAME, apply_adapter, read_adapter
 
 if TYPE_CHECKING:
     from transformers import Trainer as QAdapterTrainer  # noqa: F401 (the class derives from it)
@@ -93,7 +93,6 @@ def load_adapter_checkpoint(model: QAdapterModel, directory: str | os.PathLike[s
                 f"checkpoint {os.fspath(d)!r} was saved with another adapter config "
                 "(checkpoint vs model): " + "; ".join(diffs)
             )
-        check_fits(model, saved, name)
         apply_adapter(model, saved, name)
 
 
