@@ -249,7 +249,7 @@ class CompoundAdapter(Adapter):
         #: :func:`order2_path`, and may be set to either where both apply (tests, benchmarks)
         self.path: Path = order2_path(self.n_qubits, self.orders, num_adapters, self.combine)
         #: what training on the frozen weight keeps: ``"input"`` (as LoRA: its peak memory) or
-        #: ``"output"`` (2–12% faster, 6–8% more memory); Note [rotated weight]
+        #: ``"output"`` (up to 12% faster, 6–9% more memory); Note [rotated weight]
         self.keep: rotated_weight.Keep = "input"
 
     @classmethod
