@@ -264,7 +264,7 @@ def read_adapter(directory: str | os.PathLike[str]) -> SavedAdapter:
 
     Returns:
         The config (with the defaults it was saved with where today's differ: Note [saved
-        defaults] in :mod:`qadapters.saved_defaults`), tensors and layer shapes.
+        defaults] in :mod:`qadapters.families.saved_defaults`), tensors and layer shapes.
 
     Raises:
         FileNotFoundError: no weights file, or no config at all (the path is named).
