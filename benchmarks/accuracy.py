@@ -153,14 +153,15 @@ class Budget:
     steps: int = 50  # text training steps
     batch_size: int = 16  # text batch
     max_length: int = 24  # text tokens (90% of WordNet glosses fit in 24 tokens)
-    per_class: int = 200  # WordNet glosses per class: 30 test texts each, 300 in all
+    per_class: int = 200  # WordNet glosses per class, split per seed (30 of them test texts)
+    held_out_per_class: int = 300  # WordNet glosses per class added to every seed's test split
     text_layers: int = 2  # top encoder layers that are adapted
 
 
 DEFAULT_BUDGET = Budget()
 QUICK_BUDGET = Budget(
     epochs=1, pretrain_epochs=1, side=4, mnist_per_class=20,
-    steps=2, batch_size=4, max_length=16, per_class=20, text_layers=2,
+    steps=2, batch_size=4, max_length=16, per_class=20, held_out_per_class=5, text_layers=2,
 )  # fmt: skip
 
 
@@ -233,6 +234,7 @@ def mnist_run(
         "lr": m.lr,
         "params": core.num_trainable(model),
         "acc": core.accuracy(model, mnist.examples(data.task_b.test)),
+        "n_test": len(data.task_b.test.y),
         "val_acc": fit.val_curve[fit.best_epoch],
         "kept": core.accuracy(model, mnist.examples(data.task_a.test)),
         "seconds": fit.seconds,
@@ -364,6 +366,7 @@ def text_run(
         "params": core.num_trainable(model.upper),
         "head_params": core.num_trainable(model.head),
         "acc": core.accuracy(model, data["test"], EVAL_BATCH),
+        "n_test": len(data["test"]),
         "val_acc": fit.val_curve[-1][1],
         "seconds": fit.seconds,
     }
@@ -377,10 +380,15 @@ def run_text(
     say: Callable[..., None],
 ) -> dict[str, Any]:
     """Every contender × rate factor × seed on the text task; the runs and the data used."""
+    held_out = None  # more test texts, the same for every seed (WordNet only)
     if args.data is not None:
         dataset = text_data.load_file(args.data)
     else:
         dataset = text_data.load_wordnet(TEXT_CLASSES, budget.per_class, seed=0)
+        if budget.held_out_per_class:
+            held_out = text_data.load_wordnet(
+                TEXT_CLASSES, budget.held_out_per_class, seed=1, exclude=dataset.texts
+            )
     model_path = args.model or core.default_model_path()
     encoder, tokenizer = core.load_encoder(model_path)
     cut, upper = split_encoder(encoder, budget.text_layers)
@@ -389,6 +397,8 @@ def run_text(
     try:
         for seed in range(seeds):
             splits = text_data.split(dataset, seed)
+            if held_out is not None:
+                splits = dataclasses.replace(splits, test=text_data.concat(splits.test, held_out))
             data = {
                 name: cached_states(
                     encoder, finetune.tokenize(tokenizer, getattr(splits, name), budget.max_length),
@@ -413,7 +423,7 @@ def run_text(
         bar.close()
     return {
         "runs": runs,
-        "data": dataset.source,
+        "data": dataset.source + ("" if held_out is None else f"; test + {held_out.source}"),
         "classes": dataset.names,
         "sizes": sizes,
         "model": model_path,

@@ -3,8 +3,8 @@
 A *run* is one method trained once: one seed, one learning-rate factor of the sweep. Its row
 holds ``method``, ``seed``, ``factor``, ``lr``, ``params`` (trainable parameters of the adapter;
 the text task's fresh head is common to every method and counted apart), ``acc`` (test
-accuracy), ``val_acc`` (the validation accuracy it was selected by) and, on the MNIST task,
-``kept`` (test accuracy on digits 0-4 after adapting to 5-9).
+accuracy), ``n_test`` (test examples), ``val_acc`` (the validation accuracy it was selected by)
+and, on the MNIST task, ``kept`` (test accuracy on digits 0-4 after adapting to 5-9).
 
 :func:`summarize` turns the runs of one task into one summary per method:
 
@@ -17,7 +17,9 @@ accuracy), ``val_acc`` (the validation accuracy it was selected by) and, on the 
   anywhere in the swept range can cost;
 - **% of reference**: at-default accuracy as a percentage of the reference's (LoRA r=8);
 - on MNIST, **forgetting**: accuracy on 0-4 before adapting minus accuracy kept after, at the
-  default rate, in points.
+  default rate, in points;
+- **test size**: the fewest test examples of a run, and what that allows one run's accuracy to
+  resolve: its binomial standard error, at most ``50/√N`` points (:func:`standard_error`).
 
 The Pareto front (:func:`pareto_front`) is the set of methods that no other method beats with
 at most as many parameters.
@@ -75,6 +77,24 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
 
 
 # ------------------------------------------------------------------------------- summaries
+def standard_error(accuracy: float, n: int) -> float:
+    """The binomial standard error of an accuracy measured on ``n`` independent examples,
+    ``√(p(1−p)/n)`` (as a fraction; at most ``0.5/√n``, at ``p = 1/2``).
+
+    Raises:
+        ValueError: ``n < 1`` or an accuracy outside ``[0, 1]``.
+
+    Example:
+        >>> round(standard_error(0.68, 3300), 4)
+        0.0081
+    """
+    if n < 1 or not 0.0 <= accuracy <= 1.0:
+        raise ValueError(
+            f"expected an accuracy in [0, 1] over n >= 1 examples; found {accuracy} over {n}"
+        )
+    return math.sqrt(accuracy * (1.0 - accuracy) / n)
+
+
 def mean_spread(values: Sequence[float]) -> tuple[float, float]:
     """Mean and half the range of ``values`` (0 for a single value).
 
@@ -82,8 +102,8 @@ def mean_spread(values: Sequence[float]) -> tuple[float, float]:
         ValueError: no values.
 
     Example:
-        >>> mean_spread([0.8, 0.9])
-        (0.85, 0.05)
+        >>> mean_spread([0.5, 0.75])
+        (0.625, 0.125)
     """
     if not values:
         raise ValueError("expected at least one value; found none")
@@ -161,11 +181,19 @@ def summarize(
         row["pct_of_reference_best"] = (
             100 * row["best_of_sweep"]["acc"] / ref["best_of_sweep"]["acc"]
         )
+    sizes = [r["n_test"] for r in runs if "n_test" in r]
+    n_test = min(sizes) if sizes else None
     fronts = {
         key: [rows[i]["name"] for i in pareto_front([(r["params"], r[stat]["acc"]) for r in rows])]
         for key, stat in (("pareto_default", "at_default"), ("pareto_best", "best_of_sweep"))
     }
-    return {"reference": reference, "acc_before": acc_before, "methods": rows, **fronts}
+    return {
+        "reference": reference,
+        "acc_before": acc_before,
+        "n_test": n_test,
+        "methods": rows,
+        **fronts,
+    }
 
 
 # ------------------------------------------------------------------------------- targets
@@ -257,6 +285,12 @@ def format_table(summary: dict[str, Any], title: str) -> str:
         "best of sweep = rate × {0.3, 1, 3} chosen on validation; range = best − worst mean "
         "over the sweep (points); % ref best = best of sweep vs ref's best; * = Pareto front"
     )
+    n = summary.get("n_test")
+    if n:
+        lines.append(
+            f"test examples per run: {n:,}; one run's accuracy has a binomial standard error "
+            f"of at most {100 * standard_error(0.5, n):.1f} points"
+        )
     return "\n".join(lines)
 
 

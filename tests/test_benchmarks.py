@@ -313,6 +313,38 @@ def test_summary_picks_the_rate_on_validation_and_compares_with_the_reference() 
     assert "forgets 0-4" in table and "\nsmall " in table and "100×" in table
 
 
+STANDARD_ERRORS = {  # (accuracy, test examples) -> binomial standard error
+    "half on 100": ((0.5, 100), 0.05),
+    "half on 3300 (the text task's bound)": ((0.5, 3300), 0.5 / 3300**0.5),
+    "0.68 on 3300": ((0.68, 3300), (0.68 * 0.32 / 3300) ** 0.5),
+    "certain": ((1.0, 10), 0.0),
+}
+
+
+@pytest.mark.parametrize("case, expected", STANDARD_ERRORS.values(), ids=STANDARD_ERRORS.keys())
+def test_standard_error_is_binomial(case, expected) -> None:
+    assert accuracy_report.standard_error(*case) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("case", [(0.5, 0), (1.5, 10), (-0.1, 10)])
+def test_standard_error_refuses_impossible_counts(case) -> None:
+    with pytest.raises(ValueError, match=r"expected an accuracy in \[0, 1\] over n >= 1"):
+        accuracy_report.standard_error(*case)
+
+
+def test_table_says_how_many_test_examples_each_run_had() -> None:
+    runs = _runs("ref", 10, {1.0: [(0.8, 0.8)] * 2})
+    for row, n in zip(runs, (400, 300), strict=True):
+        row["n_test"] = n
+    s = accuracy_report.summarize(runs, [_method("ref", "lora")], "ref")
+    assert s["n_test"] == 300  # the fewest: the bound holds for every run
+    assert "test examples per run: 300; " in accuracy_report.format_table(s, "title")
+    assert "2.9 points" in accuracy_report.format_table(s, "title")  # 50 / sqrt(300)
+    plain = accuracy_report.summarize(_runs("a", 10, {1.0: [(0.8, 0.8)]}), [_method("a")], "a")
+    assert plain["n_test"] is None
+    assert "test examples" not in accuracy_report.format_table(plain, "title")
+
+
 def test_summary_needs_default_runs_and_the_reference() -> None:
     with pytest.raises(ValueError, match=r"'a': expected runs at the default rate"):
         accuracy_report.summarize(_runs("a", 1, {3.0: [(0.5, 0.5)]}), [_method("a")], "a")
@@ -398,6 +430,9 @@ def test_accuracy_quick_run_writes_the_table_json_and_plot(tmp_path, tiny_bert_d
         summary, result = payload["summary"][task], payload["tasks"][task]
         assert [r["name"] for r in summary["methods"]] == expected
         assert len(result["runs"]) == 2 * len(expected) * len(accuracy.SWEEP)
+        assert summary["n_test"] == min(r["n_test"] for r in result["runs"]) > 0
+        if task == "text":  # a user's file gets no held-out texts: the split's test part only
+            assert summary["n_test"] == result["sizes"]["test"]
         rows = {r["name"]: r for r in summary["methods"]}
         assert rows[accuracy.REFERENCE]["params"] == lora_params[task]
         assert rows[accuracy.REFERENCE]["pct_of_reference"] == pytest.approx(100)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,6 +83,24 @@ class TextSplits:
     test: TextSet
 
 
+def concat(first: TextSet, second: TextSet) -> TextSet:
+    """``first``'s texts, then ``second``'s, under the label names both share.
+
+    Raises:
+        ValueError: the two sets name their labels differently.
+    """
+    if first.names != second.names:
+        raise ValueError(
+            f"expected the same label names in both sets; found {first.names} and {second.names}"
+        )
+    return TextSet(
+        first.texts + second.texts,
+        np.concatenate([first.labels, second.labels]),
+        first.names,
+        f"{first.source} + {second.source}",
+    )
+
+
 # ------------------------------------------------------------------------------- WordNet
 def parse_wordnet_line(line: str) -> tuple[int, str] | None:
     """``(lex_filenum, definition)`` of one ``data.*`` line, or None for header/blank lines.
@@ -138,6 +157,7 @@ def load_wordnet(
     per_class: int = 300,
     seed: int = 0,
     directory: str | Path = WORDNET_DIR,
+    exclude: Collection[str] = (),
 ) -> TextSet:
     """A balanced WordNet set: ``per_class`` seeded definitions of each lexname in ``classes``.
 
@@ -146,6 +166,8 @@ def load_wordnet(
         per_class: definitions kept per class (every class must have that many).
         seed: seeds the sampling.
         directory: where the ``data.*`` files are.
+        exclude: definitions never drawn (e.g. those of another set, to hold out a disjoint
+            one).
 
     Raises:
         FileNotFoundError: WordNet is not installed there (the message says how to install it).
@@ -161,11 +183,14 @@ def load_wordnet(
     rng = np.random.default_rng(seed)
     texts: list[str] = []
     labels: list[int] = []
+    excluded = set(exclude)
     for label, name in enumerate(classes):
-        pool = sorted({t for t, n in pairs if n == name})  # dedupe identical definitions
+        pool = sorted({t for t, n in pairs if n == name} - excluded)  # dedupe identical ones
         if len(pool) < per_class:
+            left = " left after the excluded ones" if excluded else ""
             raise ValueError(
-                f"class {name!r}: expected at least {per_class} definitions; found {len(pool)}"
+                f"class {name!r}: expected at least {per_class} definitions{left}; "
+                f"found {len(pool)}"
             )
         for i in rng.choice(len(pool), size=per_class, replace=False):
             texts.append(pool[int(i)])

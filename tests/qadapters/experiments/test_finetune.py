@@ -102,6 +102,23 @@ def test_wordnet_parser_reads_lexname_and_definition(tmp_path):
     assert again.texts == text_data.load_wordnet(classes, 2, 0, tmp_path).texts
 
 
+def test_wordnet_held_out_set_is_disjoint_and_joins_under_the_same_names(tmp_path):
+    (tmp_path / "data.noun").write_text(FAKE_WORDNET)
+    classes = ["noun.animal", "noun.plant"]
+    first = text_data.load_wordnet(classes, 1, seed=0, directory=tmp_path)
+    rest = text_data.load_wordnet(classes, 2, seed=1, directory=tmp_path, exclude=first.texts)
+    assert not set(first.texts) & set(rest.texts)
+    joined = text_data.concat(first, rest)
+    assert joined.texts == first.texts + rest.texts
+    assert joined.labels.tolist() == [0, 1, 0, 0, 1, 1]
+    assert joined.names == classes
+    with pytest.raises(ValueError, match=r"at least 3 definitions left after the excluded ones"):
+        text_data.load_wordnet(classes, 3, seed=1, directory=tmp_path, exclude=first.texts)
+    other = text_data.TextSet(["x"], np.array([0]), ["noun.animal"], "other")
+    with pytest.raises(ValueError, match=r"expected the same label names in both sets"):
+        text_data.concat(first, other)
+
+
 def test_wordnet_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"apt-get install wordnet-base.*--data"):
         text_data.read_wordnet(tmp_path)
