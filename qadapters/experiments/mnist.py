@@ -39,6 +39,8 @@ TARGETS = ["fc1", "fc2", "fc3"]
 
 #: The default methods, in table order, named as the papers name them:
 #:
+#: - ``lora`` (r = 4) and ``lora-r1``, the LoRA nearest the compound adapter in parameters (the
+#:   seed compares it with LoRA "at comparable parameters");
 #: - ``hw-adapter``: the QML-adapters seed's ``ΔW_LC^HW = Σ_i α_i ⊕_k A_i^(k)`` (``hamming``,
 #:   ``variant="hw"``, R = 2);
 #: - ``compound-adapter``: its additive ``ΔW_LC^compound = Σ_i α_i A_i^(k)`` (``hamming``,
@@ -55,6 +57,7 @@ METHODS: dict[str, Method] = {
     for m in (
         Method("full", "full", 1e-2),
         Method("lora", "lora", 4e-2, options={"r": 4, "lora_alpha": 8}),
+        Method("lora-r1", "lora", 4e-2, options={"r": 1, "lora_alpha": 2}),
         Method("hw-adapter", "quantum", None, "hamming", {"num_adapters": 2, "variant": "hw"}),
         Method(
             "compound-adapter",

@@ -6,6 +6,7 @@ through :func:`qadapters.experiments.core.save_figure` (atomic writes both).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -60,34 +61,58 @@ SEED_CLAIMS: dict[str, str] = {
 }
 
 
+def comparable_lora(summary: dict[str, dict[str, Any]], params: int) -> str | None:
+    """The LoRA row (``lora``, ``lora-r1``, ...) whose trainable parameters are nearest to
+    ``params`` by ratio, or ``None`` when the summary has no LoRA row.
+
+    Example:
+        >>> rows = {"lora": {"trainable_params": 1300}, "lora-r1": {"trainable_params": 325}}
+        >>> comparable_lora(rows, 402), comparable_lora(rows, 1000)
+        ('lora-r1', 'lora')
+    """
+    loras = [n for n in summary if n == "lora" or n.startswith("lora-")]
+    if not loras:
+        return None
+    return min(loras, key=lambda n: abs(math.log(summary[n]["trainable_params"] / params)))
+
+
 def claims_lines(summary: dict[str, dict[str, Any]], lora: str = "lora") -> list[str]:
     """One line per :data:`SEED_CLAIMS` row in ``summary``: the seed's claim beside what this
-    run measured against ``lora`` (accuracy gap, parameter ratio, accuracy kept on 0-4).
+    run measured against ``lora`` (accuracy gap, parameter ratio, accuracy kept on 0-4) and,
+    where another LoRA row is nearer in parameters (:func:`comparable_lora`), against that one.
 
     Example:
         >>> row = lambda p, b, a: {"trainable_params": p, "acc_b": {"mean": b},
         ...                        "acc_a_kept": {"mean": a}}
         >>> claims_lines({"lora": row(1300, 0.93, 0.38), "hw-adapter": row(130, 0.92, 0.5)})[0]
-        'hw-adapter: seed: comparable to LoRA with fewer parameters, forgetting less; here: 92.0% vs LoRA 93.0% (-1.0 points) with 10.0x fewer parameters, kept 0-4 50.0% vs 38.0% (forgets less)'
+        'hw-adapter: seed: comparable to LoRA with fewer parameters, forgetting less; here: 92.0% vs lora 93.0% (-1.0 points) with 10.0x fewer parameters, kept 0-4 50.0% vs 38.0% (forgets less)'
     """  # noqa: E501
     if lora not in summary:
         return []
-    ref = summary[lora]
     out = []
     for name, claim in SEED_CLAIMS.items():
         if name not in summary:
             continue
         s = summary[name]
-        acc, ref_acc = 100 * s["acc_b"]["mean"], 100 * ref["acc_b"]["mean"]
-        kept, ref_kept = 100 * s["acc_a_kept"]["mean"], 100 * ref["acc_a_kept"]["mean"]
-        ratio = ref["trainable_params"] / s["trainable_params"]
-        forgets = "less" if kept > ref_kept else "more"
-        out.append(
-            f"{name}: seed: {claim}; here: {acc:.1f}% vs LoRA {ref_acc:.1f}% "
-            f"({acc - ref_acc:+.1f} points) with {ratio:.1f}x fewer parameters, kept 0-4 "
-            f"{kept:.1f}% vs {ref_kept:.1f}% (forgets {forgets})"
-        )
+        nearest = comparable_lora(summary, s["trainable_params"])
+        parts = [_against(s, lora, summary[lora])]
+        if nearest not in (None, lora):
+            parts.append("at comparable parameters, " + _against(s, nearest, summary[nearest]))
+        out.append(f"{name}: seed: {claim}; here: " + "; ".join(parts))
     return out
+
+
+def _against(row: dict[str, Any], ref_name: str, ref: dict[str, Any]) -> str:
+    """``row``'s accuracy, parameters and accuracy kept against the reference row's."""
+    acc, ref_acc = 100 * row["acc_b"]["mean"], 100 * ref["acc_b"]["mean"]
+    kept, ref_kept = 100 * row["acc_a_kept"]["mean"], 100 * ref["acc_a_kept"]["mean"]
+    ratio = ref["trainable_params"] / row["trainable_params"]
+    size = f"{ratio:.1f}x fewer" if ratio >= 1 else f"{1 / ratio:.1f}x more"
+    forgets = "less" if kept > ref_kept else "more"
+    return (
+        f"{acc:.1f}% vs {ref_name} {ref_acc:.1f}% ({acc - ref_acc:+.1f} points) with {size} "
+        f"parameters, kept 0-4 {kept:.1f}% vs {ref_kept:.1f}% (forgets {forgets})"
+    )
 
 
 def format_table(summary: dict[str, dict[str, Any]], n_seeds: int) -> str:

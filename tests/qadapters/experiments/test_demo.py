@@ -67,9 +67,14 @@ def _row(params: int, acc_b: float, kept: float) -> dict:
     ("summary", "expected"),
     [
         ({"lora": _row(1300, 0.9, 0.4), "compound-adapter": _row(260, 0.93, 0.3)},
-         ["compound-adapter: seed: 3 points above LoRA .*; here: 93.0% vs LoRA 90.0% "
+         ["compound-adapter: seed: 3 points above LoRA .*; here: 93.0% vs lora 90.0% "
           r"\(\+3.0 points\) with 5.0x fewer parameters, kept 0-4 30.0% vs 40.0% "
           r"\(forgets more\)"]),
+        ({"lora": _row(1300, 0.9, 0.4), "lora-r1": _row(325, 0.8, 0.45),
+          "compound-adapter": _row(402, 0.92, 0.5)},  # r=1 is the comparable LoRA
+         [r"compound-adapter: .*; here: 92.0% vs lora 90.0% \(\+2.0 points\) with 3.2x fewer "
+          r"parameters, .*; at comparable parameters, 92.0% vs lora-r1 80.0% \(\+12.0 points\) "
+          r"with 1.2x more parameters, kept 0-4 50.0% vs 45.0% \(forgets less\)"]),
         ({"lora": _row(100, 0.9, 0.4), "hw-adapter": _row(10, 0.8, 0.5), "quic": _row(5, 1, 1)},
          [r"hw-adapter: .* \(-10.0 points\) with 10.0x fewer .* \(forgets less\)"]),
         ({"hw-adapter": _row(10, 0.8, 0.5)}, []),  # no LoRA row: nothing to compare with
