@@ -390,6 +390,22 @@ def test_upper_layers_on_cached_states_compute_what_the_whole_encoder_does(tiny_
             torch.testing.assert_close(ours.eval()(*states.inputs), whole.eval()(ids, mask))
 
 
+def test_scoring_by_length_keeps_every_example_and_the_accuracy(tiny_bert) -> None:
+    enc = tiny_bert.eval()
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(1000, 2000, (12, 10), generator=g)
+    lengths = torch.randint(1, 11, (12,), generator=g)
+    mask = (torch.arange(10) < lengths[:, None]).long()
+    cut, upper = accuracy.split_encoder(enc, 1)
+    data = accuracy.cached_states(enc, core.Examples((ids, mask), torch.arange(12) % 3), cut)
+    ordered = accuracy.by_length(data)
+    assert ordered.inputs[1].sum(1).tolist() == sorted(lengths.tolist())
+    assert sorted(ordered.labels.tolist()) == sorted(data.labels.tolist())
+    model = accuracy.UpperClassifier(upper, tiny_models.HIDDEN, 3)
+    for batch in (1, 4, 12):  # batches of the ordered set drop different amounts of padding
+        assert core.accuracy(model, ordered, batch) == core.accuracy(model, data, 12)
+
+
 def test_split_encoder_errors(tiny_bert) -> None:
     with pytest.raises(ValueError, match=r"--text-layers: expected 1\.\.2; found 3"):
         accuracy.split_encoder(tiny_bert, 3)
