@@ -197,6 +197,30 @@ def summarize(
 
 
 # ------------------------------------------------------------------------------- targets
+def gap_error(acc: float, ref_acc: float, n: int, percent: bool = False) -> float:
+    """The test-set standard error of ``acc − ref_acc`` (``percent=False``, a fraction) or of
+    ``100 · acc / ref_acc`` (``percent=True``, in percent), for accuracies measured on ``n``
+    examples each, taken as independent (which overstates it: the two share their test set).
+
+    Example:
+        >>> round(gap_error(0.66, 0.677, 3300), 4), round(gap_error(0.66, 0.677, 3300, True), 2)
+        (0.0116, 1.69)
+    """
+    a, r = standard_error(acc, n), standard_error(ref_acc, n)
+    if not percent:
+        return math.hypot(a, r)
+    return 100 * math.hypot(a, acc / ref_acc * r) / ref_acc
+
+
+def _plus_minus(row: dict[str, Any], ref: dict[str, Any], n: int | None, percent: bool) -> str:
+    """`` ± e`` for the gap of ``row`` to ``ref`` (:func:`gap_error`), or nothing without
+    ``n``."""
+    if not n:
+        return ""
+    e = gap_error(row["at_default"]["acc"], ref["at_default"]["acc"], n, percent)
+    return f" ± {e:.1f}%" if percent else f" ± {100 * e:.1f}"
+
+
 def targets(summary: dict[str, Any], task: str) -> list[str]:
     """The benchmark's targets, as lines: how close the families come, and how far off.
 
@@ -205,8 +229,11 @@ def targets(summary: dict[str, Any], task: str) -> list[str]:
     - mnist: for LoRA r=1 and r=4, the best family with at most 1/4 of its parameters, in
       points against that LoRA (target: >= 0).
 
-    At-default accuracies; families are the ``kind == "quantum"`` methods.
+    At-default accuracies; families are the ``kind == "quantum"`` methods. When the runs record
+    their test size, each gap carries the standard error that the test set alone gives it
+    (:func:`gap_error`).
     """
+    n = summary.get("n_test")
     rows = summary["methods"]
     family_rows = [r for r in rows if r["kind"] == "quantum"]
     by_name = {r["name"]: r for r in rows}
@@ -224,8 +251,9 @@ def targets(summary: dict[str, Any], task: str) -> list[str]:
             + (
                 "no family that small"
                 if b is None
-                else f"{b['name']} {b['pct_of_reference']:.1f}% "
-                f"({ref['params'] / b['params']:.0f}× fewer)"
+                else f"{b['name']} {b['pct_of_reference']:.1f}%"
+                + _plus_minus(b, ref, n, percent=True)
+                + f" ({ref['params'] / b['params']:.0f}× fewer)"
             )
         )
     else:
@@ -238,8 +266,9 @@ def targets(summary: dict[str, Any], task: str) -> list[str]:
                     "no family that small"
                     if b is None
                     else f"{b['name']} {100 * b['at_default']['acc']:.1f}% "
-                    f"({100 * b['at_default']['acc'] - acc:+.1f} pts, "
-                    f"{lora['params'] / b['params']:.1f}× fewer)"
+                    f"({100 * b['at_default']['acc'] - acc:+.1f}"
+                    + _plus_minus(b, lora, n, percent=False)
+                    + f" pts, {lora['params'] / b['params']:.1f}× fewer)"
                 )
             )
     return lines

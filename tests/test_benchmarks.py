@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 
 import pytest
@@ -343,6 +344,45 @@ def test_table_says_how_many_test_examples_each_run_had() -> None:
     plain = accuracy_report.summarize(_runs("a", 10, {1.0: [(0.8, 0.8)]}), [_method("a")], "a")
     assert plain["n_test"] is None
     assert "test examples" not in accuracy_report.format_table(plain, "title")
+
+
+def _target_summary(n_test):
+    """A summary with LoRA r=1, r=4, r=8 and two families, each run on ``n_test`` examples."""
+    spec = {  # name: (kind, params, accuracy)
+        "lora r=1": ("lora", 400, 0.80), "lora r=4": ("lora", 1600, 0.90),
+        "lora r=8": ("lora", 3200, 0.70), "small": ("quantum", 100, 0.85),
+        "tiny": ("quantum", 50, 0.60),
+    }  # fmt: skip
+    runs, methods = [], []
+    for name, (kind, params, acc) in spec.items():
+        runs += _runs(name, params, {1.0: [(acc, acc)]})
+        method = _method(name, kind)
+        if kind == "lora":
+            method["options"] = {"r": int(name.removeprefix("lora r="))}
+        methods.append(method)
+    for row in runs:
+        if n_test is not None:
+            row["n_test"] = n_test
+    return accuracy_report.summarize(runs, methods, "lora r=8")
+
+
+TARGET_LINES = {  # task -> (n_test, the lines expected)
+    "text with its test size": ("text", 2500, [
+        r"target ≥ 99% of lora r=8 with ≥ 20× fewer params: small 121\.4% ± 1\.9% \(32× fewer\)"]),
+    "text without": ("text", None, [
+        r"target ≥ 99% of lora r=8 with ≥ 20× fewer params: small 121\.4% \(32× fewer\)"]),
+    "mnist with its test size": ("mnist", 2500, [
+        r"target: match lora r=1 \(80\.0%\) .*: small 85\.0% \(\+5\.0 ± 1\.1 pts, 4\.0× fewer\)",
+        r"target: match lora r=4 \(90\.0%\) .*: small 85\.0% \(-5\.0 ± 0\.9 pts, 16\.0× fewer\)"]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("task, n_test, expected", TARGET_LINES.values(), ids=TARGET_LINES.keys())
+def test_target_lines_give_each_gap_its_test_set_error(task, n_test, expected) -> None:
+    lines = accuracy_report.targets(_target_summary(n_test), task)
+    assert len(lines) == len(expected)
+    for line, pattern in zip(lines, expected, strict=True):
+        assert re.fullmatch(pattern, line), line
 
 
 def test_summary_needs_default_runs_and_the_reference() -> None:
