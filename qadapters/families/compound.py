@@ -63,7 +63,6 @@ reports both (DeBERTa-v3-base query+value, r = 3, orders (1, 2): 16,632 vs 34,84
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
 from math import comb
 from typing import Any, Literal, cast
 
@@ -79,7 +78,7 @@ from qadapters.families.base import (
     layer_text,
     no_autocast,
 )
-from qadapters.families.compound_tiling import block_qubits, fitting_blocks
+from qadapters.families.compound_options import Combine, CompoundOptions
 from qadapters.families.cost import (
     Cost,
     Work,
@@ -92,9 +91,7 @@ from qadapters.families.cost import (
 from qadapters.families.hamming import flush_subnormal
 from qadapters.families.kernels import rotated_weight
 from qadapters.families.kernels.block_mix import Form, block_mix
-from qadapters.families.options import FamilyOptions, option
 
-Combine = Literal["product", "sum"]
 #: how ``x · M`` is computed (Note [two compute paths]): every order's block formed and applied
 #: densely, or order 2 applied as a two-form of the composed rotation
 Path = Literal["dense", "two-form"]
@@ -107,68 +104,6 @@ TWO_FORM_MOVES = 8
 #: ``benchmarks/compound_apply.py``: the two-form path's scatters and gathers are memory-bound,
 #: the dense path's products are not)
 MOVE_MACS = 48
-
-
-@dataclass(frozen=True)
-class CompoundOptions(FamilyOptions):
-    """Options of :class:`CompoundAdapter` (checks: :mod:`qadapters.families.options`)."""
-
-    family = "compound"
-
-    blocks: int | None = option(
-        None,
-        "r, blocks M_b tiled along the output features (None: as many blocks of "
-        "BLOCK_WIRES = 5 wires as the width holds)",
-        low=1,
-    )
-    orders: tuple[int, ...] = option(
-        (1, 2), "Hamming weights k whose compounds A^(k) make each block, e.g. [1, 2]", low=1
-    )
-    num_adapters: int = option(1, "how many M's to combine", low=1)
-    combine: Combine = option(  # noqa: RUF009 (option() returns a dataclasses.field)
-        "product", "how several M's combine: product or sum (mean)"
-    )
-    magnitude: bool = option(
-        False, "a trainable scale per output feature after M (a rotation cannot rescale)"
-    )
-
-    def check(self) -> None:
-        """Orders are distinct; they are kept sorted."""
-        if len(set(self.orders)) != len(self.orders):
-            raise self.error(
-                "orders", f"expected distinct ints >= 1, e.g. [1, 2]; found {list(self.orders)}"
-            )
-        object.__setattr__(self, "orders", tuple(sorted(self.orders)))
-
-    @property
-    def block_count(self) -> int:
-        """``blocks`` once sized for a layer (:meth:`CompoundAdapter.sized_options` fills in
-        ``None``).
-
-        Raises:
-            ValueError: the options were not sized for a layer.
-        """
-        if self.blocks is None:
-            raise ValueError(
-                "compound option 'blocks': expected options sized for a layer "
-                "(CompoundAdapter.layer_options); found blocks=None"
-            )
-        return self.blocks
-
-    def block_wires(self, out_features: int) -> int:
-        """n, the wires of each of the :attr:`block_count` blocks on ``out_features`` outputs
-        (:func:`.compound_tiling.block_qubits`).
-
-        Raises:
-            ValueError: the options were not sized for a layer, or the blocks do not fit.
-        """
-        return block_qubits(out_features, self.block_count, self.orders)
-
-    def inert(self) -> dict[str, str]:
-        """``combine`` with a single adapter."""
-        if self.num_adapters == 1:
-            return {"combine": "it joins several adapters, and num_adapters=1"}
-        return {}
 
 
 def order2_path(n: int, orders: Sequence[int], num_adapters: int, combine: str) -> Path:
@@ -254,11 +189,9 @@ class CompoundAdapter(Adapter):
 
     @classmethod
     def sized_options(cls, options: Any, in_features: int, out_features: int) -> Any:
-        """``blocks=None`` becomes :func:`fitting_blocks` of the output width."""
-        opts = cast(CompoundOptions, options)
-        if opts.blocks is not None:
-            return opts
-        return replace(opts, blocks=fitting_blocks(out_features, opts.orders))
+        """``blocks=None`` becomes :func:`fitting_blocks` of the output width
+        (:meth:`CompoundOptions.sized`)."""
+        return cast(CompoundOptions, options).sized(out_features)
 
     @classmethod
     def check_layer(cls, options: Any, in_features: int, out_features: int) -> list[str]:

@@ -17,10 +17,12 @@ wires costs ``Σ_k C(n,k)²`` multiply-adds per token for ``Σ_k C(n,k)`` featur
 features at n = 5 with orders (1, 2), about 8 per feature (LoRA r=8 costs 16 per feature of a
 square layer), against 94 per feature at n = 15. Blocks of 3 to 5 wires are level at 0.3× the
 rate; at the rate 4 and 3 wires score 0.8 and 1.4 points above 5, about one standard error of a
-run on that test set (0.9 points), so the choice among them is not settled. ``blocks=None`` takes
-:func:`fitting_blocks`: as many blocks of :data:`BLOCK_WIRES` = 5 wires as the width holds
-(25 on 384 features, 51 on 768, 153 on 2304), and one block of whatever fits on a layer
-narrower than one block. An explicit ``blocks`` keeps the paper's tiling.
+run on that test set (0.9 points), so the choice among them is not settled. ``blocks=None``
+takes :func:`fitting_blocks`: as many blocks of ``wires`` wires (option ``wires``, default
+:data:`BLOCK_WIRES` = 5) as the width holds (25 on 384 features, 51 on 768, 153 on 2304), and
+one block of whatever fits on a layer narrower than one block. An explicit ``blocks`` keeps the
+paper's tiling. ``wires`` is an option, not a constant, so that the saved defaults (Note [saved
+defaults]) record it: a later default cannot change the blocks of an adapter on disk.
 """
 
 from __future__ import annotations
@@ -28,20 +30,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from math import comb
 
-#: wires per block when ``blocks`` is left to the layer (Note [block size])
+#: the default of the ``wires`` option: wires per block when ``blocks`` is left to the layer
+#: (Note [block size])
 BLOCK_WIRES = 5
 
 
-def fitting_blocks(features: int, orders: Sequence[int]) -> int:
+def fitting_blocks(features: int, orders: Sequence[int], wires: int = BLOCK_WIRES) -> int:
     """The number of blocks ``blocks=None`` takes on ``features`` outputs: as many blocks of
-    :data:`BLOCK_WIRES` wires (or ``max(orders) + 1``, so that every order acts) as fit, at
-    least one (Note [block size]).
+    ``wires`` wires (or ``max(orders) + 1``, so that every order acts) as fit, at least one
+    (Note [block size]).
 
     Example:
         >>> fitting_blocks(384, (1, 2)), fitting_blocks(2304, (1, 2)), fitting_blocks(5, (1,))
         (25, 153, 1)
+        >>> fitting_blocks(384, (1, 2), wires=4)
+        38
     """
-    wires = max(BLOCK_WIRES, max(orders) + 1)
+    wires = max(wires, max(orders) + 1)
     return max(1, features // sum(comb(wires, k) for k in orders))
 
 

@@ -1,11 +1,12 @@
 """Typed family options: the base class of every family's options dataclass, and its checks.
 
 Each family declares one frozen dataclass beside the adapter that reads it (``PauliOptions`` in
-:mod:`.pauli`, ``TaylorOptions`` in :mod:`.taylor`, ``CompoundOptions`` in :mod:`.compound`,
-``HammingOptions`` in :mod:`.hamming`): the reader of a family module sees its knobs next to the
-code they drive, and that dataclass is the only place an option's default, type, range and help
-text are written. The adapter's constructor, its ``count``, ``families.family_options``,
-``QAdapterConfig`` and ``qadapters count`` all read it.
+:mod:`.pauli`, ``TaylorOptions`` in :mod:`.taylor`, ``HammingOptions`` in :mod:`.hamming`;
+``CompoundOptions`` in :mod:`.compound_options`, a module of its own beside :mod:`.compound`):
+the reader of a family module sees its knobs next to the code they drive, and that dataclass is
+the only place an option's default, type, range and help text are written. The adapter's
+constructor, its ``count``, ``families.family_options``, ``QAdapterConfig`` and
+``qadapters count`` all read it.
 
 A field is declared with :func:`option`; its annotation says what is accepted, checked when the
 dataclass is built (so a config is validated completely without any layer size):

@@ -198,7 +198,7 @@ def test_options_normalised_and_resolved() -> None:
     cfg = QAdapterConfig("compound", ("query",), options={"orders": (2, 1)})
     assert cfg.options == {"orders": [2, 1]} and cfg.target_modules == ["query"]
     assert cfg.resolved_options() == {
-        "blocks": None, "orders": (1, 2), "num_adapters": 1, "combine": "product",
+        "blocks": None, "wires": 5, "orders": (1, 2), "num_adapters": 1, "combine": "product",
         "magnitude": False,
     }  # fmt: skip
     pauli = QAdapterConfig("pauli", ["q"], options={"scale": 2})

@@ -11,7 +11,8 @@ from torch import nn
 import qadapters
 from qadapters.cli.count import compute_path
 from qadapters.families import FAMILIES
-from qadapters.families.compound import CompoundAdapter, block_qubits, order2_path
+from qadapters.families.compound import CompoundAdapter, order2_path
+from qadapters.families.compound_tiling import block_qubits
 from tests.qadapters.families.test_cost import _measure
 
 #: id -> (out_features, options) where both paths apply (one adapter, or a product)

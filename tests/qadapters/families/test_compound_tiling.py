@@ -1,4 +1,5 @@
-"""How ``compound`` tiles a layer: ``blocks=None`` takes blocks of 5 wires (Note [block size])."""
+"""How ``compound`` tiles a layer: ``blocks=None`` takes blocks of ``wires`` wires, 5 by default
+(Note [block size])."""
 
 from __future__ import annotations
 
@@ -29,6 +30,25 @@ def test_the_default_takes_as_many_small_blocks_as_fit(features, orders, blocks,
     assert (adapter.blocks, adapter.n_qubits) == (blocks, n)
     assert adapter.options.blocks == blocks  # the options the adapter was built with
     assert CompoundAdapter.count(8, features, orders=orders) == blocks * n * (n - 1) // 2
+
+
+#: (output features, wires, blocks, wires n the layer gets): ``blocks=None`` with other wires
+WIRES_TILING = [
+    (384, 4, 38, 4),  # 4 + 6 = 10 features a block
+    (384, 3, 64, 3),  # 3 + 3 = 6
+    (384, 6, 18, 6),  # 6 + 15 = 21
+    (20, 8, 1, 5),  # 8 wires hold 36 features: one block of the most wires that fit
+]
+
+
+@pytest.mark.parametrize(("features", "wires", "blocks", "n"), WIRES_TILING)
+def test_the_wires_option_sets_the_blocks_of_the_default_tiling(features, wires, blocks, n):
+    assert fitting_blocks(features, (1, 2), wires) == blocks
+    adapter = CompoundAdapter(8, features, wires=wires)
+    assert (adapter.blocks, adapter.n_qubits) == (blocks, n)
+    assert adapter.options.blocks == blocks
+    assert adapter.options.wires == BLOCK_WIRES  # sized: the blocks say it all
+    assert CompoundAdapter.count(8, features, wires=wires) == blocks * n * (n - 1) // 2
 
 
 def test_blocks_per_wire_count_follow_the_constant() -> None:

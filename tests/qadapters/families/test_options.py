@@ -60,7 +60,7 @@ OPTION_CASES = _option_cases()
 def test_every_option_of_every_family_has_bad_values() -> None:
     covered = {(f, name) for f, name, _ in OPTION_CASES}
     assert covered == {(f, name) for f in FAMILIES for name in family_options(f)}
-    assert len(covered) == 17  # 3 pauli + 4 taylor + 5 compound + 5 hamming
+    assert len(covered) == 18  # 3 pauli + 4 taylor + 6 compound + 5 hamming
 
 
 @pytest.mark.parametrize(("family", "name", "value"), OPTION_CASES, ids=repr)
@@ -95,6 +95,8 @@ MESSAGES = [
      "found 2 (an int)"),
     ("compound", {"blocks": 0},
      "compound option 'blocks': expected None or an int >= 1; found 0 (an int)"),
+    ("compound", {"wires": 1},
+     "compound option 'wires': expected an int >= 2; found 1 (an int)"),
     ("hamming", {"layout": "ring"},
      "hamming option 'layout': expected one of 'pyramid', 'brick', 'butterfly'; found 'ring' "
      "(a str)"),
@@ -154,6 +156,8 @@ COUNT_CASES = [
     ("compound", 10, 33, {"blocks": 1, "orders": [1, 2, 3]}),
     ("compound", 8, 100, {"blocks": 4, "orders": [2], "num_adapters": 3, "combine": "sum"}),
     ("compound", 50, 64, {"orders": [1]}),
+    ("compound", 384, 384, {"wires": 4}),
+    ("compound", 30, 100, {"wires": 3, "orders": [1], "magnitude": True}),
     ("hamming", 1, 2, {"num_adapters": 1}),
     ("hamming", 100, 20, {"layout": "brick", "depth": 7}),
     ("hamming", 16, 16, {"layout": "butterfly", "num_adapters": 3}),
@@ -178,12 +182,13 @@ INERT = [
     ("hamming", {"depth": 2}, "layout='pyramid' has a fixed depth"),
     ("hamming", {"layout": "butterfly", "depth": 4}, "layout='butterfly' has a fixed depth"),
     ("compound", {"combine": "sum"}, "num_adapters=1"),
+    ("compound", {"blocks": 3, "wires": 4}, "blocks is given"),
 ]
 
 
 @pytest.mark.parametrize(("family", "options", "why"), INERT)
 def test_config_refuses_an_inert_option_the_user_set(family, options, why) -> None:
-    name = next(k for k in options if k in ("order", "depth", "combine"))
+    name = next(k for k in options if k in ("order", "depth", "combine", "wires"))
     with pytest.raises(ValueError, match=f"{family} option '{name}' has no effect: .*{why}"):
         QAdapterConfig(family, ["q"], options=options)
 

@@ -111,6 +111,14 @@ CASES = {
     ),
     "other-family-untouched": (QAdapterConfig("pauli", ["a"]), _record(hamming={"depth": 2}), None),
     "before-records": (QAdapterConfig("compound", ["a"]), None, {"blocks": 3}),
+    "changed-wires-made-explicit": (
+        QAdapterConfig("compound", ["a"]), _record(compound={"wires": 4}), {"wires": 4}
+    ),
+    "wires-left-out-when-blocks-given": (  # given blocks, the width sets the wires
+        QAdapterConfig("compound", ["a"], options={"blocks": 3}),
+        _record(compound={"wires": 4}),
+        None,
+    ),
     "before-records-blocks-given": (
         QAdapterConfig("compound", ["a"], options={"blocks": 7}),
         None,
