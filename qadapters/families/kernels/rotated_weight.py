@@ -117,15 +117,17 @@ class _RotatedLinear(torch.autograd.Function):
         forms, refs = ctx.forms, ctx.refs
         blocks = [unique[i] for i in refs]
         g = grad.reshape(-1, grad.shape[-1])
-        wt = _rotated(weight, blocks, forms)
-        grad_x = None
-        if ctx.needs_input_grad[0]:
-            grad_x = (g @ wt.t()).view(ctx.in_shape)
         wanted = [ctx.needs_input_grad[6 + i] for i in range(len(unique))]
+        remake = any(wanted) and ctx.keep == "input"
+        # W' rotated anew, only where the input gradient or a remade output needs it
+        wt = _rotated(weight, blocks, forms) if ctx.needs_input_grad[0] or remake else None
+        grad_x = None
+        if wt is not None and ctx.needs_input_grad[0]:
+            grad_x = (g @ wt.t()).view(ctx.in_shape)
         summed: list[Tensor | None] = [None] * len(unique)
         if any(wanted):
             y = kept  # the output, or the input to make it from again
-            if ctx.keep == "input":
+            if wt is not None and remake:
                 y = _product(kept.reshape(-1, kept.shape[-1]), wt, bias, blocks, forms)
             summed = orthogonal_mix_backward(y, g, unique, forms, refs, wanted, None)
         return (grad_x, None, None, None, None, None, *summed)

@@ -59,6 +59,24 @@ def test_gradcheck(d_in, d_out, options, bias, keep):
 
 @pytest.mark.parametrize("keep", ["input", "output"])
 @pytest.mark.parametrize("d_in, d_out, options, bias", CASES.values(), ids=CASES.keys())
+def test_angle_gradient_alone_matches_the_frozen_output_mixed(d_in, d_out, options, bias, keep):
+    adapter, weight, b = _setup(d_in, d_out, options, bias)
+    x = torch.randn(5, d_in, dtype=torch.float64)  # no input gradient: only the blocks' is made
+    base = x @ weight.T + (0 if b is None else b)
+    grads = []
+    for mix in (
+        lambda blocks, forms: rotated_linear(x, weight, b, blocks, forms, keep),
+        lambda blocks, forms: block_mix(base, blocks, orthogonal=True, forms=forms),
+    ):
+        theta = adapter.theta.detach().clone().requires_grad_(True)
+        blocks, forms = adapter.path_blocks(torch.float64, theta=theta)
+        (mix(blocks, forms) ** 2).sum().backward()
+        grads.append(theta.grad)
+    torch.testing.assert_close(grads[0], grads[1])
+
+
+@pytest.mark.parametrize("keep", ["input", "output"])
+@pytest.mark.parametrize("d_in, d_out, options, bias", CASES.values(), ids=CASES.keys())
 def test_keeps_the_layer_input_or_the_output(d_in, d_out, options, bias, keep):
     adapter, weight, b = _setup(d_in, d_out, options, bias)
     blocks, forms = adapter.path_blocks(torch.float64)
